@@ -1,0 +1,286 @@
+r"""Plain instance types shared by ``theory/`` and ``numerics/``, and the project's error family.
+
+This module imports neither sympy nor torch: it is the one thing the symbolic side and its
+numeric twin share, so that a check comparing them is worth something.
+
+Notation (paper symbol -> field):
+
+===============  ===================================  ==========================================
+paper            here                                  meaning
+===============  ===================================  ==========================================
+:math:`\theta`   ``logits`` / ``theta``                policy parameters
+:math:`K`        ``SoftmaxBandit.K``                   number of arms
+:math:`C`        ``correct``                           correct arms / correct vocabulary subset
+:math:`T, V`     ``TokenSequence.T``, ``.V``           response length, vocabulary size
+:math:`o^\star`  ``TokenSequence.target``              target response
+:math:`m`        ``TokenSequence.min_correct``         reward 1 iff at least m positions match
+:math:`\phi(v)`  ``SharedTokens.features[v]``          log-linear feature of token v
+===============  ===================================  ==========================================
+
+Parameter vectors are always flat: softmax ``(K,)``, tokens ``(T*V,)`` row-major, shared ``(d,)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, final
+
+__all__ = [
+    "FAMILIES",
+    "GradgapError",
+    "GradgapTypeError",
+    "GradgapValueError",
+    "Instance",
+    "SharedTokens",
+    "SoftmaxBandit",
+    "TokenSequence",
+    "family_name",
+]
+
+
+class GradgapError(Exception):
+    """Base of every error gradgap raises on bad input; the CLI prints it as one line, exit 2."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class GradgapValueError(GradgapError, ValueError):
+    """A value that breaks a rule (range, length, emptiness)."""
+
+
+class GradgapTypeError(GradgapError, TypeError):
+    """A value of the wrong kind (not a number, not a sequence)."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fail(field: str, value: Any, rule: str, cls: type[GradgapError] = GradgapValueError) -> GradgapError:
+    return cls(f"{field}={_short(value)}: {rule}", field=field, value=value)
+
+
+def check_finite_vector(field: str, values: Any, *, length: int | None = None) -> tuple[float, ...]:
+    """Return ``values`` as a tuple of finite floats, or raise naming ``field``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise _fail(field, values, "must be a sequence of numbers", GradgapTypeError)
+    out: list[float] = []
+    for item in values:
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            raise _fail(field, values, f"entry {_short(item, 20)} is not a real number", GradgapTypeError)
+        x = float(item)
+        if not math.isfinite(x):
+            raise _fail(field, values, "entries must be finite")
+        out.append(x)
+    if not out:
+        raise _fail(field, values, "must not be empty")
+    if length is not None and len(out) != length:
+        raise _fail(field, values, f"must have length {length}, got {len(out)}")
+    return tuple(out)
+
+
+def check_index_set(field: str, values: Any, *, size: int, proper: bool = True) -> frozenset[int]:
+    """A non-empty set of indices in ``range(size)``; with ``proper`` it may not be all of them."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise _fail(field, values, "must be a collection of indices", GradgapTypeError)
+    items = list(values)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
+            raise _fail(field, values, f"entry {_short(item, 20)} is not an integer index", GradgapTypeError)
+        if not 0 <= item < size:
+            raise _fail(field, values, f"index {item} out of range 0..{size - 1}")
+    out = frozenset(int(i) for i in items)
+    if not out:
+        raise _fail(field, values, "must not be empty (some response must be correct)")
+    if proper and len(out) == size:
+        raise _fail(field, values, "must not contain every index (some response must be wrong)")
+    return out
+
+
+@final
+@dataclass(frozen=True)
+class SoftmaxBandit:
+    r"""K-armed softmax bandit: :math:`\pi_\theta(a) = e^{\theta_a} / \sum_b e^{\theta_b}`, reward
+    :math:`r(a) = \mathbb 1[a \in C]`.
+
+    >>> SoftmaxBandit(logits=(0.0, 1.0, -1.0), correct=frozenset({0})).K
+    3
+    """
+
+    logits: tuple[float, ...]
+    correct: frozenset[int]
+
+    def __post_init__(self) -> None:
+        logits = check_finite_vector("logits", self.logits)
+        if len(logits) < 2:
+            raise _fail("logits", self.logits, "a bandit needs at least 2 arms")
+        object.__setattr__(self, "logits", logits)
+        object.__setattr__(self, "correct", check_index_set("correct", self.correct, size=len(logits)))
+
+    @property
+    def K(self) -> int:
+        return len(self.logits)
+
+    @property
+    def theta(self) -> tuple[float, ...]:
+        """The flat parameter vector (here the logits)."""
+        return self.logits
+
+    def with_theta(self, theta: Sequence[float]) -> SoftmaxBandit:
+        return SoftmaxBandit(logits=tuple(theta), correct=self.correct)
+
+
+@final
+@dataclass(frozen=True)
+class TokenSequence:
+    r"""Tabular token-sequence policy: T positions, V tokens, independent logits per position,
+    :math:`\pi_\theta(o) = \prod_t \mathrm{softmax}(\theta_t)_{o_t}`.
+
+    Reward: 1 iff at least ``min_correct`` positions carry the target token (``None`` = all T:
+    exact match of ``target``).
+
+    >>> TokenSequence(logits=((0.0, 1.0), (2.0, 0.0)), target=(1, 0)).T
+    2
+    """
+
+    logits: tuple[tuple[float, ...], ...]
+    target: tuple[int, ...]
+    min_correct: int | None = None
+
+    def __post_init__(self) -> None:
+        rows = self.logits
+        if isinstance(rows, str | bytes) or not isinstance(rows, Iterable):
+            raise _fail("logits", rows, "must be a T x V table of numbers", GradgapTypeError)
+        rows = list(rows)
+        if not rows:
+            raise _fail("logits", self.logits, "must have at least one row (T >= 1)")
+        table = tuple(check_finite_vector(f"logits[{t}]", row) for t, row in enumerate(rows))
+        V = len(table[0])
+        for t, row in enumerate(table):
+            if len(row) != V:
+                raise _fail("logits", self.logits, f"ragged rows: row 0 has {V} entries, row {t} has {len(row)}")
+        if V < 2:
+            raise _fail("logits", self.logits, "the vocabulary needs at least 2 tokens (V >= 2)")
+        object.__setattr__(self, "logits", table)
+        target = self.target
+        if isinstance(target, str | bytes) or not isinstance(target, Iterable):
+            raise _fail("target", target, "must be a sequence of token indices", GradgapTypeError)
+        target = tuple(target)
+        if len(target) != len(table):
+            raise _fail("target", self.target, f"must have length T={len(table)}, got {len(target)}")
+        for v in target:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise _fail("target", self.target, f"entry {_short(v, 20)} is not an integer", GradgapTypeError)
+            if not 0 <= v < V:
+                raise _fail("target", self.target, f"token {v} out of range 0..{V - 1}")
+        object.__setattr__(self, "target", tuple(int(v) for v in target))
+        m = self.min_correct
+        if m is not None:
+            if isinstance(m, bool) or not isinstance(m, int):
+                raise _fail("min_correct", m, "must be an integer", GradgapTypeError)
+            if not 1 <= m <= len(table):
+                raise _fail("min_correct", m, f"must lie in 1..T={len(table)}")
+
+    @property
+    def T(self) -> int:
+        return len(self.logits)
+
+    @property
+    def V(self) -> int:
+        return len(self.logits[0])
+
+    @property
+    def m(self) -> int:
+        """Successes need at least ``m`` matching positions (``T`` for exact match)."""
+        return self.T if self.min_correct is None else self.min_correct
+
+    @property
+    def theta(self) -> tuple[float, ...]:
+        """Flat parameter vector, row-major ``(T*V,)``."""
+        return tuple(x for row in self.logits for x in row)
+
+    def with_theta(self, theta: Sequence[float]) -> TokenSequence:
+        flat = tuple(theta)
+        if len(flat) != self.T * self.V:
+            raise _fail("theta", flat, f"must have length T*V={self.T * self.V}")
+        rows = tuple(flat[t * self.V : (t + 1) * self.V] for t in range(self.T))
+        return TokenSequence(logits=rows, target=self.target, min_correct=self.min_correct)
+
+
+@final
+@dataclass(frozen=True)
+class SharedTokens:
+    r"""Shared-parameter log-linear token policy: one :math:`\theta\in\mathbb R^d` at every position,
+    :math:`\pi_\theta(v) \propto \exp(\theta^\top\phi(v) + b_v)`, :math:`\pi_\theta(o)=\prod_{t=1}^T\pi_\theta(o_t)`.
+
+    Reward: 1 iff every token lies in the correct subset ``correct`` of the vocabulary, so
+    :math:`J = p^T` with :math:`p = \sum_{v\in C}\pi_\theta(v)`.
+
+    >>> SharedTokens(theta=(0.0,), features=((0.0,), (1.0,), (2.0,)), correct=frozenset({1}), T=2).V
+    3
+    """
+
+    theta: tuple[float, ...]
+    features: tuple[tuple[float, ...], ...]
+    correct: frozenset[int]
+    T: int
+    bias: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        theta = check_finite_vector("theta", self.theta)
+        object.__setattr__(self, "theta", theta)
+        feats = self.features
+        if isinstance(feats, str | bytes) or not isinstance(feats, Iterable):
+            raise _fail("features", feats, "must be a V x d table of numbers", GradgapTypeError)
+        table = tuple(check_finite_vector(f"features[{v}]", row, length=len(theta)) for v, row in enumerate(feats))
+        if len(table) < 2:
+            raise _fail("features", self.features, "the vocabulary needs at least 2 tokens (V >= 2)")
+        object.__setattr__(self, "features", table)
+        object.__setattr__(self, "correct", check_index_set("correct", self.correct, size=len(table)))
+        if isinstance(self.T, bool) or not isinstance(self.T, int):
+            raise _fail("T", self.T, "must be an integer", GradgapTypeError)
+        if self.T < 1:
+            raise _fail("T", self.T, "must be >= 1")
+        if self.bias is not None:
+            object.__setattr__(self, "bias", check_finite_vector("bias", self.bias, length=len(table)))
+
+    @property
+    def d(self) -> int:
+        return len(self.theta)
+
+    @property
+    def V(self) -> int:
+        return len(self.features)
+
+    @property
+    def biases(self) -> tuple[float, ...]:
+        """The per-token biases :math:`b_v` (zeros when none were given)."""
+        return self.bias if self.bias is not None else (0.0,) * self.V
+
+    def with_theta(self, theta: Sequence[float]) -> SharedTokens:
+        return SharedTokens(theta=tuple(theta), features=self.features, correct=self.correct, T=self.T,
+                            bias=self.bias)
+
+
+Instance = SoftmaxBandit | TokenSequence | SharedTokens
+
+FAMILIES: Final[dict[str, type]] = {
+    "softmax": SoftmaxBandit,
+    "tokens": TokenSequence,
+    "shared_tokens": SharedTokens,
+}
+
+
+def family_name(instance: Instance) -> str:
+    """The family name (a key of :data:`FAMILIES`) of an instance."""
+    for name, cls in FAMILIES.items():
+        if isinstance(instance, cls):
+            return name
+    raise GradgapTypeError(f"instance={_short(instance)}: not a gradgap instance", field="instance", value=instance)
