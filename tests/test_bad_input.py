@@ -11,8 +11,6 @@ from theory.instances import (
     GradgapError,
     GradgapTypeError,
     GradgapValueError,
-    SharedTokens,
-    SoftmaxBandit,
     TokenSequence,
     family_name,
 )

@@ -1,0 +1,105 @@
+"""Comparisons of a symbolic quantity (theory/, SymPy at 30 digits) with its numeric twin (numerics/).
+
+Each helper computes the two sides by independent routes and fails with the quantity, the routes, the
+instance, the error and the tolerance (style rule 13). Tolerances come from ``proofs_check.tolerances``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+import numerics
+import theory
+from proofs_check.tolerances import EXACT, FD, MC_ALPHA
+from theory.instances import Instance
+
+DIGITS = 30
+
+
+def sym_scalar(expr: Any) -> float:
+    return float(sp.N(expr, DIGITS))
+
+
+def sym_vector(matrix: Any) -> np.ndarray:
+    return np.array([float(sp.N(x, DIGITS)) for x in sp.Matrix(matrix)], dtype=np.float64)
+
+
+def sym_matrix(matrix: Any) -> np.ndarray:
+    m = sp.Matrix(matrix)
+    return np.array([[float(sp.N(m[i, j], DIGITS)) for j in range(m.cols)] for i in range(m.rows)])
+
+
+def assert_close(quantity: str, routes: str, inst: Instance, got: Any, want: Any, tol: tuple[float, float]) -> None:
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{quantity} [{routes}] shape {got.shape} != {want.shape} on {inst}"
+    rtol, atol = tol
+    err = np.abs(got - want)
+    bound = atol + rtol * np.abs(want)
+    worst = int(np.argmax(err - bound)) if err.size else 0
+    assert np.all(np.isfinite(got)), f"{quantity} [{routes}] not finite: {got} on {inst}"
+    assert np.all(err <= bound), (
+        f"{quantity} [{routes}] on {inst}: error {err.flat[worst]:.3e} > tolerance {bound.flat[worst]:.3e} "
+        f"(rtol={rtol}, atol={atol}); got {got.flat[worst]!r}, want {want.flat[worst]!r}"
+    )
+
+
+def check_success_rate(inst: Instance, methods: tuple[str, ...]) -> None:
+    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    want = sym_scalar(sym.success_rate(inst))
+    for method in methods:
+        assert_close("success_rate", f"symbolic vs {method}", inst, num.success_rate(inst, method=method), want, EXACT)
+
+
+def check_log_odds(inst: Instance, methods: tuple[str, ...]) -> None:
+    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    want = sym_scalar(sym.log_odds(inst))
+    for method in methods:
+        assert_close("log_odds", f"symbolic vs {method}", inst, num.log_odds(inst, method=method), want, EXACT)
+
+
+def check_gradient_gap(inst: Instance, methods: tuple[str, ...]) -> None:
+    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    want = sym_vector(sym.gradient_gap(inst))
+    for method in methods:
+        tol = FD if method == "fd" else EXACT
+        assert_close("gradient_gap", f"symbolic vs {method}", inst, num.gradient_gap(inst, method=method), want, tol)
+
+
+def check_grad_success_rate_is_variance_times_gap(inst: Instance) -> None:
+    r"""numeric :math:`\nabla J` (autograd) against symbolic :math:`J(1-J)\,g`."""
+    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    want = sym_vector(sym.success_rate(inst) * (1 - sym.success_rate(inst)) * sym.gradient_gap(inst))
+    got = num.grad_success_rate(inst, method="autograd")
+    assert_close("grad_J vs J(1-J)g", "autograd vs symbolic", inst, got, want, EXACT)
+
+
+def check_hessian_log_odds(inst: Instance) -> None:
+    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    want = sym_matrix(sym.hessian_log_odds(inst))
+    got = num.hessian_log_odds(inst, method="autograd")
+    assert_close("hessian_log_odds", "symbolic vs autograd", inst, got, want, EXACT)
+
+
+def check_score_mean_zero_by_enumeration(inst: Instance) -> None:
+    num = numerics.family_module(inst)
+    got = num.expected_score(inst, method="enumerate")
+    assert_close("E[score]", "enumerate vs 0", inst, got, np.zeros_like(got), EXACT)
+
+
+def check_gradient_gap_monte_carlo(inst: Instance, n: int = 4000, seed: int = 0) -> None:
+    r"""z-test per coordinate: :math:`|\hat g_i - g_i| \le z_{1-\alpha/(2n)}\,\widehat{se}_i` (Bonferroni)."""
+    from statistics import NormalDist
+
+    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    want = sym_vector(sym.gradient_gap(inst))
+    est = num.gradient_gap(inst, method="mc", n=n, seed=seed)
+    mean, se = np.asarray(est.mean), np.asarray(est.stderr)
+    z = NormalDist().inv_cdf(1 - MC_ALPHA / (2 * want.size))
+    err = np.abs(mean - want)
+    # a coordinate with zero stderr must then be exact (e.g. a parameter no sample moves)
+    bound = z * se + EXACT[1]
+    assert np.all(err <= bound), f"gradient_gap [mc vs symbolic] on {inst}: err {err} > {bound} (alpha={MC_ALPHA})"
