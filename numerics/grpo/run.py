@@ -1,0 +1,365 @@
+r"""One GRPO run with the probe: build model, task and TRL trainer from a :class:`GrpoRunConfig`, train, classify.
+
+Reads top to bottom: options -> model and data -> trainer with probe -> train -> summary and status.
+
+**Collapse rule.** A finished run is ``COLLAPSED`` when its final evaluation success rate is below
+``collapse_fraction`` (default 1/2) times its initial one, :math:`J_K < c\,J_0`; for dataset presets without an
+exact evaluation the mean batch success rate of the last quarter of the steps is compared with that of the
+first quarter. A NaN or infinite loss, a reward function that raises, or a bad dataset stops the run with a
+:class:`~theory.instances.GradgapError` (a sweep records it ``FAILED`` with the reason; for bracketing, the report
+counts a non-finite loss as unstable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from numerics.grpo.config import GrpoRunConfig
+from theory.instances import GradgapError, GradgapValueError
+
+__all__ = ["RunResult", "classify", "copy_reward", "math_reward", "require_llm", "run_one", "trl_options"]
+
+STATUSES = ("OK", "COLLAPSED", "FAILED")
+
+
+class MissingExtraError(GradgapError):
+    """The optional ``llm`` extra (trl, transformers, accelerate, datasets) is not installed."""
+
+
+def require_llm() -> None:
+    """Raise a one-line :class:`MissingExtraError` unless trl and its companions import."""
+    import importlib.util
+
+    missing = [m for m in ("trl", "transformers", "accelerate", "datasets", "tokenizers")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtraError(f"modules={missing}: the grpo commands need the optional extra; install it with "
+                                "pip install 'gradgap[llm]'", field="modules", value=missing)
+
+
+def trl_options(cfg: GrpoRunConfig, *, output_dir: str, num_processes: int = 1) -> dict[str, Any]:
+    """The ``trl.GRPOConfig`` keyword arguments for ``cfg`` (plain dict; no trl import)."""
+    per_device = cfg.batch_size // cfg.gradient_accumulation_steps // max(num_processes, 1)
+    return {
+        "output_dir": output_dir,
+        "learning_rate": cfg.lr,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "max_steps": cfg.steps,
+        "per_device_train_batch_size": max(per_device, 1),
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "num_generations": cfg.num_generations,
+        "max_completion_length": cfg.effective_max_completion_length,
+        "loss_type": cfg.loss_type,
+        "scale_rewards": cfg.scale_rewards,
+        "optim": {"sgd": "sgd", "adamw": "adamw_torch"}[cfg.optim],
+        "weight_decay": 0.0,
+        "max_grad_norm": cfg.max_grad_norm,
+        "temperature": cfg.temperature,
+        "top_p": 1.0,
+        "top_k": 0,
+        "beta": cfg.beta,
+        "epsilon": cfg.epsilon,
+        "num_iterations": 1,
+        "seed": cfg.seed,
+        "bf16": cfg.dtype == "bfloat16",
+        "fp16": False,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "use_vllm": cfg.use_vllm,
+        **({"vllm_mode": "colocate"} if cfg.use_vllm else {}),
+        "report_to": cfg.report_to,
+        "logging_steps": cfg.logging_steps,
+        "save_strategy": "no",
+        "disable_tqdm": True,
+        "log_completions": False,
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": False,  # the batches are strings; pinning buys nothing
+    }
+
+
+# -- rewards ----------------------------------------------------------------------------------------------------
+def copy_reward(prompts: Sequence[str], completions: Sequence[str], completion_ids: Sequence[Sequence[int]],
+                answer: Sequence[str], **_: Any) -> list[float]:
+    """1.0 iff the completion is exactly the answer digits followed by the end of sequence."""
+    from numerics.grpo.tiny import CopyTask
+
+    return CopyTask.reward(prompts, completions, completion_ids, answer)
+
+
+_BOXED = re.compile(r"\\boxed\{")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+
+
+def extract_answer(text: str) -> str | None:
+    r"""The last ``\boxed{...}`` content (braces balanced), else the last number in ``text``.
+
+    >>> extract_answer(r"so \boxed{\frac{1}{2}} done"), extract_answer("it is 1,024.")
+    ('\\frac{1}{2}', '1024')
+    """
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if starts:
+        i, depth, j = starts[-1], 1, starts[-1]
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth == 0:
+            return text[i : j - 1].strip()
+    nums = _NUMBER.findall(text)
+    return nums[-1].replace(",", "") if nums else None
+
+
+def _as_number(s: str) -> Fraction | None:
+    s = s.replace(",", "").replace("$", "").replace(" ", "").rstrip(".")
+    m = re.fullmatch(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}", s)
+    if m:
+        return Fraction(int(m.group(1)), int(m.group(2)))
+    try:
+        return Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def answers_match(predicted: str | None, reference: str) -> bool:
+    """Exact rational equality when both parse as numbers, else whitespace-free string equality."""
+    if predicted is None:
+        return False
+    a, b = _as_number(predicted), _as_number(reference)
+    if a is not None and b is not None:
+        return a == b
+    return predicted.replace(" ", "") == reference.replace(" ", "")
+
+
+def math_reward(prompts: Sequence[str], completions: Sequence[str], answer: Sequence[str], **_: Any) -> list[float]:
+    """Binary math verification: the extracted final answer equals the reference answer."""
+    return [1.0 if answers_match(extract_answer(c), a) else 0.0 for c, a in zip(completions, answer, strict=True)]
+
+
+# -- data ---------------------------------------------------------------------------------------------------------
+REQUIRED_COLUMNS = ("prompt", "answer")
+
+
+def check_columns(dataset: Any) -> None:
+    """Raise unless the dataset has the ``prompt`` and ``answer`` columns the reward functions need."""
+    cols = list(getattr(dataset, "column_names", None) or [])
+    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
+    if missing:
+        raise GradgapValueError(f"dataset columns={cols}: missing {missing}; a GRPO dataset needs 'prompt' (text) "
+                                "and 'answer' (reference for the verifier)", field="dataset", value=cols)
+
+
+def load_math_dataset(cfg: GrpoRunConfig):
+    """GSM8K (``openai/gsm8k``, ``main``) or MATH-500 mapped to ``prompt`` / ``answer`` (needs the HF cache)."""
+    from datasets import load_dataset
+
+    instruction = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+    try:
+        if cfg.task == "gsm8k":
+            raw = load_dataset("openai/gsm8k", "main", split="train")
+            ds = raw.map(lambda r: {"prompt": r["question"] + instruction,
+                                    "answer": r["answer"].split("####")[-1].strip().replace(",", "")},
+                         remove_columns=raw.column_names)
+        else:
+            raw = load_dataset("HuggingFaceH4/MATH-500", split="test")
+            ds = raw.map(lambda r: {"prompt": r["problem"] + instruction, "answer": r["answer"]},
+                         remove_columns=raw.column_names)
+    except Exception as exc:
+        raise GradgapValueError(f"task={cfg.task!r}: dataset could not be loaded ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:120]})", field="task", value=cfg.task) from exc
+    if cfg.dataset_size:
+        ds = ds.select(range(min(cfg.dataset_size, len(ds))))
+    return ds
+
+
+@dataclass
+class Built:
+    """Model, tokenizer, data, rewards and evaluator of a run."""
+
+    model: Any
+    tokenizer: Any
+    train_dataset: Any
+    reward_funcs: list[Callable[..., list[float]]]
+    evaluator: Callable[[Any], Any] | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def build(cfg: GrpoRunConfig, *, log: Callable[[str], None] | None = None) -> Built:
+    """Model, tokenizer, data, reward and exact evaluator for ``cfg`` (tiny: local; dataset presets: HF cache)."""
+    from datasets import Dataset
+
+    if cfg.model == "tiny":
+        from numerics.grpo.tiny import CopyTask, success_probability, warm_started_model
+
+        model, tok, info = warm_started_model(cfg, log=log)
+        task = CopyTask(cfg.length, cfg.seed)
+        n_train = max(64, cfg.steps * cfg.prompts_per_step * 2)
+        ds = Dataset.from_list(task.rows(n_train, split="train"))
+        eval_ids, plen = task.encode(tok, task.rows(cfg.eval_prompts, split="eval"))
+
+        def evaluator(m):
+            return success_probability(m, eval_ids.to(m.device), plen, temperature=cfg.temperature)
+
+        return Built(model, tok, ds, [copy_reward], evaluator, info)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}[cfg.dtype]
+    try:
+        tok = AutoTokenizer.from_pretrained(cfg.model)
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
+    except Exception as exc:
+        raise GradgapValueError(f"model={cfg.model!r}: could not be loaded ({type(exc).__name__}); is it in the HF "
+                                "cache (HF_HUB_OFFLINE) or a local path?", field="model", value=cfg.model) from exc
+    ds = load_math_dataset(cfg)
+    return Built(model, tok, ds, [math_reward], None, {})
+
+
+# -- one run ------------------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """Outcome of one run: status ``OK`` / ``COLLAPSED`` / ``FAILED``, the reason, summary figures."""
+
+    status: str
+    reason: str
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "summary": self.summary}
+
+
+def classify(records: Sequence[dict[str, Any]], collapse_fraction: float,
+             initial_eval: float | None = None) -> tuple[str, str]:
+    """Apply the collapse rule (module docstring) to a run's metric records; ``initial_eval`` is J before step 1."""
+    if not records:
+        return "FAILED", "no optimisation step finished"
+    j0 = initial_eval
+    jk = records[-1].get("eval_success_rate")
+    if j0 is None or jk is None:
+        q = max(1, len(records) // 4)
+        j0 = sum(r.get("success_rate", 0.0) for r in records[:q]) / q
+        jk = sum(r.get("success_rate", 0.0) for r in records[-q:]) / q
+        what = "batch success (first vs last quarter)"
+    else:
+        what = "eval success"
+    if jk < collapse_fraction * j0:
+        return "COLLAPSED", f"{what} {j0:.3g} -> {jk:.3g} < {collapse_fraction:g} x initial"
+    return "OK", f"{what} {j0:.3g} -> {jk:.3g}"
+
+
+def summarise(records: Sequence[dict[str, Any]], info: dict[str, Any],
+              initial_eval: float | None = None) -> dict[str, Any]:
+    """Summary figures of a run for ``runs.jsonl`` and the report."""
+    def vals(key: str) -> list[float]:
+        return [r[key] for r in records if isinstance(r.get(key), int | float)]
+
+    ev = vals("eval_success_rate")
+    first = records[0] if records else {}
+    j0 = initial_eval
+    gaps, aligns, safe = vals("gradient_gap_norm"), vals("alignment"), vals("predicted_safe_lr")
+    times = vals("time_s")
+    return {
+        "steps_done": len(records),
+        "initial_eval_success": j0,
+        "final_eval_success": ev[-1] if ev else None,
+        "min_eval_success": min(ev) if ev else None,
+        "initial_batch_success": first.get("success_rate"),
+        "mean_gradient_gap_norm": sum(gaps) / len(gaps) if gaps else None,
+        "mean_alignment": sum(aligns) / len(aligns) if aligns else None,
+        "first_predicted_safe_lr": safe[0] if safe else None,
+        "seconds_per_step": (times[-1] / len(times)) if times else None,
+        "warm_start": {k: info.get(k) for k in ("warm_start_steps", "warm_start_success", "cache_hit")},
+    }
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def run_one(cfg: GrpoRunConfig, out: str | os.PathLike, *, reward_funcs: list[Callable] | None = None,
+            train_dataset: Any = None, on_gap: Callable[..., None] | None = None,
+            progress: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
+            quiet: bool = False) -> RunResult:
+    """Train ``cfg`` with TRL's ``GRPOTrainer`` and the probe; write ``OUT/metrics.jsonl``, ``config.json``,
+    ``summary.json``. Raises :class:`~theory.instances.GradgapError` for bad input or a failed run (NaN loss,
+    raising reward function); returns the status (``OK`` or ``COLLAPSED``) otherwise.
+
+    ``reward_funcs`` / ``train_dataset`` replace the task's (tests use them to check the error paths);
+    ``quiet`` silences TRL's console printer and transformers' progress bars (sweeps), not ``report_to``.
+    """
+    require_llm()
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    threads_before, bars_before = torch.get_num_threads(), hf_logging.is_progress_bar_enabled()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        return _train(cfg, Path(out), reward_funcs=reward_funcs, train_dataset=train_dataset, on_gap=on_gap,
+                      progress=progress, log=log, quiet=quiet)
+    finally:  # leave the process as it was (tests run many configurations in one process)
+        torch.set_num_threads(threads_before)
+        if bars_before:
+            hf_logging.enable_progress_bar()
+
+
+def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap, progress, log,
+           quiet: bool) -> RunResult:
+    import warnings
+
+    import torch
+    from transformers import PrinterCallback, ProgressCallback
+    from trl import GRPOConfig
+
+    from numerics.grpo.probe import GradgapGRPOTrainer, GradgapProbe
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(out / "config.json", cfg.to_dict())
+    metrics = out / "metrics.jsonl"
+    if metrics.exists():
+        metrics.unlink()
+    t0 = time.perf_counter()
+    built = build(cfg, log=log)
+    ds = train_dataset if train_dataset is not None else built.train_dataset
+    check_columns(ds)
+    rewards = reward_funcs if reward_funcs is not None else built.reward_funcs
+    num_processes = int(os.environ.get("WORLD_SIZE", "1"))
+    with warnings.catch_warnings():  # transformers 5 renames gradient_checkpointing; TRL still sets the old name
+        warnings.simplefilter("ignore", FutureWarning)
+        args = GRPOConfig(**trl_options(cfg, output_dir=str(out / "trl"), num_processes=num_processes))
+    probe = GradgapProbe(metrics, optim=cfg.optim, update_route=cfg.update_route, gap_every=cfg.gap_every,
+                         eval_every=cfg.eval_every,
+                         constants_every=cfg.constants_every, constants_samples=cfg.constants_samples,
+                         temperature=cfg.temperature, evaluator=built.evaluator, on_gap=on_gap, progress=progress)
+    torch.manual_seed(cfg.seed)
+    trainer = GradgapGRPOTrainer(model=built.model, reward_funcs=rewards, args=args, train_dataset=ds,
+                                 processing_class=built.tokenizer, callbacks=[probe])
+    probe.attach(trainer)
+    if quiet:
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+    t_train = time.perf_counter()
+    try:
+        trainer.train()
+    finally:
+        probe.close()
+    records = probe.records
+    j0 = probe.initial_eval[0] if probe.initial_eval is not None else None
+    status, reason = classify(records, cfg.collapse_fraction, j0)
+    summary = summarise(records, built.info, j0)
+    summary["setup_seconds"] = t_train - t0
+    summary["train_seconds"] = time.perf_counter() - t_train
+    result = RunResult(status, reason, summary)
+    _write_json_atomic(out / "summary.json", result.to_dict())
+    return result

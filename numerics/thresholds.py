@@ -1,0 +1,136 @@
+r"""Numeric twin of ``theory.thresholds``: :math:`\eta^\star` by a fine scan plus high-precision bisection,
+and the local critical step from a finite-difference Jacobian. No SymPy, no formula from ``theory/``.
+
+Notation (paper symbol -> name): :math:`\eta^\star(\theta,w)` = :func:`eta_star`, :math:`\eta_c` =
+:func:`critical_step`, :math:`J` = success rate, :math:`g` = Gradient Gap.
+
+Route of :func:`eta_star`: the sign of :math:`\log J(\theta+sw)-\log J(\theta)` (same sign as the difference of
+J, and free of underflow) on a geometric grid of ``scan`` steps in float64 (vectorised, ``numerics.dynamics``);
+the first sign change is then bisected with an independent mpmath evaluation at ``digits`` digits (the grid
+only locates it). Source: issue 4 (definition of :math:`\eta^\star`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+
+from numerics import dynamics
+from theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+
+__all__ = ["NumericEtaStar", "critical_step", "eta_star", "log_success_mp"]
+
+
+@dataclass(frozen=True)
+class NumericEtaStar:
+    """``value`` (``math.inf`` if no crossing up to ``s_max``), bracket ``(lo, hi)``, grid points scanned."""
+
+    value: float
+    lo: float
+    hi: float
+    scanned: int
+
+
+def _mp_types(inst: Instance) -> list[tuple[list[list[float]], list[float], frozenset[int], int]]:
+    if isinstance(inst, SoftmaxBandit):
+        K = inst.K
+        return [([[float(i == j) for j in range(K)] for i in range(K)], [0.0] * K, inst.correct, 1)]
+    if isinstance(inst, TokenSequence):
+        T, V = inst.T, inst.V
+        return [([[float(j == t * V + v) for j in range(T * V)] for v in range(V)], [0.0] * V,
+                 frozenset({inst.target[t]}), 1) for t in range(T)]
+    if isinstance(inst, SharedTokens):
+        return [([list(r) for r in inst.features], list(inst.biases), inst.correct, inst.T)]
+    raise GradgapValueError(f"instance={inst!r}: not a gradgap instance", field="instance", value=inst)
+
+
+def log_success_mp(inst: Instance, theta: Sequence[object]) -> mpmath.mpf:
+    r""":math:`\log J(\theta)` in mpmath at the current precision (product rewards only).
+
+    >>> float(log_success_mp(SoftmaxBandit((0.0, 0.0), frozenset({0})), [0, 0]))
+    -0.6931471805599453
+    """
+    total = mpmath.mpf(0)
+    for feats, bias, correct, count in _mp_types(inst):
+        logits = [mpmath.mpf(b) + mpmath.fsum(mpmath.mpf(t) * f for t, f in zip(theta, row, strict=True) if f != 0)
+                  for row, b in zip(feats, bias, strict=True)]
+        lse_all = mpmath.log(mpmath.fsum(mpmath.exp(z) for z in logits))
+        lse_c = mpmath.log(mpmath.fsum(mpmath.exp(logits[v]) for v in correct))
+        total += count * (lse_c - lse_all)
+    return total
+
+
+def eta_star(inst: Instance, w: Sequence[float], *, scan: int = 20000, s_min: float = 1e-7,
+             s_max: float = 1e3, digits: int = 40) -> NumericEtaStar:
+    r""":math:`\eta^\star(\theta, w)` numerically: first sign change of :math:`\log J(\theta+sw)-\log J(\theta)`
+    for :math:`s\in[s_{\min}, s_{\max}]/\|w\|` on a geometric grid, bisected at ``digits`` digits.
+
+    >>> eta_star(SharedTokens((0.2,), ((0.,), (1.,), (2.,)), frozenset({1}), T=4), [-1.0]).value
+    0.4
+    """
+    model = dynamics.LogLinearModel.from_instance(inst)
+    theta = np.asarray(inst.theta, dtype=float)
+    wv = np.asarray([float(x) for x in w], dtype=float)
+    if wv.shape != theta.shape:
+        raise GradgapValueError(f"w has {wv.size} entries: the instance has {theta.size} parameters", field="w",
+                                value=tuple(w))
+    norm = float(np.linalg.norm(wv))
+    if norm == 0.0:
+        return NumericEtaStar(math.inf, math.inf, math.inf, 0)
+    s = np.geomspace(s_min, s_max, scan) / norm
+    base = float(dynamics.log_success_rate(model, theta))
+    vals = dynamics.log_success_rate(model, theta[None, :] + s[:, None] * wv[None, :]) - base
+    # float64 cannot resolve differences below ~1e-13 |log J|: treat those as undecided, let mpmath decide
+    tiny = 1e-11 * max(1.0, abs(base))
+    mpmath.mp.dps = digits
+    th_mp = [mpmath.mpf(float(x)) for x in theta]
+    w_mp = [mpmath.mpf(float(x)) for x in wv]
+    base_mp = log_success_mp(inst, th_mp)
+
+    def f(step: mpmath.mpf) -> mpmath.mpf:
+        return log_success_mp(inst, [t + step * x for t, x in zip(th_mp, w_mp, strict=True)]) - base_mp
+
+    eps = mpmath.mpf(10) ** (12 - digits) * max(1, abs(base_mp))  # mpmath's own rounding floor
+    for idx in np.flatnonzero(vals < tiny):
+        hi = mpmath.mpf(float(s[idx]))
+        if f(hi) >= -eps:
+            continue
+        if idx == 0:  # J already below its start at the first grid point: it decreases at once
+            return NumericEtaStar(0.0, 0.0, float(hi), 1)
+        lo = mpmath.mpf(float(s[idx - 1]))
+        for _ in range(400):
+            mid = (lo + hi) / 2
+            if f(mid) < -eps:
+                hi = mid
+            else:
+                lo = mid
+            if hi - lo <= mpmath.mpf(10) ** (12 - digits) * hi:
+                break
+        return NumericEtaStar(float((lo + hi) / 2), float(lo), float(hi), int(idx + 1))
+    return NumericEtaStar(math.inf, math.inf, math.inf, scan)
+
+
+def critical_step(inst: Instance, rule: str = "gap", *, normalized: bool = False, h: float = 1e-4) -> float:
+    r"""Local critical step at the optimum ``inst.theta`` from a central-difference Jacobian of the expected
+    update :math:`c(J)g`: :math:`\eta_c = 2/\lambda_{\max}(-\partial(c g)/\partial\theta)`, times T when
+    ``normalized``. ``nan`` if the Jacobian has a positive eigenvalue (not a maximum).
+
+    >>> round(critical_step(SharedTokens((0.0,), ((0.,), (1.,), (2.,)), frozenset({1}), T=1)), 6)
+    2.0
+    """
+    model = dynamics.LogLinearModel.from_instance(inst)
+    theta = np.asarray(inst.theta, dtype=float)
+    d = theta.size
+    eye = np.eye(d) * h
+    plus = dynamics.expected_update(model, theta[None, :] + eye, rule)
+    minus = dynamics.expected_update(model, theta[None, :] - eye, rule)
+    jac = (plus - minus).T / (2 * h)
+    eig = np.linalg.eigvals(0.5 * (jac + jac.T)).real
+    if np.any(eig > 1e-9 * np.max(np.abs(eig))) or np.all(eig >= 0):
+        return float("nan")
+    eta = 2.0 / float(np.max(-eig))
+    return eta * float(model.T) if normalized else eta

@@ -1,0 +1,81 @@
+r"""``gradgap check``: run claims (the built-ins, or user TOML files) and gate on their expectations.
+
+Exit 0 when every claim's status matches its expectation, 1 otherwise, 2 on a usage or input error.
+No sympy or torch at import time: the library is imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from typing import Any
+
+from theory.instances import GradgapValueError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "check", help="check the built-in claims (or claim files); exit 0 when all are as expected",
+        description="Check claims of the theory: status, evidence level, figures, shrunk counterexamples.")
+    p.add_argument("files", nargs="*", metavar="FILE", help="TOML claim files (default: the built-in claims)")
+    p.add_argument("--profile", default="ci", choices=("quick", "ci", "thorough"),
+                   help="how hard to search (default: ci)")
+    p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="check only these claim ids")
+    p.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-' for stdout)")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+    p.add_argument("--mutants", action="store_true",
+                   help="check that generated wrong variants of every claim are rejected; print the score")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _select(claims: list[Any], only: list[str] | None) -> list[Any]:
+    if not only:
+        return claims
+    ids = [c.id for c in claims]
+    for want in only:
+        if want not in ids:
+            close = difflib.get_close_matches(want, ids, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise GradgapValueError(f"only={want!r}: no such claim{hint}", field="only", value=want)
+    keep = set(only)
+    return [c for c in claims if c.id in keep]
+
+
+def run(args: argparse.Namespace) -> int:
+    from proofs_check import report
+    from proofs_check.builtin import builtin_claims
+    from proofs_check.userclaims import load_files
+
+    claims = load_files(args.files) if args.files else builtin_claims()
+    claims = _select(claims, args.only)
+    progress = False if args.no_progress else None
+    if args.mutants:
+        from proofs_check import mutants
+
+        outcome = mutants.run_mutation(claims, args.profile, progress=progress)
+        print(mutants.format_outcome(outcome))
+        if args.json:
+            _emit_json(args.json, mutants.outcome_json(outcome))
+        return 0 if outcome.score == 1.0 else 1
+    results, seconds = report.timed_run(claims, args.profile, progress=progress)
+    print(report.format_table(results))
+    print(f"profile {args.profile}: {len(results)} claims in {seconds:.1f} s")
+    if args.json:
+        _emit_json(args.json, report.to_json(results, args.profile, seconds))
+    if args.junit:
+        report.write_junit(args.junit, results, args.profile)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _emit_json(path: str, data: dict[str, Any]) -> None:
+    import json
+
+    if path == "-":
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from proofs_check.report import write_json
+
+        write_json(path, data)

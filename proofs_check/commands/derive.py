@@ -1,0 +1,209 @@
+r"""``gradgap derive FAMILY --size ...``: the SymPy closed forms of one policy structure, its constants, and
+which identities SymPy proved (difference simplified to exactly 0).
+
+Examples::
+
+    gradgap derive softmax --size K=3 --correct 0
+    gradgap derive tokens --size T=2,V=3 --min-correct 1
+    gradgap derive shared_tokens --size d=2,T=3,V=3 --correct 0,1 --json
+
+No sympy at import time (it is imported by the theory modules when the command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import time
+from typing import Any
+
+from theory.instances import FAMILIES, GradgapTypeError, GradgapValueError
+
+#: supported sizes per family: name -> (min, max, default)
+SIZES: dict[str, dict[str, tuple[int, int, int]]] = {
+    "softmax": {"K": (2, 8, 3)},
+    "tokens": {"T": (1, 6, 2), "V": (2, 4, 3)},
+    "shared_tokens": {"d": (1, 3, 2), "T": (1, 8, 2), "V": (2, 6, 3)},
+}
+
+#: text output abbreviates expressions longer than this many characters (``--json`` never does)
+TEXT_LIMIT = 600
+
+_EPILOG = """\
+sizes and defaults:
+  softmax        K=2..8 (default K=3); --correct (default 0)
+  tokens         T=1..6, V=2..4 (default T=2,V=3); target (default all zeros) via --target;
+                 reward: exact match, or at least m matching positions with --min-correct m
+  shared_tokens  d=1..3, T=1..8, V=2..6 (default d=2,T=2,V=3); --correct (default 0);
+                 features phi(v)_i = (v+1)^(i+1) mod 5 - 2 unless --features '[[...], ...]' (V x d);
+                 biases zero unless --bias. Identities are proved with symbolic features and biases.
+The closed forms depend on the structure only (parameters are the symbols theta_i).
+Identity proofs: tokens T=6,V=4,m=3 takes about a minute; everything else seconds.
+"""
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_size(family: str, text: str | None) -> dict[str, int]:
+    """``K=3`` / ``T=2,V=3`` into a dict of ints, with defaults and range checks per family."""
+    spec = SIZES[family]
+    out = {name: default for name, (_, _, default) in spec.items()}
+    if text is None:
+        return out
+    for item in (x.strip() for x in text.split(",")):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise GradgapValueError(f"size={_short(text)!r}: expected NAME=INT items such as "
+                                    f"{','.join(f'{k}={v[2]}' for k, v in spec.items())}", field="size", value=text)
+        if name not in spec:
+            raise GradgapValueError(f"size={_short(text)!r}: {family} has no size {name!r}; "
+                                    f"its sizes are {', '.join(spec)}", field="size", value=text)
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise GradgapTypeError(f"size={_short(text)!r}: {name}={value.strip()!r} is not an integer",
+                                   field="size", value=text) from None
+        low, high, _ = spec[name]
+        if not low <= number <= high:
+            raise GradgapValueError(f"size={_short(text)!r}: {name}={number} out of the supported range "
+                                    f"{low}..{high}", field="size", value=text)
+        out[name] = number
+    return out
+
+
+def _ints(field: str, text: str) -> list[int]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    try:
+        return [int(x) for x in items]
+    except ValueError:
+        raise GradgapTypeError(f"{field}={_short(text)!r}: must be comma-separated integers", field=field,
+                               value=text) from None
+
+
+def _table(field: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GradgapValueError(f"{field}={_short(text)!r}: malformed JSON ({exc.msg})", field=field,
+                                value=text) from None
+
+
+def build_instance(args: argparse.Namespace) -> Any:
+    """The structure-only instance named by the arguments (zero parameters)."""
+    family = args.family
+    if family not in FAMILIES:
+        close = difflib.get_close_matches(family, list(FAMILIES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; choose one of {', '.join(FAMILIES)}"
+        raise GradgapValueError(f"family={family!r}: unknown{hint}", field="family", value=family)
+    size = parse_size(family, args.size)
+    if family == "softmax":
+        from theory.softmax import example_instance as softmax_example
+
+        correct = _ints("correct", args.correct) if args.correct else [0]
+        return softmax_example(K=size["K"], correct=correct)
+    if family == "tokens":
+        from theory.tokens import example_instance as tokens_example
+
+        target = _ints("target", args.target) if args.target else None
+        m = None if args.min_correct is None else _ints("min-correct", args.min_correct)
+        if m is not None and len(m) != 1:
+            raise GradgapValueError(f"min-correct={args.min_correct!r}: must be one integer", field="min-correct",
+                                    value=args.min_correct)
+        return tokens_example(T=size["T"], V=size["V"], target=target, min_correct=None if m is None else m[0])
+    from theory.instances import SharedTokens
+    from theory.shared_tokens import example_instance as shared_example
+
+    correct = _ints("correct", args.correct) if args.correct else [0]
+    base = shared_example(d=size["d"], T=size["T"], V=size["V"], correct=[0])
+    features = _table("features", args.features) if args.features else base.features
+    if args.features and isinstance(features, list) and len(features) != size["V"] and "V=" in (args.size or ""):
+        raise GradgapValueError(f"features={_short(args.features)!r}: has {len(features)} rows but --size says "
+                                f"V={size['V']}", field="features", value=args.features)
+    bias = _table("bias", args.bias) if args.bias else None
+    return SharedTokens(theta=(0.0,) * size["d"], features=features, correct=frozenset(correct), T=size["T"],
+                        bias=bias)
+
+
+def derive(inst: Any, *, prove: bool = True) -> dict[str, Any]:
+    """The closed forms, constants and identity results of ``inst``'s structure, as plain data."""
+    import sympy as sp
+
+    from theory import family_module
+
+    module = family_module(inst)
+    start = time.perf_counter()
+    cf = module.closed_forms(inst)
+    forms = {name: {"text": str(expr), "latex": sp.latex(expr)} for name, expr in cf.named().items()}
+    built = time.perf_counter() - start
+    identities = []
+    if prove:
+        for r in module.prove_identities(inst):
+            identities.append({"name": r.name, "proved": r.proved, "detail": r.detail,
+                               "seconds": round(r.seconds, 3)})
+    return {
+        "family": cf.family,
+        "structure": cf.structure,
+        "parameters": [str(s) for s in cf.theta],
+        "closed_forms": forms,
+        "constants": module.constants(inst).as_dict(),
+        "identities": identities,
+        "all_proved": all(r["proved"] for r in identities),
+        "seconds": {"closed_forms": round(built, 3), "proofs": round(time.perf_counter() - start - built, 3)},
+    }
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + f" ... [{len(text)} characters; see --json]"
+
+
+def format_text(report: dict[str, Any]) -> str:
+    lines = [f"gradgap derive {report['family']}: {report['structure']}",
+             f"parameters: {', '.join(report['parameters'])}", "", "closed forms:"]
+    for name, form in report["closed_forms"].items():
+        lines.append(f"  {name} = {_clip(form['text'])}")
+        lines.append(f"    LaTeX: {_clip(form['latex'])}")
+    lines += ["", "constants:"]
+    for name, c in report["constants"].items():
+        value = "not established" if c["value"] is None else f"{c['value']} ~ {c['numeric']} ({c['attainment']})"
+        lines.append(f"  {name} = {value}")
+        lines.append(f"    {c['proof']}")
+    if report["identities"]:
+        lines += ["", "identities (proved = difference simplified to exactly 0):"]
+        for r in report["identities"]:
+            mark = "PROVED    " if r["proved"] else "NOT PROVED"
+            lines.append(f"  {mark} {r['name']}  [{r['seconds']} s]")
+            lines.append(f"    {r['detail']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    inst = build_instance(args)
+    report = derive(inst, prove=not args.no_proofs)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_text(report))
+    return 0 if report["all_proved"] else 1
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "derive", help="SymPy closed forms, constants and proved identities of one policy structure",
+        description="Closed forms (readable and LaTeX), family constants and the identities SymPy proves "
+                    "(difference simplified to exactly 0) for one policy structure. Exit 1 if an identity "
+                    "could not be proved.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("family", metavar="FAMILY", help="softmax, tokens or shared_tokens")
+    p.add_argument("--size", default=None, help="sizes as NAME=INT,...: K=3 | T=2,V=3 | d=2,T=3,V=3")
+    p.add_argument("--correct", default=None, help="correct arms / vocabulary subset, e.g. 0,2 (default 0)")
+    p.add_argument("--target", default=None, help="tokens: target response o*, e.g. 1,0 (default all 0)")
+    p.add_argument("--min-correct", default=None, help="tokens: reward 1 iff at least m positions match")
+    p.add_argument("--features", default=None, help="shared_tokens: V x d features as JSON")
+    p.add_argument("--bias", default=None, help="shared_tokens: V biases as JSON (default zeros)")
+    p.add_argument("--no-proofs", action="store_true", help="skip the identity proofs")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)

@@ -1,0 +1,187 @@
+r"""``gradgap grpo run|sweep|report``: measure the Gradient Gap on real TRL GRPO runs and test the length law.
+
+- ``run --preset P [--lr --length --loss-type --scale-rewards --optim --steps] --out DIR``: one run;
+  ``DIR/metrics.jsonl`` gets one line per optimisation step. ``--dry-run`` prints the plan (accelerate command,
+  configs, memory and compute estimates) and downloads nothing. Exit 0 (OK), 1 (COLLAPSED).
+- ``sweep --preset P --lrs ... --lengths ... [--loss-types grpo,dr_grpo] --out DIR``: the grid, resumable
+  (``DIR/runs.jsonl``). Exit 0.
+- ``report DIR``: critical learning rates, length law, verdict; ``DIR/report.md`` + PNGs. Exit 0 (PASS),
+  1 (FAIL or INCONCLUSIVE, so that scripts notice).
+
+The core install runs ``--dry-run`` and ``report``; ``run`` and ``sweep`` need the optional extra
+(``pip install 'gradgap[llm]'``), imported lazily, with a one-line error when missing. No torch, trl or
+matplotlib at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from theory.instances import GradgapValueError
+
+
+def _floats(field: str, text: str) -> list[float]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise GradgapValueError(f"{field}={text!r}: {part!r} is not a number (comma-separated list)",
+                                    field=field, value=text) from None
+    return out
+
+
+def _ints(field: str, text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise GradgapValueError(f"{field}={text!r}: {part!r} is not an integer (comma-separated list)",
+                                    field=field, value=text) from None
+    return out
+
+
+def _strs(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="tiny", help="tiny (CPU default), tiny-100m (GPU), qwen2.5-math-7b")
+    p.add_argument("--scale-rewards", dest="scale_rewards", help="group | none")
+    p.add_argument("--optim", help="sgd | adamw")
+    p.add_argument("--steps", type=int, help="optimisation steps per run")
+    p.add_argument("--model", help="model id or local path (dataset presets)")
+    p.add_argument("--num-generations", dest="num_generations", type=int, help="G, completions per prompt")
+    p.add_argument("--prompts-per-step", dest="prompts_per_step", type=int, help="prompts per optimisation step")
+    p.add_argument("--max-grad-norm", dest="max_grad_norm", type=float, help="gradient clipping (0 = off)")
+    p.add_argument("--report-to", dest="report_to", help="TRL report_to (none, tensorboard, wandb, ...)")
+    p.add_argument("--cache-dir", dest="cache_dir",
+                    help="warm-start cache (default: $GRADGAP_CACHE, else ~/.cache/gradgap)")
+    p.add_argument("--out", required=False, help="output directory")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("grpo", help="measure the Gradient Gap on real TRL GRPO runs (run, sweep, report)",
+                              description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="grpo_command", metavar="{run,sweep,report}", parser_class=type(p))
+
+    r = sub.add_parser("run", help="one GRPO run with the probe")
+    _common(r)
+    r.add_argument("--lr", type=float, help="learning rate")
+    r.add_argument("--length", type=int, help="answer length T")
+    r.add_argument("--loss-type", dest="loss_type", help="grpo | dr_grpo | dapo | bnpo")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--dry-run", action="store_true", help="print the plan and exit (downloads nothing)")
+    r.add_argument("--num-machines", type=int, default=1, help="dry run: nodes")
+    r.add_argument("--num-processes", type=int, default=8, help="dry run: GPUs per node")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.set_defaults(func=_run)
+
+    s = sub.add_parser("sweep", help="a resumable grid of runs into DIR/runs.jsonl")
+    _common(s)
+    s.add_argument("--lrs", required=True, help="comma-separated learning rates")
+    s.add_argument("--lengths", required=True, help="comma-separated answer lengths T")
+    s.add_argument("--loss-types", dest="loss_types", default="grpo,dr_grpo", help="comma-separated loss types")
+    s.add_argument("--seeds", default="0", help="comma-separated seeds")
+    s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    s.set_defaults(func=_sweep)
+
+    q = sub.add_parser("report", help="critical lr, length law and verdict of a sweep directory")
+    q.add_argument("dir", help="sweep directory (holds runs.jsonl)")
+    q.add_argument("--out", help="where report.md and the PNGs go (default: DIR)")
+    q.add_argument("--no-plots", dest="plots", action="store_false")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_report)
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+
+def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    return {n: getattr(args, n, None) for n in names}
+
+
+_COMMON = ("scale_rewards", "optim", "steps", "model", "num_generations", "prompts_per_step", "max_grad_norm",
+           "report_to", "cache_dir")
+
+
+def _need_out(args: argparse.Namespace) -> str:
+    if not args.out:
+        raise GradgapValueError("out=None: give --out DIR", field="out", value=None)
+    return args.out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from numerics.grpo.presets import plan, resolve_preset
+
+    cfg = resolve_preset(args.preset, **_overrides(args, (*_COMMON, "lr", "length", "loss_type", "seed")))
+    if args.dry_run:
+        print(plan(cfg, num_machines=args.num_machines, num_processes=args.num_processes,
+                   out=args.out or f"runs/{cfg.preset}"))
+        return 0
+    out = _need_out(args)
+    from numerics.grpo.run import require_llm
+
+    require_llm()
+    from numerics.grpo.run import run_one
+
+    def progress(rec: dict[str, Any]) -> None:
+        def f(key: str, spec: str) -> str:
+            v = rec.get(key)
+            return "—" if v is None else format(v, spec)
+
+        print(f"step {rec['step']:>4}  batch J {f('success_rate', '.3f')}  eval J {f('eval_success_rate', '.4f')}  "
+              f"|g| {f('gradient_gap_norm', '.3g')}  cos {f('alignment', '.4f')}  "
+              f"safe lr {f('predicted_safe_lr', '.3g')}", file=sys.stderr)
+
+    res = run_one(cfg, out, progress=None if args.json else progress, quiet=True,
+                  log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=1, default=str))
+    else:
+        print(f"{res.status}: {res.reason}; metrics in {out}/metrics.jsonl")
+    return 0 if res.status == "OK" else 1
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from numerics.grpo.presets import resolve_preset
+
+    out = _need_out(args)
+    lrs = _floats("lrs", args.lrs)
+    lengths = _ints("lengths", args.lengths)
+    loss_types = _strs(args.loss_types)
+    seeds = _ints("seeds", args.seeds)
+    base = resolve_preset(args.preset, **_overrides(args, _COMMON))
+    for lt in loss_types:  # validate the whole grid before the first run
+        base.replace(loss_type=lt)
+    for lr in lrs:
+        base.replace(lr=lr)
+    for t in lengths:
+        base.replace(length=t)
+    from numerics.grpo.run import require_llm
+
+    require_llm()
+    from numerics.grpo.sweep import sweep
+
+    records = sweep(base, out, lrs=lrs, lengths=lengths, loss_types=loss_types, seeds=seeds,
+                    log=lambda m: print(m, file=sys.stderr), show_progress=args.progress)
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"{len(records)} runs in {out}/runs.jsonl: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from proofs_check.grpo_report import write_report
+
+    report, md = write_report(args.dir, args.out, plots=args.plots)
+    if args.json:
+        print(json.dumps({"verdict": report.verdict, "reason": report.reason, "report": str(md)}, indent=1))
+    else:
+        print(f"{report.verdict}: {report.reason}\nreport: {md}")
+    return 0 if report.verdict == "PASS" else 1

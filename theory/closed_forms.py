@@ -1,0 +1,326 @@
+r"""Containers and exact helpers shared by the three symbolic family modules.
+
+* :class:`ClosedForms`: the structural closed forms of one family member (expressions in the parameter
+  symbols :math:`\theta`, never in parameter values);
+* :class:`FamilyConstants`: the constants :math:`L_o`, :math:`G_o` and the smoothness of :math:`J`, each
+  with how it is attained (maximum, supremum, or only an upper bound) and a short proof;
+* :class:`IdentityResult`: one identity and whether its difference simplified to exactly 0;
+* helpers: exact substitution of float parameters (:func:`exact`, :func:`at_instance`), 50-digit
+  evaluation (:func:`evaluate`) and the exact-zero prover (:func:`prove_zero`).
+
+Notation: :math:`J` = ``J``, :math:`g` = ``gradient_gap``, :math:`\ell=\log\frac{J}{1-J}` = ``log_odds``,
+:math:`\mathbb E_\pm[s]` = ``e_score_success`` / ``e_score_failure``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import sympy as sp
+
+__all__ = [
+    "DIGITS",
+    "Attainment",
+    "ClosedForms",
+    "Constant",
+    "FamilyConstants",
+    "IdentityResult",
+    "at_instance",
+    "evaluate",
+    "exact",
+    "prove_zero",
+    "prove_zero_matrix",
+]
+
+#: digits of the high-precision re-evaluation
+DIGITS: Final[int] = 50
+
+Attainment = Literal["maximum", "supremum", "upper bound", "numerical supremum"]
+
+
+@dataclass(frozen=True)
+class ClosedForms:
+    r"""Exact closed forms of one family member as expressions in ``theta`` (the flat parameter symbols).
+
+    ``token_gaps`` holds the per-position gaps :math:`g_t = \mathbb E_+[s_t]-\mathbb E_-[s_t]` for the
+    token families (``None`` for the bandit); ``probabilities`` the policy's probabilities
+    (arms, or one tuple per position); ``unique_correct_log_prob`` :math:`\log\pi(o^\star)` when the
+    correct response is unique, else ``None``. ``failure_rate`` is :math:`1-J` written as a sum over the
+    failures (no cancellation when :math:`J\to1`); ``log_odds`` and :math:`\mathbb E_-` use it.
+
+    Source: reconstruction §1-§2.1 (quantities), DERIVED.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> cf = ClosedForms(family="demo", structure="toy", theta=(x,), J=sp.S.Half,
+    ...     gradient_gap=sp.ImmutableMatrix([0]), grad_J=sp.ImmutableMatrix([0]), norm_gap_sq=sp.S.Zero,
+    ...     log_odds=sp.S.Zero, grad_log_odds=sp.ImmutableMatrix([0]), hessian_log_odds=sp.ImmutableMatrix([[0]]),
+    ...     e_score_success=sp.ImmutableMatrix([0]), e_score_failure=sp.ImmutableMatrix([0]),
+    ...     e_score=sp.ImmutableMatrix([0]))
+    >>> cf.n
+    1
+    """
+
+    family: str
+    structure: str
+    theta: tuple[sp.Symbol, ...]
+    J: sp.Expr
+    gradient_gap: sp.ImmutableMatrix
+    grad_J: sp.ImmutableMatrix
+    norm_gap_sq: sp.Expr
+    log_odds: sp.Expr
+    grad_log_odds: sp.ImmutableMatrix
+    hessian_log_odds: sp.ImmutableMatrix
+    e_score_success: sp.ImmutableMatrix
+    e_score_failure: sp.ImmutableMatrix
+    e_score: sp.ImmutableMatrix
+    token_gaps: tuple[sp.ImmutableMatrix, ...] | None = None
+    failure_rate: sp.Expr | None = None
+    probabilities: tuple = ()
+    unique_correct_log_prob: sp.Expr | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of parameters."""
+        return len(self.theta)
+
+    def named(self) -> dict[str, sp.Basic]:
+        """The main closed forms by name (for printing)."""
+        return {
+            "J": self.J,
+            "log_odds": self.log_odds,
+            "e_score_success": self.e_score_success,
+            "e_score_failure": self.e_score_failure,
+            "gradient_gap": self.gradient_gap,
+            "grad_J": self.grad_J,
+            "norm_gap_sq": self.norm_gap_sq,
+        }
+
+
+@dataclass(frozen=True)
+class Constant:
+    r"""One family constant: its exact value (or ``None``), how it is attained, and why.
+
+    >>> Constant(value=sp.S.Half, attainment="maximum", proof="two arms at 1/2").value
+    1/2
+    """
+
+    value: sp.Expr | None
+    attainment: Attainment | None
+    proof: str
+
+
+@dataclass(frozen=True)
+class FamilyConstants:
+    r"""The constants of the paper's assumptions for one family member.
+
+    :math:`L_o=\sup_{\theta,o}\|\nabla^2\log\pi_\theta(o)\|_{op}`,
+    :math:`G_o=\sup_{\theta,o}\|\nabla\log\pi_\theta(o)\|`,
+    ``smoothness_J`` :math:`=\sup_\theta\|\nabla^2J(\theta)\|_{op}`; each a :class:`Constant`.
+
+    Source: reconstruction §3 (A1, A2), INFERRED; values DERIVED.
+
+    >>> c = Constant(sp.S.Half, "maximum", "p")
+    >>> FamilyConstants(L_o=c, G_o=c, smoothness_J=c).L_o.value
+    1/2
+    """
+
+    L_o: Constant
+    G_o: Constant
+    smoothness_J: Constant
+
+    def as_dict(self) -> dict[str, dict[str, str | None]]:
+        """Plain-text form for JSON output."""
+        out: dict[str, dict[str, str | None]] = {}
+        for name in ("L_o", "G_o", "smoothness_J"):
+            c: Constant = getattr(self, name)
+            out[name] = {
+                "value": None if c.value is None else str(c.value),
+                "latex": None if c.value is None else sp.latex(c.value),
+                "numeric": None if c.value is None else str(sp.N(c.value, 20)),
+                "attainment": c.attainment,
+                "proof": c.proof,
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class IdentityResult:
+    r"""An identity and the outcome of its exact proof: ``proved`` only if the difference is exactly 0.
+
+    >>> IdentityResult("E_pi[score] = 0", True, "cancel").proved
+    True
+    """
+
+    name: str
+    proved: bool
+    detail: str
+    seconds: float = field(default=0.0, compare=False)
+
+
+def exact(value: float | int | sp.Basic) -> sp.Expr:
+    r"""The exact rational value of a float (its binary expansion), :math:`x \mapsto \mathrm{Rational}(x)`.
+
+    Source: docs/DESIGN.md (exact substitution), DERIVED.
+
+    >>> exact(0.5), exact(2)
+    (1/2, 2)
+    """
+    if isinstance(value, sp.Basic):
+        return value
+    return sp.Rational(value)
+
+
+def at_instance(expr: sp.Basic, symbols: Sequence[sp.Symbol], values: Iterable[float]) -> sp.Basic:
+    r"""Substitute ``values`` (floats, made exact by :func:`exact`) for ``symbols`` in ``expr``.
+
+    Source: docs/DESIGN.md (exact substitution), DERIVED.
+
+    >>> x = sp.Symbol("x")
+    >>> at_instance(sp.exp(x) + x, (x,), (0.25,))
+    1/4 + exp(1/4)
+    """
+    mapping = {s: exact(v) for s, v in zip(symbols, values, strict=True)}
+    return expr.xreplace(mapping)
+
+
+def evaluate(expr: sp.Basic, digits: int = DIGITS) -> sp.Basic:
+    r"""Evaluate an exact expression (or matrix) to ``digits`` significant digits.
+
+    >>> str(evaluate(sp.sqrt(2), 10))
+    '1.414213562'
+    """
+    return expr.evalf(digits)
+
+
+def prove_zero(diff: sp.Expr, substitution: Mapping[sp.Basic, sp.Basic] | None = None) -> tuple[bool, str]:
+    r"""Prove ``diff`` :math:`\equiv 0` exactly; returns ``(proved, strategy)``.
+
+    Strategies, cheapest first: the expression is already 0; after ``substitution`` (typically
+    :math:`\theta_i=\log x_i`, which makes softmax expressions rational) ``together`` + ``expand`` of the
+    numerator is 0; ``cancel`` is 0; ``simplify`` is 0. A difference that no strategy reduces to the
+    literal 0 is reported as not proved (never as proved).
+
+    Source: issue 2 (identities proved symbolically), DERIVED.
+
+    >>> x = sp.Symbol("x", positive=True)
+    >>> prove_zero(x / (1 + x) - 1 + 1 / (1 + x))
+    (True, 'together+expand')
+    >>> prove_zero(x - 1)[0]
+    False
+    """
+    expr = sp.sympify(diff)
+    if substitution:
+        expr = expr.subs(dict(substitution))
+    if expr == 0:
+        return True, "literal"
+    num, _ = sp.fraction(sp.together(expr))
+    if sp.expand(num) == 0:
+        return True, "together+expand"
+    if sp.cancel(expr) == 0:
+        return True, "cancel"
+    if sp.simplify(expr) == 0:
+        return True, "simplify"
+    return False, "difference did not simplify to 0"
+
+
+def prove_zero_matrix(diff: sp.MatrixBase, substitution: Mapping[sp.Basic, sp.Basic] | None = None
+                      ) -> tuple[bool, str]:
+    r"""Apply :func:`prove_zero` to every entry; proved iff every entry is exactly 0.
+
+    >>> x = sp.Symbol("x", positive=True)
+    >>> prove_zero_matrix(sp.Matrix([x - x, 1 / x - 1 / x]))
+    (True, 'literal')
+    """
+    strategies: list[str] = []
+    for k, entry in enumerate(diff):
+        ok, how = prove_zero(entry, substitution)
+        if not ok:
+            return False, f"entry {k}: {how}"
+        strategies.append(how)
+    worst = max(strategies, key=["literal", "together+expand", "cancel", "simplify"].index, default="literal")
+    return True, worst
+
+
+def timed(name: str, fn, *args) -> IdentityResult:
+    """Run ``fn(*args) -> (proved, detail)`` and wrap it in an :class:`IdentityResult` with the time taken."""
+    start = time.perf_counter()
+    proved, detail = fn(*args)
+    return IdentityResult(name=name, proved=bool(proved), detail=detail, seconds=time.perf_counter() - start)
+
+
+def theta_symbols(n: int, name: str = "theta") -> tuple[sp.Symbol, ...]:
+    r"""The flat parameter symbols :math:`\theta_0,\dots,\theta_{n-1}` (real).
+
+    >>> theta_symbols(2)
+    (theta_0, theta_1)
+    """
+    return tuple(sp.Symbol(f"{name}_{i}", real=True) for i in range(n))
+
+
+def log_substitution(theta: Sequence[sp.Symbol], name: str = "x") -> dict[sp.Symbol, sp.Expr]:
+    r"""The substitution :math:`\theta_i=\log x_i` (``x_i`` positive), under which softmax expressions in
+    :math:`e^{\theta_i}` become rational functions of the :math:`x_i`.
+
+    >>> t = theta_symbols(1)
+    >>> sp.exp(2 * t[0]).subs(log_substitution(t))
+    x_0**2
+    """
+    return {s: sp.log(sp.Symbol(f"{name}_{i}", positive=True)) for i, s in enumerate(theta)}
+
+
+def column(entries: Iterable[sp.Basic]) -> sp.ImmutableMatrix:
+    """An immutable column vector."""
+    items = list(entries)
+    return sp.ImmutableMatrix(len(items), 1, items)
+
+
+def derived_forms(theta: Sequence[sp.Symbol], J: sp.Expr, F: sp.Expr | None = None, *, hessian: bool = True
+                  ) -> dict[str, sp.Basic]:
+    r"""The forms obtained from :math:`J` by differentiation: :math:`\nabla J`, :math:`\ell=\log\frac{J}{F}`
+    (:math:`F` the failure rate, :math:`1-J` by default), :math:`\nabla\ell` and :math:`\nabla^2\ell`
+    (``sympy.diff``, no simplification; the Hessian is left out with ``hessian=False``).
+
+    Source: reconstruction §2.1 (log-odds), DERIVED.
+
+    >>> t = theta_symbols(1)
+    >>> sp.simplify(derived_forms(t, 1 / (1 + sp.exp(-t[0])))["grad_log_odds"][0])
+    1
+    """
+    F = 1 - J if F is None else F
+    ell = sp.log(J) - sp.log(F)
+    grad_J = column(sp.diff(J, s) for s in theta)
+    grad_ell = column(sp.diff(ell, s) for s in theta)
+    n = len(theta)
+    out = {"grad_J": grad_J, "log_odds": ell, "grad_log_odds": grad_ell, "failure_rate": F}
+    if hessian:
+        out["hessian_log_odds"] = sp.ImmutableMatrix(n, n, lambda i, j: sp.diff(grad_ell[i], theta[j]))
+    return out
+
+
+def check_direction(w: Iterable[float], n: int) -> sp.ImmutableMatrix:
+    """A direction ``w`` of length ``n`` as an exact column vector, or a :class:`GradgapError`."""
+    from theory.instances import check_finite_vector
+
+    values = check_finite_vector("w", w, length=n)
+    return column(exact(v) for v in values)
+
+
+def check_response(response: Iterable[int], length: int, size: int) -> tuple[int, ...]:
+    """A response: ``length`` token indices in ``range(size)``, or a :class:`GradgapError`."""
+    from theory.instances import GradgapTypeError, GradgapValueError
+
+    if isinstance(response, str | bytes) or not isinstance(response, Iterable):
+        raise GradgapTypeError(f"response={response!r}: must be a tuple of token indices",
+                               field="response", value=response)
+    out = tuple(response)
+    if len(out) != length:
+        raise GradgapValueError(f"response={out!r}: must have length {length}", field="response", value=out)
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < size:
+            raise GradgapValueError(f"response={out!r}: entry {v!r} is not an index in 0..{size - 1}",
+                                    field="response", value=out)
+    return out
