@@ -42,8 +42,9 @@ def test_gradient_gap_symbolic_vs_structured_near_deterministic(inst: SoftmaxBan
 
 
 def test_extreme_logits_give_log_odds_1000_and_gap_1_0_minus1() -> None:
-    import numerics.softmax as num
     import numpy as np
+
+    import numerics.softmax as num
 
     assert num.log_odds(EXTREME_EXAMPLE) == 1000.0
     assert np.array_equal(num.gradient_gap(EXTREME_EXAMPLE), np.array([1.0, 0.0, -1.0]))
