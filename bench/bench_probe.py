@@ -3,8 +3,10 @@
     HF_HUB_OFFLINE=1 python bench/bench_probe.py [--preset tiny] [--length 4] [--steps 40] [--rounds 2] [--threads 1]
 
 Prints the mean step time of each arm, the overhead ratio (target <= 1.10) and the probe's peak extra memory
-in parameter sizes (target <= 1). Without --gap-every / --eval-every / --constants-every it measures two
-settings: the probe at every step (the default of a run) and amortised over 10 steps. The logic lives in
+in parameter sizes (target <= 1), and what each part of the probe costs (gap, evaluation, constants, bookkeeping:
+ms per step, ms each time, share of a plain step). Without --gap-every / --eval-every / --constants-every it
+measures two settings: the probe's every field at every step, and the default cadence of a run (gap and
+evaluation every 10 steps, constants every 50; the cheap fields at every step). The logic lives in
 :mod:`numerics.grpo.bench`.
 """
 
@@ -13,6 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+# the checkout this script belongs to, ahead of any installed copy of gradgap
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,12 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(length=a.length, optim=a.optim, prompts_per_step=a.prompts_per_step, cache_dir=a.cache_dir,
                   lr=1e-3 if a.optim == "adamw" else None)
     if a.gap_every is None and a.eval_every is None and a.constants_every is None:
-        settings = {"every step (gap_every=eval_every=1, constants_every=10)": {},
-                    "amortised (gap_every=eval_every=10, constants_every=50)":
-                        {"gap_every": 10, "eval_every": 10, "constants_every": 50}}
+        from numerics.grpo.config import GrpoRunConfig
+
+        d = {f: GrpoRunConfig.__dataclass_fields__[f].default for f in ("gap_every", "eval_every", "constants_every")}
+        settings = {"every step (gap_every=eval_every=1, constants_every=10)":
+                        {"gap_every": 1, "eval_every": 1, "constants_every": 10},
+                    f"default cadence (gap_every={d['gap_every']}, eval_every={d['eval_every']}, "
+                    f"constants_every={d['constants_every']})": {}}
     else:
-        settings = {"as given": {"gap_every": a.gap_every, "eval_every": a.eval_every,
-                                 "constants_every": a.constants_every}}
+        given = {"gap_every": a.gap_every, "eval_every": a.eval_every, "constants_every": a.constants_every}
+        settings = {"as given": {k: v for k, v in given.items() if v is not None}}
     results = {}
     for name, kw in settings.items():
         cfg = resolve_preset(a.preset, **common, **kw)

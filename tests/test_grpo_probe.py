@@ -46,7 +46,7 @@ def _read(path) -> list[dict]:
 
 def test_tiny_run_writes_one_checked_record_per_step(tmp_path, cache_dir):
     optim, lr = "sgd", 0.02
-    cfg = _cfg(cache_dir, steps=3, optim=optim, lr=lr)
+    cfg = _cfg(cache_dir, steps=3, optim=optim, lr=lr, gap_every=1, eval_every=1)  # every field at every step
     res = run_one(cfg, tmp_path, quiet=True)
     recs = _read(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in recs] == [1, 2, 3]
@@ -81,10 +81,42 @@ def test_tiny_run_writes_one_checked_record_per_step(tmp_path, cache_dir):
     assert summary["status"] == res.status
 
 
+def test_default_cadence_records_cheap_fields_every_step_and_the_rest_on_schedule(tmp_path, cache_dir):
+    cfg = _cfg(cache_dir, steps=12)
+    assert (cfg.gap_every, cfg.eval_every, cfg.constants_every) == (10, 10, 50)
+    run_one(cfg, tmp_path, quiet=True)
+    recs = _read(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in recs] == list(range(1, 13))
+    for r in recs:  # the cheap fields, at every step
+        for key in ("learning_rate", "success_rate", "per_prompt_success", "frac_zero_variance_groups",
+                    "mean_response_length", "update_norm", "grad_norm_clipped", "gap_groups", "time_s"):
+            assert r[key] is not None, (r["step"], key)
+        gap_step = r["step"] in (1, 11)
+        if not gap_step or r["gap_groups"] == 0:
+            assert r["gradient_gap_norm"] is None and r["alignment"] is None
+        else:
+            assert r["gradient_gap_norm"] > 0 and r["alignment"] is not None
+        assert r["constants_step"] == 1  # step 1, next at step 51
+        assert ("eval_success_rate" in r) == (r["step"] in (10, 12)), r["step"]  # every 10 steps and the last
+    assert [recs[i]["eval_span"] for i in (9, 11)] == [10, 2]
+
+
+def test_micro_batch_without_mixed_group_costs_no_backward(tmp_path):
+    from numerics.grpo.probe import GradgapProbe
+
+    probe = GradgapProbe(tmp_path / "m.jsonl", optim="sgd", constants_every=0)
+    ids = torch.zeros(4, 3, dtype=torch.long)
+    logps = torch.zeros(4, 3, requires_grad=True)  # no trainer, no model: a backward would fail on _params()
+    inputs = {"gradgap_coef": torch.zeros(4), "completion_mask": torch.ones(4, 3), "completion_ids": ids}
+    probe.accumulate_gap(None, None, inputs, logps)
+    assert probe._gap is None and probe.cost_calls["gap"] == 1
+
+
 def test_adamw_update_from_moments_equals_realised_parameter_change(tmp_path, cache_dir):
     runs = {}
     for route in ("adam_state", "realised_change"):
-        cfg = _cfg(cache_dir, steps=2, optim="adamw", lr=1e-3, update_route=route, constants_every=0)
+        cfg = _cfg(cache_dir, steps=2, optim="adamw", lr=1e-3, update_route=route, constants_every=0, gap_every=1,
+                   eval_every=1)
         run_one(cfg, tmp_path / route, quiet=True)
         runs[route] = _read(tmp_path / route / "metrics.jsonl")
     for a, b in zip(runs["adam_state"], runs["realised_change"], strict=True):
@@ -128,6 +160,11 @@ def test_gradient_gap_signed_objective_equals_per_sample_scores_and_group_identi
     cfg = _cfg(cache_dir, steps=1, dtype="float64", prompts_per_step=6, lr=0.01, seed=1)
     run_one(cfg, tmp_path, on_gap=on_gap, quiet=True)
     S, gap, inp = seen["S"], seen["gap"], seen["inputs"]
+    # G_o: the largest score norm over the first constants_samples completions (one batched forward in the probe)
+    (rec,) = _read(tmp_path / "metrics.jsonl")
+    g_o = float(S[: cfg.constants_samples].norm(dim=1).max())
+    rtol, atol = TRL_FP32
+    assert abs(rec["G_o"] - g_o) <= atol + rtol * g_o, (rec["G_o"], g_o)
     G = cfg.num_generations
     group, success, adv = inp["gradgap_group"], inp["gradgap_success"], inp["advantages"].double()
     per_group, identity_lhs, identity_rhs = [], [], []

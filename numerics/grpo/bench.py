@@ -8,6 +8,12 @@ wall clock instead) and in wall time. The
 first ``warmup`` steps of each arm are dropped. Reported: mean step time of each arm (the probe's cost falls on
 some steps only when ``gap_every`` or ``eval_every`` > 1), their ratio (target <= 1.10),
 and the probe's peak parameter-shaped memory as a multiple of the parameter size (target <= 1).
+
+The probe also times its own parts (:attr:`~numerics.grpo.probe.GradgapProbe.cost_s`: the Gradient Gap's extra
+backward, the evaluation forward, the constants, the bookkeeping), in the same clock; the bench reports each as
+milliseconds per step (averaged over every step of the arm, so a part that runs every k steps counts 1/k) and per
+time it ran, and as a share of the plain step. They are timed inside the probe arm and do not sum exactly to the
+measured difference of the two arms (noise, and second-order effects such as the retained graph).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from numerics.grpo.config import GrpoRunConfig
@@ -33,6 +39,12 @@ class BenchResult:
     rounds: int
     plain_wall_s: float
     probe_wall_s: float
+    #: part -> seconds per step of the probe arm (averaged over all its steps)
+    part_step_s: dict[str, float] = field(default_factory=dict)
+    #: part -> seconds per time the part ran
+    part_call_s: dict[str, float] = field(default_factory=dict)
+    #: part -> number of times it ran per step (0..1)
+    part_rate: dict[str, float] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         return [
@@ -45,6 +57,10 @@ class BenchResult:
             f"overhead ratio        {self.ratio:.3f}  (per round: {', '.join(f'{r:.3f}' for r in self.ratio_rounds)};"
             " target <= 1.10)",
             f"probe extra memory    {self.probe_extra_buffers:.2f} x parameter size (peak; target <= 1)",
+            *(f"  part {part:<12s}    {self.part_step_s[part] * 1e3:6.2f} ms/step = "
+              f"{self.part_step_s[part] / self.plain_step_s:6.1%} of a plain step  "
+              f"({self.part_call_s[part] * 1e3:.2f} ms each, on {self.part_rate[part]:.0%} of the steps)"
+              for part in self.part_step_s),
         ]
 
 
@@ -120,6 +136,9 @@ def bench_probe(cfg: GrpoRunConfig, *, steps: int = 30, rounds: int = 3, warmup:
     walls: dict[bool, list[float]] = {False: [], True: []}
     ratios = []
     peak = 0
+    part_s: dict[str, float] = {}
+    part_n: dict[str, int] = {}
+    probe_steps = 0
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         for r in range(rounds):
             order = (False, True) if r % 2 == 0 else (True, False)
@@ -130,6 +149,10 @@ def bench_probe(cfg: GrpoRunConfig, *, steps: int = 30, rounds: int = 3, warmup:
                 walls[with_probe] += wall
                 if probe is not None:
                     peak = max(peak, probe.peak_extra_bytes)
+                    probe_steps += len(probe.records)
+                    for part, sec in probe.cost_s.items():
+                        part_s[part] = part_s.get(part, 0.0) + sec
+                        part_n[part] = part_n.get(part, 0) + probe.cost_calls[part]
             plain_all += got[False]
             probe_all += got[True]
             ratios.append(statistics.fmean(got[True]) / statistics.fmean(got[False]))
@@ -142,5 +165,9 @@ def bench_probe(cfg: GrpoRunConfig, *, steps: int = 30, rounds: int = 3, warmup:
             nbytes += p.numel() * p.element_size()
     # means, not medians: with gap_every / eval_every > 1 the probe's cost falls on some steps only
     plain, probed = statistics.fmean(plain_all), statistics.fmean(probe_all)
+    steps_done = max(probe_steps, 1)
     return BenchResult(plain, probed, probed / plain, ratios, peak / nbytes, n, steps, rounds,
-                       statistics.fmean(walls[False]), statistics.fmean(walls[True]))
+                       statistics.fmean(walls[False]), statistics.fmean(walls[True]),
+                       part_step_s={k: v / steps_done for k, v in part_s.items()},
+                       part_call_s={k: v / max(part_n[k], 1) for k, v in part_s.items()},
+                       part_rate={k: part_n[k] / steps_done for k in part_s})

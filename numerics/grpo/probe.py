@@ -25,18 +25,32 @@ summed, no length normalisation). The batch gap is the mean over the :math:`P_{m
 
 so it costs one extra backward of the signed objective through the forward pass TRL already made
 (``torch.autograd.grad(..., retain_graph=True)``), into one parameter-sized buffer. Groups with
-:math:`k\in\{0,G\}` have no gap and are left out. The test suite checks it against per-sample scores, and checks
-TRL's own update against the group identity
+:math:`k\in\{0,G\}` have no gap and are left out; a micro-batch without a mixed group costs no backward. The test
+suite checks it against per-sample scores, and checks TRL's own update against the group identity
 :math:`\sum_i A_i s_i = \tfrac{G\hat p(1-\hat p)}{\hat\sigma + 10^{-4}}(\bar s_+-\bar s_-)`, i.e.
 :math:`\sqrt{G(G-1)}\sqrt{\hat p(1-\hat p)}(\bar s_+-\bar s_-)` up to TRL's :math:`10^{-4}`.
+
+*Why a second backward.* TRL's gradient and the gap are two different linear combinations of the same scores,
+:math:`-\frac1B\sum_i \frac{A_i}{|o_i|}s_i` (``grpo``) and :math:`\sum_i c_i s_i`. Within a mixed group
+:math:`c_i = A_i(\hat\sigma_q+10^{-4})\,G/(k_q(G-k_q))/P_{mix}`, a factor that changes from group to group (and
+``grpo`` divides by each length), so one backward cannot give both except in special batches. Both vector-Jacobian
+products in one batched backward (``autograd.grad(..., is_grads_batched=True)``) is exact but was slower on CPU
+(11.6 vs 10.8 ms for forward + both products on the tiny model) and bypasses DDP's gradient hooks: not used.
 
 **Constants.** :math:`G_o` is the largest score norm over ``constants_samples`` completions of the batch (one
 backward each); :math:`L_o` the largest curvature :math:`|v^\top\nabla^2\log\pi(o)v|` along the unit gap
 direction :math:`v`, by a central second difference of :math:`\log\pi` (forward passes only, step
 :data:`CURVATURE_STEP`). Both are measured lower bounds of the suprema in Theorem 1, so the predicted safe step
-is optimistic (too large). They are measured at step 1 and every ``constants_every`` steps, just before the
-optimizer step, turning the gap buffer itself into the shifted parameters: the probe never holds more than one
-parameter-sized buffer (SGD, and AdamW's ``adam_state`` route).
+is optimistic (too large). They are measured at step 1 and then on the first gap step at least
+``constants_every`` steps after the last measurement, just before the optimizer step, turning the gap buffer
+itself into the shifted parameters: the probe never holds more than one parameter-sized buffer (SGD, and AdamW's
+``adam_state`` route). One forward pass of the rows with autograd gives the centre of the second difference and,
+one backward per row, the scores.
+
+**Cadence and cost.** The gap (an extra backward), the evaluation (a forward over the fixed prompts) and the
+constants run every ``gap_every`` / ``eval_every`` / about ``constants_every`` steps (defaults 10, 10, 50; see
+:class:`~numerics.grpo.config.GrpoRunConfig`); the batch statistics, the update norm and the time are recorded at
+every step. :attr:`GradgapProbe.cost_s` times each part; ``bench/bench_probe.py`` reports them.
 
 Source: safe step, Theorem 1 of the paper (QUOTED-2nd, reconstruction §4.1); group identity, §4.4 (DERIVED).
 
@@ -75,6 +89,9 @@ __all__ = [
 #: is a plain ``torch.optim.AdamW`` (no amsgrad, no maximize), else ``realised_change``. SGD always uses the
 #: post-clipping gradient (the update is exactly ``-lr * grad``).
 UPDATE_ROUTES = ("auto", "adam_state", "realised_change")
+
+#: the parts of the probe's cost that :attr:`GradgapProbe.cost_s` times
+COST_PARTS = ("gap", "eval", "constants", "bookkeeping")
 
 #: central second-difference step for the curvature of log pi along the unit gap direction
 CURVATURE_STEP = 1e-2
@@ -178,6 +195,7 @@ class GradgapGRPOTrainer(GRPOTrainer):
         probe = self.gradgap_probe
         if probe is None or not self.model.training:
             return out
+        t0, inner0 = probe._clock(), probe._inner
         rewards = (self._gradgap_rewards * self.reward_weights.to(self._gradgap_rewards.device)).nansum(dim=1)
         success = (rewards > 0.5).double()  # binary verifiable rewards: success iff the reward is 1
         coef, p_mix = gap_coefficients(success, self.num_generations)
@@ -189,6 +207,7 @@ class GradgapGRPOTrainer(GRPOTrainer):
         out["gradgap_group"] = (torch.arange(lo, lo + n_local) // self.num_generations).to(device)
         lengths = self.accelerator.gather(out["completion_mask"].sum(1).to(torch.float64))
         probe.on_batch(GapBatch(success.cpu(), lengths.cpu(), self.num_generations), p_mix)
+        probe._book(t0, inner0)
         return out
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
@@ -226,8 +245,8 @@ class GradgapProbe(TrainerCallback):
     prompt set; ``on_gap`` (tests) is called as ``on_gap(trainer, model, inputs, gap)`` at :math:`\theta_k`.
     """
 
-    def __init__(self, out_path: str | os.PathLike, *, optim: str, update_route: str = "auto", gap_every: int = 1,
-                 eval_every: int = 1, constants_every: int = 10,
+    def __init__(self, out_path: str | os.PathLike, *, optim: str, update_route: str = "auto", gap_every: int = 10,
+                 eval_every: int = 10, constants_every: int = 50,
                  constants_samples: int = 4, temperature: float = 1.0,
                  evaluator: Callable[[Any], torch.Tensor | None] | None = None,
                  on_gap: Callable[..., None] | None = None, progress: Callable[[dict], None] | None = None) -> None:
@@ -263,10 +282,29 @@ class GradgapProbe(TrainerCallback):
         self.records: list[dict[str, Any]] = []
         #: largest number of bytes the probe held at once in parameter-shaped tensors (gap, snapshot, shifted copy)
         self.peak_extra_bytes = 0
+        #: seconds the probe spent per part (``gap``, ``eval``, ``constants``, ``bookkeeping``) and how many times
+        #: each ran: CPU time of the process (``time.process_time``) on CPU, host wall clock on a GPU (no sync)
+        self.cost_s: dict[str, float] = dict.fromkeys(COST_PARTS, 0.0)
+        self.cost_calls: dict[str, int] = dict.fromkeys(COST_PARTS, 0)
+        self._clock = time.perf_counter if torch.cuda.is_available() else time.process_time
+        self._inner = 0.0  # time of parts nested inside a bookkeeping interval
+        self._param_list: list[torch.nn.Parameter] | None = None
+        self._param_names: list[str] = []
+
+    def _tick(self, part: str, t0: float) -> None:
+        dt = self._clock() - t0
+        self.cost_s[part] += dt
+        self.cost_calls[part] += 1
+        self._inner += dt
+
+    def _book(self, t0: float, inner0: float) -> None:
+        """Add the time since ``t0``, less the parts timed inside it, to ``bookkeeping``."""
+        self.cost_s["bookkeeping"] += (self._clock() - t0) - (self._inner - inner0)
 
     # -- wiring -------------------------------------------------------------------------------------------------
     def attach(self, trainer: GradgapGRPOTrainer) -> None:
         self.trainer = trainer
+        self._param_list = None
         trainer.gradgap_probe = self
 
     def _note(self, *groups: list[torch.Tensor] | None) -> None:
@@ -277,8 +315,13 @@ class GradgapProbe(TrainerCallback):
         return (self._step % self.gap_every) == 0
 
     def _params(self) -> list[torch.nn.Parameter]:
+        """The trainable parameters, listed once per run (walking the modules every step costs ~0.15 ms)."""
         assert self.trainer is not None
-        return [p for p in self.trainer.model.parameters() if p.requires_grad]
+        if self._param_list is None:
+            named = [(n, p) for n, p in self.trainer.model.named_parameters() if p.requires_grad]
+            self._param_names = [n for n, _ in named]
+            self._param_list = [p for _, p in named]
+        return self._param_list
 
     # -- generation batch ---------------------------------------------------------------------------------------
     def on_batch(self, batch: GapBatch, p_mix: int) -> None:
@@ -288,48 +331,64 @@ class GradgapProbe(TrainerCallback):
 
     # -- the signed objective -----------------------------------------------------------------------------------
     def accumulate_gap(self, trainer, model, inputs, logps: torch.Tensor) -> None:
-        params = self._params()
-        mask = inputs["completion_mask"]
-        if "tool_mask" in inputs:
-            mask = mask * inputs["tool_mask"]
+        t0 = self._clock()
         coef = inputs["gradgap_coef"].to(logps.dtype)
-        signed = (coef[:, None] * logps * mask).sum()
-        grads = torch.autograd.grad(signed, params, retain_graph=True, allow_unused=True)
-        grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads, strict=True)]
-        if self._gap is None:
-            self._gap = grads
-        else:
-            for acc, g in zip(self._gap, grads, strict=True):
-                acc.add_(g)
-        self._note(self._gap)
-        if self.constants_every and (self._step % self.constants_every) == 0 and self._const_rows is None:
+        if bool(coef.any()):  # a micro-batch without a mixed group adds nothing: no backward at all
+            params = self._params()
+            mask = inputs["completion_mask"]
+            if "tool_mask" in inputs:
+                mask = mask * inputs["tool_mask"]
+            signed = (coef[:, None] * logps * mask).sum()
+            grads = torch.autograd.grad(signed, params, retain_graph=True, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+            if self._gap is None:
+                self._gap = grads
+            else:
+                torch._foreach_add_(self._gap, grads)
+            del grads
+            self._note(self._gap)
+        if self._constants_due() and self._const_rows is None:
             n = min(self.constants_samples, inputs["completion_ids"].shape[0])
             self._const_rows = tuple(inputs[k][:n].detach().clone()
                                      for k in ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask"))
-        if self.on_gap is not None:
+        self._tick("gap", t0)
+        if self.on_gap is not None and self._gap is not None:
             self.on_gap(trainer, model, inputs, self._gap)
+
+    def _constants_due(self) -> bool:
+        """At step 1, then on the first gap step at least ``constants_every`` steps after the last measurement
+        (the constants need the gap direction, so they are measured on gap steps only)."""
+        if not self.constants_every:
+            return False
+        last = self._constants.get("constants_step")
+        return last is None or self._step + 1 - last >= self.constants_every
 
     def _measure_constants(self, *, destructive: bool) -> None:
         r""":math:`L_o` = max |curvature of log pi along the unit gap|, then :math:`G_o` = max score norm, on the
         rows stashed by :meth:`accumulate_gap`, at :math:`\theta_k` (before the optimizer step).
 
-        With ``destructive`` the gap buffer itself is turned into the shifted parameters
+        One forward pass of the rows with autograd serves both: its values are the centre of the second
+        difference, and its graph gives each row's score by one backward (``retain_graph``; rows of a batch are
+        independent, so the gradient of row i's log-probability is that row's score alone). With
+        ``destructive`` the gap buffer itself is turned into the shifted parameters
         :math:`\theta \pm h\,g/\|g\|` (the gap is no longer needed: its norm and its dot product with the update
         are already recorded), so the probe never holds more than one parameter-sized buffer; the per-sample scores
         come after, one at a time, once that buffer is released.
         """
+        t0 = self._clock()
         rows = self._const_rows
         self._const_rows = None
         params = self._params()
-        names = [n for n, p in self.trainer.model.named_parameters() if p.requires_grad]
+        names = self._param_names
         unwrapped = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        lp = completion_log_probs(unwrapped, *rows, temperature=self.temperature)  # at theta_k, with its graph
         l_o = None
         gap = self._gap
         gnorm = _flat_norm(gap) if gap is not None else 0.0
         if gap is not None and gnorm > 0:
             h = CURVATURE_STEP
             with torch.no_grad():
-                base = completion_log_probs(unwrapped, *rows, temperature=self.temperature).double()
+                base = lp.detach().double()
                 if destructive:
                     for g, p in zip(gap, params, strict=True):
                         g.mul_(h / gnorm).add_(p)  # theta + h v
@@ -348,35 +407,50 @@ class GradgapProbe(TrainerCallback):
                 f_minus = completion_log_probs(unwrapped, *rows, temperature=self.temperature,
                                                params=minus).double()
                 l_o = float(((f_plus - 2 * base + f_minus) / h**2).abs().max())
+                del minus
         if destructive:  # the gap's norm and dot products are recorded: release it before the per-sample scores
             self._gap = gap = None
         g_o = 0.0
-        for i in range(rows[0].shape[0]):
-            row = tuple(x[i : i + 1] for x in rows)
-            lp = completion_log_probs(unwrapped, *row, temperature=self.temperature)
-            score = torch.autograd.grad(lp.sum(), params, allow_unused=True)
-            self._note(gap, [s for s in score if s is not None])
-            g_o = max(g_o, _flat_norm([s for s in score if s is not None]))
+        n = lp.shape[0]
+        for i in range(n):
+            score = torch.autograd.grad(lp[i], params, retain_graph=i < n - 1, allow_unused=True)
+            score = [s for s in score if s is not None]
+            self._note(gap, score)
+            g_o = max(g_o, _flat_norm(score))
             del score
+        del lp
         self._constants = {"L_o": l_o, "G_o": g_o, "constants_step": self._step + 1}
+        self._tick("constants", t0)
 
     # -- callback events ----------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
+        self._param_list = None  # listed again now that accelerate has prepared (possibly sharded) the model
         if self.trainer is None or self.trainer.accelerator.is_main_process:  # one writer per run
             os.makedirs(os.path.dirname(self.out_path) or ".", exist_ok=True)
             self._file = open(self.out_path, "a", buffering=1, encoding="utf-8")
         self._eval_prev = self.initial_eval = self._evaluate()
+        self.cost_s = dict.fromkeys(COST_PARTS, 0.0)  # the costs count the optimisation steps only
+        self.cost_calls = dict.fromkeys(COST_PARTS, 0)
         self._t0 = time.perf_counter()
 
     def _reduce_gap(self) -> None:
         """Sum the gap over processes (its weights c_i are normalised by the global number of mixed groups)."""
-        if self._gap is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        if not torch.distributed.is_available() or not torch.distributed.is_initialized():
             return
-        if torch.distributed.get_world_size() > 1:
+        if torch.distributed.get_world_size() > 1 and self.wants_gap() and self._p_mix > 0:
+            if self._gap is None:  # no mixed group in this process's rows: it adds zeros, but takes part
+                self._gap = [torch.zeros_like(p) for p in self._params()]
             for g in self._gap:
                 torch.distributed.all_reduce(g)
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        t0, inner0 = self._clock(), self._inner
+        try:
+            self._pre_optimizer_step()
+        finally:
+            self._book(t0, inner0)
+
+    def _pre_optimizer_step(self) -> None:
         self._reduce_gap()
         params = self._params()
         lr = float(self.trainer.optimizer.param_groups[0]["lr"])
@@ -447,6 +521,13 @@ class GradgapProbe(TrainerCallback):
         return dot, math.sqrt(sq)
 
     def on_optimizer_step(self, args, state, control, **kwargs):
+        t0, inner0 = self._clock(), self._inner
+        try:
+            self._after_optimizer_step()
+        finally:
+            self._book(t0, inner0)
+
+    def _after_optimizer_step(self) -> None:
         if self._snapshot is None:
             return
         params = self._params()
@@ -467,11 +548,20 @@ class GradgapProbe(TrainerCallback):
         rec["delta_mu"] = None if cos is None else cos * gnorm
 
     def on_step_end(self, args, state, control, **kwargs):
+        t0, inner0 = self._clock(), self._inner
+        try:
+            self._step_end(state)
+        finally:
+            self._book(t0, inner0)
+            self.cost_calls["bookkeeping"] += 1
+
+    def _step_end(self, state) -> None:
         self._step += 1
         rec = self._record
         self._record = {}
         rec.setdefault("step", self._step)
-        rec.setdefault("gradient_gap_norm", None if self._gap is None else _flat_norm(self._gap))
+        if "gradient_gap_norm" not in rec:
+            rec["gradient_gap_norm"] = None if self._gap is None else _flat_norm(self._gap)
         if self._p_mix == 0:  # no group with both a success and a failure: the gap is undefined
             rec.update(gradient_gap_norm=None, alignment=None, delta_mu=None)
         rec.setdefault("alignment", None)
@@ -526,7 +616,10 @@ class GradgapProbe(TrainerCallback):
     def _evaluate(self) -> tuple[float, float] | None:
         if self.evaluator is None or self.trainer is None:
             return None
-        j = self.evaluator(self.trainer.model)
+        t0 = self._clock()
+        with torch.inference_mode():  # a float comes out; no autograd state is kept
+            j = self.evaluator(self.trainer.model)
+        self._tick("eval", t0)
         if j is None:
             return None
         mean = float(j.double().mean())
