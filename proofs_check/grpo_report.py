@@ -294,10 +294,15 @@ def _plots(report: Report, directory: Path, out: Path) -> list[str]:
                 if not mpath.is_file():
                     continue
                 recs = [json.loads(x) for x in mpath.read_text().splitlines() if x.strip()]
-                ys = [q.get("eval_success_rate") for q in recs]
-                if any(y is None for y in ys):
-                    ys = [q.get("success_rate") for q in recs]
-                ax.plot([q["step"] for q in recs], ys, label=f"{r['lr']:.3g} s{r.get('seed', 0)}",
+                # the evaluation may be thinned (eval_every > 1): plot the steps that have one; batch success
+                # only for runs without any evaluation
+                key = "eval_success_rate" if any(q.get("eval_success_rate") is not None for q in recs) \
+                    else "success_rate"
+                points = [(q["step"], q[key]) for q in recs if q.get(key) is not None]
+                if not points:
+                    continue
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, label=f"{r['lr']:.3g} s{r.get('seed', 0)}",
                         ls="-" if r["status"] == "OK" else "--", lw=1.0)
             ax.set_title(f"{lt}, T={t}", fontsize=8)
             ax.set_xlabel("step", fontsize=7)

@@ -23,26 +23,16 @@ from typing import Any
 from theory.instances import GradgapValueError
 
 
-def _floats(field: str, text: str) -> list[float]:
+def _numbers(field: str, text: str, kind: type = float) -> list[Any]:
+    """A comma-separated list of numbers of type ``kind``; a one-line error naming ``field`` otherwise."""
     out = []
     for part in text.split(","):
         part = part.strip()
         try:
-            out.append(float(part))
+            out.append(kind(part))
         except ValueError:
-            raise GradgapValueError(f"{field}={text!r}: {part!r} is not a number (comma-separated list)",
-                                    field=field, value=text) from None
-    return out
-
-
-def _ints(field: str, text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise GradgapValueError(f"{field}={text!r}: {part!r} is not an integer (comma-separated list)",
+            what = "an integer" if kind is int else "a number"
+            raise GradgapValueError(f"{field}={text!r}: {part!r} is not {what} (comma-separated list)",
                                     field=field, value=text) from None
     return out
 
@@ -60,6 +50,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-generations", dest="num_generations", type=int, help="G, completions per prompt")
     p.add_argument("--prompts-per-step", dest="prompts_per_step", type=int, help="prompts per optimisation step")
     p.add_argument("--max-grad-norm", dest="max_grad_norm", type=float, help="gradient clipping (0 = off)")
+    p.add_argument("--gap-every", dest="gap_every", type=int,
+                   help="compute the Gradient Gap and alignment every k steps (default 10; 1 = every step)")
+    p.add_argument("--eval-every", dest="eval_every", type=int,
+                   help="evaluate J and log-odds on the fixed prompts every k steps (default 10)")
+    p.add_argument("--constants-every", dest="constants_every", type=int,
+                   help="measure L_o, G_o at step 1, then every k steps (default 50; 0 = never: no safe step)")
     p.add_argument("--report-to", dest="report_to", help="TRL report_to (none, tensorboard, wandb, ...)")
     p.add_argument("--cache-dir", dest="cache_dir",
                     help="warm-start cache (default: $GRADGAP_CACHE, else ~/.cache/gradgap)")
@@ -106,7 +102,7 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, An
 
 
 _COMMON = ("scale_rewards", "optim", "steps", "model", "num_generations", "prompts_per_step", "max_grad_norm",
-           "report_to", "cache_dir")
+           "report_to", "cache_dir", "gap_every", "eval_every", "constants_every")
 
 
 def _need_out(args: argparse.Namespace) -> str:
@@ -151,10 +147,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from numerics.grpo.presets import resolve_preset
 
     out = _need_out(args)
-    lrs = _floats("lrs", args.lrs)
-    lengths = _ints("lengths", args.lengths)
+    lrs = _numbers("lrs", args.lrs)
+    lengths = _numbers("lengths", args.lengths, int)
     loss_types = _strs(args.loss_types)
-    seeds = _ints("seeds", args.seeds)
+    seeds = _numbers("seeds", args.seeds, int)
     base = resolve_preset(args.preset, **_overrides(args, _COMMON))
     for lt in loss_types:  # validate the whole grid before the first run
         base.replace(loss_type=lt)
