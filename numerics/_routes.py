@@ -27,7 +27,8 @@ from numerics.logspace import logsumexp
 from numerics.montecarlo import Estimate, Moments, difference_estimate, mean_estimate
 from theory.instances import GradgapTypeError, GradgapValueError
 
-__all__ = ["FD_STEP", "MAX_RESPONSES", "METHODS", "Family", "Structured"]
+__all__ = ["FD_STEP", "MAX_RESPONSES", "METHODS", "PUBLIC_NAMES", "Family", "PublicFunctions", "Structured",
+           "public_functions"]
 
 #: the route vocabulary (style rule 3)
 METHODS: tuple[str, ...] = ("enumerate", "structured", "autograd", "fd", "mc")
@@ -58,7 +59,6 @@ class Family:
     """The primitives of one family; every callable takes the instance first."""
 
     name: str
-    theta: Callable[[Any], Array]
     structured: Callable[[Any, Array], Structured]
     log_parts: Callable[[Any, Array], tuple[float, float]]
     torch_log_parts: Callable[[Any, Any], tuple[Any, Any]]
@@ -69,6 +69,11 @@ class Family:
     scores: Callable[[Any, NDArray[np.int64]], Array]
     sample: Callable[[Any, int, np.random.Generator], NDArray[np.int64]]
     structured_hessian: Callable[[Any], Array] | None = None
+
+    @staticmethod
+    def theta(inst: Any) -> Array:
+        """The flat parameter vector ``inst.theta`` (docs/DESIGN.md layout) as float64."""
+        return np.asarray(inst.theta, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -109,6 +114,17 @@ def as_responses(inst: Any, fam: Family, responses: ArrayLike) -> NDArray[np.int
     if arr.size and (arr.min() < 0 or arr.max() >= A):
         raise GradgapValueError(f"responses: tokens must lie in 0..{A - 1}", field="responses", value=responses)
     return arr.astype(np.int64)
+
+
+def correct_mask(size: int, correct: frozenset[int]) -> NDArray[np.bool_]:
+    r"""The indicator :math:`(\mathbb 1[v\in C])_{v<\text{size}}` of the correct arms / tokens.
+
+    >>> correct_mask(3, frozenset({0, 2})).tolist()
+    [True, False, True]
+    """
+    mask = np.zeros(size, dtype=bool)
+    mask[sorted(correct)] = True
+    return mask
 
 
 def sample_rows(log_probs: Array, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
@@ -304,7 +320,7 @@ def _log_1mj(lj: Any, l1: Any) -> Any:
     return l1
 
 
-def success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> float | Estimate:
+def _success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> float | Estimate:
     check_method("success_rate", method, ("enumerate", "structured", "autograd", "mc"))
     _check_mc_args(method, n, seed)
     if method == "structured":
@@ -320,7 +336,7 @@ def success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed
     return Estimate(float(est.mean[0]), float(est.stderr[0]), n)
 
 
-def log_odds(fam: Family, inst: Any, method: str) -> float:
+def _log_odds(fam: Family, inst: Any, method: str) -> float:
     check_method("log_odds", method, ("enumerate", "structured", "autograd"))
     if method == "structured":
         lj, l1 = fam.log_parts(inst, fam.theta(inst))
@@ -332,7 +348,7 @@ def log_odds(fam: Family, inst: Any, method: str) -> float:
     return float(lj - l1)
 
 
-def gradient_gap(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
+def _gradient_gap(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
                  h: float = FD_STEP, quantity: str = "gradient_gap") -> Array | Estimate:
     check_method(quantity, method, METHODS)
     _check_mc_args(method, n, seed)
@@ -351,7 +367,7 @@ def gradient_gap(fam: Family, inst: Any, method: str, n: int | None = None, seed
     return difference_estimate(plus, minus, n)
 
 
-def grad_success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
+def _grad_success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
                       h: float = FD_STEP) -> Array | Estimate:
     check_method("grad_success_rate", method, METHODS)
     _check_mc_args(method, n, seed)
@@ -371,7 +387,7 @@ def grad_success_rate(fam: Family, inst: Any, method: str, n: int | None = None,
     return mean_estimate(allm, n)
 
 
-def conditional_score(fam: Family, inst: Any, success: bool, method: str, n: int | None = None,
+def _conditional_score(fam: Family, inst: Any, success: bool, method: str, n: int | None = None,
                       seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
     check_method("conditional_score", method, METHODS)
     _check_mc_args(method, n, seed)
@@ -394,7 +410,7 @@ def conditional_score(fam: Family, inst: Any, success: bool, method: str, n: int
     return mean_estimate(plus if success else minus, n)
 
 
-def expected_score(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> Array | Estimate:
+def _expected_score(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> Array | Estimate:
     check_method("expected_score", method, ("enumerate", "structured", "autograd", "mc"))
     _check_mc_args(method, n, seed)
     if method == "structured":
@@ -412,7 +428,7 @@ def expected_score(fam: Family, inst: Any, method: str, n: int | None = None, se
     return mean_estimate(allm, n)
 
 
-def hessian_log_odds(fam: Family, inst: Any, method: str, h: float = FD_STEP) -> Array:
+def _hessian_log_odds(fam: Family, inst: Any, method: str, h: float = FD_STEP) -> Array:
     supported = ("enumerate", "autograd", "fd") + (("structured",) if fam.structured_hessian else ())
     check_method("hessian_log_odds", method, supported)
     if method == "structured" and fam.structured_hessian is not None:
@@ -439,13 +455,13 @@ def _direction(fam: Family, inst: Any, w: ArrayLike) -> Array:
     return arr
 
 
-def alignment(fam: Family, inst: Any, w: ArrayLike, method: str, n: int | None = None, seed: Any = None,
+def _alignment(fam: Family, inst: Any, w: ArrayLike, method: str, n: int | None = None, seed: Any = None,
               h: float = FD_STEP) -> float | Estimate:
     check_method("alignment", method, METHODS)
     _check_mc_args(method, n, seed)
     direction = _direction(fam, inst, w)
     if method in ("structured", "enumerate", "autograd"):
-        return float(direction @ gradient_gap(fam, inst, method))
+        return float(direction @ _gradient_gap(fam, inst, method))
     if method == "fd":
         h = _check_h(h)
         theta = fam.theta(inst)
@@ -460,7 +476,7 @@ def alignment(fam: Family, inst: Any, w: ArrayLike, method: str, n: int | None =
     return Estimate(float(est.mean[0]), float(est.stderr[0]), n)
 
 
-def score(fam: Family, inst: Any, response: ArrayLike, method: str) -> Array:
+def _score(fam: Family, inst: Any, response: ArrayLike, method: str) -> Array:
     check_method("score", method, ("structured", "autograd"))
     R = as_responses(inst, fam, response)
     if R.shape[0] != 1:
@@ -468,3 +484,150 @@ def score(fam: Family, inst: Any, response: ArrayLike, method: str) -> Array:
     if method == "structured":
         return fam.scores(inst, R)[0]
     return autograd_score(fam, inst, R[0])
+
+
+# ------------------------------------------------------------------------------ the public family functions
+
+
+class PublicFunctions(NamedTuple):
+    """The public functions of one family module (docs/DESIGN.md), fields in the order of its ``__all__``."""
+
+    alignment: Callable[..., float | Estimate]
+    conditional_score: Callable[..., Array | Estimate]
+    expected_score: Callable[..., Array | Estimate]
+    grad_log_odds: Callable[..., Array | Estimate]
+    grad_success_rate: Callable[..., Array | Estimate]
+    gradient_gap: Callable[..., Array | Estimate]
+    hessian_log_odds: Callable[..., Array]
+    log_odds: Callable[..., float]
+    reward: Callable[..., int]
+    rewards: Callable[..., NDArray[np.int64]]
+    sample_responses: Callable[..., NDArray[np.int64]]
+    score: Callable[..., Array]
+    success_rate: Callable[..., float | Estimate]
+
+
+#: the public names every family module defines, sorted
+PUBLIC_NAMES: tuple[str, ...] = PublicFunctions._fields
+
+_MC = " ``mc``: an :class:`~numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``."
+
+#: the family-independent docstrings; ``{module}`` is the family module, whose notation table gives the
+#: family's structured form and whose docstring ends with the family's worked example
+_DOCS: dict[str, str] = {
+    "alignment": r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` (``fd``: central difference of :math:`\ell`
+    along :math:`w`).{mc}
+
+    Source: reconstruction §2.2, INFERRED. Example: :mod:`{module}`.""",
+    "conditional_score": r"""Conditional mean score :math:`\mathbb E_\pm[s]=\mathbb E_\pi[s(o)\mid r(o)=\pm]`
+    (``success=True``: :math:`+`); ``fd``/``autograd``: :math:`\nabla\log J`, :math:`\nabla\log(1-J)`.{mc}
+
+    Source: reconstruction §2.1 (conditional laws), DERIVED; structured form: the table of :mod:`{module}`.""",
+    "expected_score": r"""Mean score :math:`\mathbb E_\pi[s]=J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]` (zero).{mc}
+
+    Source: reconstruction §2.1 (proof), DERIVED. Example: :mod:`{module}`.""",
+    "grad_log_odds": r"""Gradient of the log-odds :math:`\nabla\ell`, equal to :math:`g` (the routes of
+    ``gradient_gap``).{mc}
+
+    Source: reconstruction §2.1 item 2, DERIVED. Example: :mod:`{module}`.""",
+    "grad_success_rate": r"""Policy gradient :math:`\nabla J=J(1-J)\,g`, structured as
+    :math:`e^{\log J+\log(1-J)}\,g`.{mc}
+
+    Source: reconstruction §2.1 (:math:`\nabla J=\mathrm{Var}(r)\,g`), QUOTED-2nd. Example: :mod:`{module}`.""",
+    "gradient_gap": r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`.{mc}
+
+    Source: reconstruction §2.1 (boxed definition), DERIVED; structured form: the table of :mod:`{module}`.""",
+    "hessian_log_odds": r"""Hessian :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)` (:math:`\nabla^2\log\pi(o)`
+    does not depend on :math:`o` in these log-linear families).
+
+    Source: reconstruction §4.1 (second-order form), DERIVED; routes: the table of :mod:`{module}`.""",
+    "log_odds": r"""Log-odds :math:`\ell=\log\frac{J}{1-J}=\log J-\log(1-J)`, each term computed as a logarithm.
+
+    Source: reconstruction §2.1 item 2 and §4.1 (potential), QUOTED (reviews); structured form: the table of
+    :mod:`{module}`.""",
+    "reward": r"""Binary reward :math:`r(o)\in\{0,1\}` of one response (a tuple of token indices).
+
+    Source: reconstruction §1 (binary verifiable reward), INFERRED; the family's rule: :mod:`{module}`.""",
+    "rewards": r"""Vectorised ``reward`` over an ``(N, L)`` array of responses :math:`(r(o_i))_{i\le N}`.
+
+    Source: reconstruction §1, INFERRED. Example: :mod:`{module}`.""",
+    "sample_responses": r"""``n`` responses :math:`o\sim\pi_\theta` drawn with ``rng``, as an ``(n, L)`` int array.
+
+    Example: :mod:`{module}`.""",
+    "score": r"""Score :math:`s(o)=\nabla_\theta\log\pi_\theta(o)` of one response (``structured`` or ``autograd``).
+
+    Source: reconstruction §1 (score), QUOTED; structured form: the table of :mod:`{module}`.""",
+    "success_rate": r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`.{mc}
+
+    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd; structured form: the table of :mod:`{module}`.""",
+}
+
+
+def public_functions(fam: Family, module: str) -> PublicFunctions:
+    r"""The public functions of the family module ``module`` (docs/DESIGN.md): each takes the instance and a
+    keyword-only ``method`` (``structured`` by default; ``hessian_log_odds``: ``autograd`` when the family has no
+    structured Hessian) and runs the route of that name.
+
+    >>> from numerics import softmax
+    >>> from theory.instances import SoftmaxBandit
+    >>> api = public_functions(softmax.FAMILY, "numerics.softmax")
+    >>> api.success_rate(SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({0}))), api.log_odds.__module__
+    (0.5, 'numerics.softmax')
+    """
+    hessian_default = "structured" if fam.structured_hessian is not None else "autograd"
+
+    def alignment(inst: Any, w: ArrayLike, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                  h: float = FD_STEP) -> float | Estimate:
+        return _alignment(fam, inst, w, method, n, seed, h)
+
+    def conditional_score(inst: Any, success: bool, *, method: str = "structured", n: int | None = None,
+                          seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
+        return _conditional_score(fam, inst, success, method, n, seed, h)
+
+    def expected_score(inst: Any, *, method: str = "structured", n: int | None = None,
+                       seed: Any = None) -> Array | Estimate:
+        return _expected_score(fam, inst, method, n, seed)
+
+    def grad_log_odds(inst: Any, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                      h: float = FD_STEP) -> Array | Estimate:
+        return _gradient_gap(fam, inst, method, n, seed, h, quantity="grad_log_odds")
+
+    def grad_success_rate(inst: Any, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                          h: float = FD_STEP) -> Array | Estimate:
+        return _grad_success_rate(fam, inst, method, n, seed, h)
+
+    def gradient_gap(inst: Any, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                     h: float = FD_STEP) -> Array | Estimate:
+        return _gradient_gap(fam, inst, method, n, seed, h)
+
+    def hessian_log_odds(inst: Any, *, method: str = hessian_default, h: float = FD_STEP) -> Array:
+        return _hessian_log_odds(fam, inst, method, h)
+
+    def log_odds(inst: Any, *, method: str = "structured") -> float:
+        return _log_odds(fam, inst, method)
+
+    def reward(inst: Any, response: ArrayLike) -> int:
+        return int(rewards(inst, [response])[0])
+
+    def rewards(inst: Any, responses: ArrayLike) -> NDArray[np.int64]:
+        return fam.rewards(inst, as_responses(inst, fam, responses))
+
+    def sample_responses(inst: Any, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+        return fam.sample(inst, n, rng)
+
+    def score(inst: Any, response: ArrayLike, *, method: str = "structured") -> Array:
+        return _score(fam, inst, response, method)
+
+    def success_rate(inst: Any, *, method: str = "structured", n: int | None = None,
+                     seed: Any = None) -> float | Estimate:
+        return _success_rate(fam, inst, method, n, seed)
+
+    api = PublicFunctions(
+        alignment=alignment, conditional_score=conditional_score, expected_score=expected_score,
+        grad_log_odds=grad_log_odds, grad_success_rate=grad_success_rate, gradient_gap=gradient_gap,
+        hessian_log_odds=hessian_log_odds, log_odds=log_odds, reward=reward, rewards=rewards,
+        sample_responses=sample_responses, score=score, success_rate=success_rate)
+    for name, fn in zip(PUBLIC_NAMES, api, strict=True):
+        fn.__module__, fn.__qualname__ = module, name
+        fn.__doc__ = _DOCS[name].replace("{mc}", _MC).replace("{module}", module)
+    return api

@@ -17,6 +17,14 @@ paper                                  here                        structured fo
 :math:`\mu_C`, :math:`\mu_{\bar C}` the means of :math:`\phi` under :math:`\pi` restricted to :math:`C`, :math:`\bar C`.
 Both :math:`\log p=-\mathrm{softplus}(\operatorname{lse} z_{\bar C}-\operatorname{lse} z_C)` and
 :math:`\log(1-p)` come from logs, and :math:`\frac{T(1-p)}{1-p^T}=T/\sum_{k<T}p^k` stays finite as :math:`p\to1`.
+
+Example (one feature, :math:`\phi=(0,1)`, token 1 correct, T=2, at :math:`\theta=0`: :math:`p=1/2`):
+
+>>> ex = SharedTokens(theta=(0.0,), features=((0.0,), (1.0,)), correct=frozenset({1}), T=2)
+>>> success_rate(ex), reward(ex, (1, 0)), score(ex, (1, 1)).tolist(), conditional_score(ex, True).tolist()
+(0.25, 0, [1.0], [1.0])
+>>> [round(x, 12) for x in gradient_gap(ex).tolist()], grad_success_rate(ex).tolist(), expected_score(ex).tolist()
+([1.333333333333], [0.25], [0.0])
 """
 
 from __future__ import annotations
@@ -24,37 +32,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from numerics import _routes
-from numerics._routes import FD_STEP, Family, Structured
+from numerics._routes import Family, Structured
 from numerics.logspace import log_geometric_sum, logsumexp, softplus
-from numerics.montecarlo import Estimate
 from theory.instances import SharedTokens
 
-__all__ = [
-    "alignment",
-    "conditional_score",
-    "expected_score",
-    "grad_log_odds",
-    "grad_success_rate",
-    "gradient_gap",
-    "hessian_log_odds",
-    "log_odds",
-    "reward",
-    "rewards",
-    "sample_responses",
-    "score",
-    "success_rate",
-]
+__all__ = [*_routes.PUBLIC_NAMES]
 
 Array = NDArray[np.float64]
 
 
 def _mask(inst: SharedTokens) -> NDArray[np.bool_]:
-    mask = np.zeros(inst.V, dtype=bool)
-    mask[sorted(inst.correct)] = True
-    return mask
+    return _routes.correct_mask(inst.V, inst.correct)
 
 
 def _phi(inst: SharedTokens) -> Array:
@@ -137,163 +128,10 @@ def _sample(inst: SharedTokens, n: int, rng: np.random.Generator) -> NDArray[np.
 
 
 FAMILY = Family(
-    name="shared_tokens",
-    theta=lambda inst: np.asarray(inst.theta, dtype=np.float64),
-    structured=_structured,
-    log_parts=_log_parts,
-    torch_log_parts=_torch_log_parts,
-    torch_log_prob=_torch_log_prob,
-    response_shape=lambda inst: (inst.T, inst.V),
-    log_probs=_log_probs,
-    rewards=_rewards,
-    scores=_scores,
-    sample=_sample,
+    name="shared_tokens", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
+    torch_log_prob=_torch_log_prob, response_shape=lambda inst: (inst.T, inst.V), log_probs=_log_probs,
+    rewards=_rewards, scores=_scores, sample=_sample,
 )
 
-_EX = SharedTokens(theta=(0.0,), features=((0.0,), (1.0,)), correct=frozenset({1}), T=2)
-
-
-def success_rate(inst: SharedTokens, *, method: str = "structured", n: int | None = None,
-                 seed: Any = None) -> float | Estimate:
-    r"""Success rate :math:`J=p^T`, :math:`p=\sum_{v\in C}\pi_\theta(v)`.
-
-    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd; product form DERIVED.
-
-    >>> success_rate(_EX)
-    0.25
-    """
-    return _routes.success_rate(FAMILY, inst, method, n, seed)
-
-
-def reward(inst: SharedTokens, response: ArrayLike) -> int:
-    r"""Reward :math:`r(o)=\prod_t\mathbb 1[o_t\in C]`.
-
-    Source: reconstruction §1 (binary verifiable reward), INFERRED.
-
-    >>> reward(_EX, (1, 1)), reward(_EX, (1, 0))
-    (1, 0)
-    """
-    return int(rewards(inst, [response])[0])
-
-
-def rewards(inst: SharedTokens, responses: ArrayLike) -> NDArray[np.int64]:
-    r"""Vectorised :func:`reward` over an ``(N, T)`` array.
-
-    >>> rewards(_EX, [(1, 1), (0, 1)]).tolist()
-    [1, 0]
-    """
-    return _rewards(inst, _routes.as_responses(inst, FAMILY, responses))
-
-
-def score(inst: SharedTokens, response: ArrayLike, *, method: str = "structured") -> Array:
-    r"""Score :math:`s(o)=\sum_t\big(\phi(o_t)-\mu\big)`.
-
-    Source: reconstruction §1 (score), QUOTED; log-linear form DERIVED.
-
-    >>> score(_EX, (1, 1)).tolist()
-    [1.0]
-    """
-    return _routes.score(FAMILY, inst, response, method)
-
-
-def conditional_score(inst: SharedTokens, success: bool, *, method: str = "structured", n: int | None = None,
-                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
-    r"""Conditional mean score :math:`\mathbb E_+[s]=T(1-p)(\mu_C-\mu_{\bar C})`, :math:`\mathbb E_-[s]=-J\,g`.
-
-    Source: reconstruction §2.1 (form 1), DERIVED.
-
-    >>> conditional_score(_EX, True).tolist()
-    [1.0]
-    """
-    return _routes.conditional_score(FAMILY, inst, success, method, n, seed, h)
-
-
-def expected_score(inst: SharedTokens, *, method: str = "structured", n: int | None = None,
-                   seed: Any = None) -> Array | Estimate:
-    r"""Mean score :math:`\mathbb E_\pi[s]=J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]` (zero).
-
-    Source: reconstruction §2.1 (proof), DERIVED.
-
-    >>> expected_score(_EX).tolist()
-    [0.0]
-    """
-    return _routes.expected_score(FAMILY, inst, method, n, seed)
-
-
-def gradient_gap(inst: SharedTokens, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                 h: float = FD_STEP) -> Array | Estimate:
-    r"""Gradient Gap :math:`g=\frac{T(1-p)}{1-p^T}(\mu_C-\mu_{\bar C}) = \frac{T}{\sum_{k<T}p^k}(\mu_C-\mu_{\bar C})`.
-
-    Source: reconstruction §2.1 (form 1), DERIVED.
-
-    >>> [round(x, 12) for x in gradient_gap(_EX).tolist()]
-    [1.333333333333]
-    """
-    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h)
-
-
-def grad_log_odds(inst: SharedTokens, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                  h: float = FD_STEP) -> Array | Estimate:
-    r"""Gradient of the log-odds :math:`\nabla\ell=g` (routes of :func:`gradient_gap`).
-
-    Source: reconstruction §2.1 item 2, DERIVED.
-
-    >>> grad_log_odds(_EX).shape
-    (1,)
-    """
-    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h, quantity="grad_log_odds")
-
-
-def grad_success_rate(inst: SharedTokens, *, method: str = "structured", n: int | None = None,
-                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
-    r"""Policy gradient :math:`\nabla J = J(1-J)\,g = Tp^{T-1}\nabla p`.
-
-    Source: reconstruction §2.1, QUOTED-2nd.
-
-    >>> grad_success_rate(_EX).tolist()
-    [0.25]
-    """
-    return _routes.grad_success_rate(FAMILY, inst, method, n, seed, h)
-
-
-def log_odds(inst: SharedTokens, *, method: str = "structured") -> float:
-    r"""Log-odds :math:`\ell=T\log p-\log(1-p)-\log\sum_{k<T}p^k`.
-
-    Source: reconstruction §2.1 item 2, §4.1, QUOTED (reviews).
-
-    >>> round(log_odds(_EX), 12) == round(float(np.log(1 / 3)), 12)
-    True
-    """
-    return _routes.log_odds(FAMILY, inst, method)
-
-
-def hessian_log_odds(inst: SharedTokens, *, method: str = "autograd", h: float = FD_STEP) -> Array:
-    r"""Hessian :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)` (``enumerate``, ``autograd``, ``fd``).
-
-    Source: reconstruction §4.1 (second-order form), DERIVED.
-
-    >>> hessian_log_odds(_EX).shape
-    (1, 1)
-    """
-    return _routes.hessian_log_odds(FAMILY, inst, method, h)
-
-
-def alignment(inst: SharedTokens, w: ArrayLike, *, method: str = "structured", n: int | None = None,
-              seed: Any = None, h: float = FD_STEP) -> float | Estimate:
-    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle`.
-
-    Source: reconstruction §2.2, INFERRED.
-
-    >>> round(alignment(_EX, (1.0,)), 12)
-    1.333333333333
-    """
-    return _routes.alignment(FAMILY, inst, w, method, n, seed, h)
-
-
-def sample_responses(inst: SharedTokens, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
-    r"""``n`` responses, ``T`` i.i.d. tokens each, as an ``(n, T)`` int array.
-
-    >>> sample_responses(_EX, 3, np.random.default_rng(0)).shape
-    (3, 2)
-    """
-    return _sample(inst, n, rng)
+(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
+ log_odds, reward, rewards, sample_responses, score, success_rate) = _routes.public_functions(FAMILY, __name__)

@@ -18,6 +18,17 @@ paper                           here                        structured form
 :math:`\mathbb R^K`; :math:`Q(q)=\mathrm{diag}\,q-qq^\top`.
 Every quantity takes a keyword-only ``method`` from ``enumerate``, ``structured`` (default),
 ``autograd``, ``fd``, ``mc`` (see :mod:`numerics._routes`).
+
+Example (two even arms, arm 0 correct; then the logits :math:`(1000,-1000,0)`, exact in float64):
+
+>>> ex = SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({0}))
+>>> success_rate(ex), reward(ex, (0,)), score(ex, (0,)).tolist(), conditional_score(ex, True).tolist()
+(0.5, 1, [0.5, -0.5], [0.5, -0.5])
+>>> gradient_gap(ex).tolist(), grad_success_rate(ex).tolist(), hessian_log_odds(ex).tolist()
+([1.0, -1.0], [0.25, -0.25], [[0.0, 0.0], [0.0, 0.0]])
+>>> extreme = SoftmaxBandit(logits=(1000.0, -1000.0, 0.0), correct=frozenset({0}))
+>>> log_odds(extreme), gradient_gap(extreme).tolist()
+(1000.0, [1.0, 0.0, -1.0])
 """
 
 from __future__ import annotations
@@ -25,37 +36,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from numerics import _routes
-from numerics._routes import FD_STEP, Family, Structured
+from numerics._routes import Family, Structured
 from numerics.logspace import logsumexp
-from numerics.montecarlo import Estimate
 from theory.instances import SoftmaxBandit
 
-__all__ = [
-    "alignment",
-    "conditional_score",
-    "expected_score",
-    "grad_log_odds",
-    "grad_success_rate",
-    "gradient_gap",
-    "hessian_log_odds",
-    "log_odds",
-    "reward",
-    "rewards",
-    "sample_responses",
-    "score",
-    "success_rate",
-]
+__all__ = [*_routes.PUBLIC_NAMES]
 
 Array = NDArray[np.float64]
 
 
 def _mask(inst: SoftmaxBandit) -> NDArray[np.bool_]:
-    mask = np.zeros(inst.K, dtype=bool)
-    mask[sorted(inst.correct)] = True
-    return mask
+    return _routes.correct_mask(inst.K, inst.correct)
 
 
 def _conditional_laws(inst: SoftmaxBandit, theta: Array) -> tuple[float, float, float, Array, Array, Array]:
@@ -126,166 +120,10 @@ def _sample(inst: SoftmaxBandit, n: int, rng: np.random.Generator) -> NDArray[np
 
 
 FAMILY = Family(
-    name="softmax",
-    theta=lambda inst: np.asarray(inst.logits, dtype=np.float64),
-    structured=_structured,
-    log_parts=_log_parts,
-    torch_log_parts=_torch_log_parts,
-    torch_log_prob=_torch_log_prob,
-    response_shape=lambda inst: (1, inst.K),
-    log_probs=_log_probs,
-    rewards=_rewards,
-    scores=_scores,
-    sample=_sample,
-    structured_hessian=_structured_hessian,
+    name="softmax", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
+    torch_log_prob=_torch_log_prob, response_shape=lambda inst: (1, inst.K), log_probs=_log_probs,
+    rewards=_rewards, scores=_scores, sample=_sample, structured_hessian=_structured_hessian,
 )
 
-_EX = SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({0}))
-
-
-def success_rate(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None,
-                 seed: Any = None) -> float | Estimate:
-    r"""Success rate :math:`J = \sum_{a\in C}\pi_\theta(a) = e^{L_C - L}` (:math:`L_S` = logsumexp over S).
-
-    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd; softmax form §2.1 item 5, DERIVED.
-
-    >>> success_rate(_EX)
-    0.5
-    """
-    return _routes.success_rate(FAMILY, inst, method, n, seed)
-
-
-def reward(inst: SoftmaxBandit, response: ArrayLike) -> int:
-    r"""Reward :math:`r(a) = \mathbb 1[a\in C]` of one response ``(a,)``.
-
-    Source: reconstruction §1, INFERRED.
-
-    >>> reward(_EX, (0,))
-    1
-    """
-    return int(rewards(inst, [response])[0])
-
-
-def rewards(inst: SoftmaxBandit, responses: ArrayLike) -> NDArray[np.int64]:
-    r"""Vectorised :func:`reward` over an ``(N, 1)`` array of responses.
-
-    >>> rewards(_EX, [(0,), (1,)]).tolist()
-    [1, 0]
-    """
-    return _rewards(inst, _routes.as_responses(inst, FAMILY, responses))
-
-
-def score(inst: SoftmaxBandit, response: ArrayLike, *, method: str = "structured") -> Array:
-    r"""Score :math:`s(a) = \nabla_\theta\log\pi_\theta(a) = e_a - \pi_\theta`.
-
-    Source: reconstruction §1 (score), QUOTED.
-
-    >>> score(_EX, (0,)).tolist()
-    [0.5, -0.5]
-    """
-    return _routes.score(FAMILY, inst, response, method)
-
-
-def conditional_score(inst: SoftmaxBandit, success: bool, *, method: str = "structured", n: int | None = None,
-                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
-    r"""Conditional mean score :math:`\mathbb E_\pm[s] = q_\pm - \pi`, :math:`q_+=\mathrm{softmax}(\theta_C)`,
-    :math:`q_-=\mathrm{softmax}(\theta_{\bar C})`; ``fd``/``autograd``: :math:`\nabla\log J`, :math:`\nabla\log(1-J)`.
-
-    Source: reconstruction §2.1 item 5, DERIVED.
-
-    >>> conditional_score(_EX, True).tolist()
-    [0.5, -0.5]
-    """
-    return _routes.conditional_score(FAMILY, inst, success, method, n, seed, h)
-
-
-def expected_score(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None,
-                   seed: Any = None) -> Array | Estimate:
-    r"""Mean score :math:`\mathbb E_\pi[s] = J\,\mathbb E_+[s] + (1-J)\,\mathbb E_-[s]` (zero).
-
-    Source: reconstruction §2.1 (proof), DERIVED.
-
-    >>> expected_score(_EX).tolist()
-    [0.0, 0.0]
-    """
-    return _routes.expected_score(FAMILY, inst, method, n, seed)
-
-
-def gradient_gap(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                 h: float = FD_STEP) -> Array | Estimate:
-    r"""Gradient Gap :math:`g = \mathbb E_+[s] - \mathbb E_-[s] = q_+ - q_-`.
-
-    Source: reconstruction §2.1 (boxed definition) and item 5, DERIVED.
-
-    >>> gradient_gap(SoftmaxBandit(logits=(1000.0, -1000.0, 0.0), correct=frozenset({0}))).tolist() == [1, 0, -1]
-    True
-    """
-    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h)
-
-
-def grad_log_odds(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                  h: float = FD_STEP) -> Array | Estimate:
-    r"""Gradient of the log-odds :math:`\nabla\ell`, equal to :math:`g` (same routes as :func:`gradient_gap`).
-
-    Source: reconstruction §2.1 item 2, DERIVED.
-
-    >>> grad_log_odds(_EX).tolist()
-    [1.0, -1.0]
-    """
-    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h, quantity="grad_log_odds")
-
-
-def grad_success_rate(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None,
-                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
-    r"""Policy gradient :math:`\nabla J = J(1-J)\,g`, with :math:`J(1-J)=e^{\log J+\log(1-J)}`.
-
-    Source: reconstruction §2.1 (:math:`\nabla J=\mathrm{Var}(r)\,g`), QUOTED-2nd.
-
-    >>> grad_success_rate(_EX).tolist()
-    [0.25, -0.25]
-    """
-    return _routes.grad_success_rate(FAMILY, inst, method, n, seed, h)
-
-
-def log_odds(inst: SoftmaxBandit, *, method: str = "structured") -> float:
-    r"""Log-odds :math:`\ell = \log\frac{J}{1-J} = L_C - L_{\bar C}` (logsumexp over the correct / wrong arms).
-
-    Source: reconstruction §2.1 item 2 and §4.1 (potential), QUOTED (reviews).
-
-    >>> log_odds(SoftmaxBandit(logits=(1000.0, -1000.0, 0.0), correct=frozenset({0})))
-    1000.0
-    """
-    return _routes.log_odds(FAMILY, inst, method)
-
-
-def hessian_log_odds(inst: SoftmaxBandit, *, method: str = "structured", h: float = FD_STEP) -> Array:
-    r"""Hessian :math:`\nabla^2\ell = \mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)
-    = \mathrm{diag}\,q_+ - q_+q_+^\top - \mathrm{diag}\,q_- + q_-q_-^\top`.
-
-    Source: reconstruction §4.1 (second-order form), DERIVED.
-
-    >>> hessian_log_odds(_EX).tolist()
-    [[0.0, 0.0], [0.0, 0.0]]
-    """
-    return _routes.hessian_log_odds(FAMILY, inst, method, h)
-
-
-def alignment(inst: SoftmaxBandit, w: ArrayLike, *, method: str = "structured", n: int | None = None,
-              seed: Any = None, h: float = FD_STEP) -> float | Estimate:
-    r"""Alignment :math:`\Delta\mu = \langle w, g\rangle` (``fd``: central difference of :math:`\ell` along :math:`w`).
-
-    Source: reconstruction §2.2, INFERRED.
-
-    >>> alignment(_EX, (1.0, 0.0))
-    1.0
-    """
-    return _routes.alignment(FAMILY, inst, w, method, n, seed, h)
-
-
-def sample_responses(inst: SoftmaxBandit, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
-    r"""``n`` responses :math:`a\sim\pi_\theta` as an ``(n, 1)`` int array.
-
-    >>> sample_responses(_EX, 3, np.random.default_rng(0)).shape
-    (3, 1)
-    """
-    return _sample(inst, n, rng)
+(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
+ log_odds, reward, rewards, sample_responses, score, success_rate) = _routes.public_functions(FAMILY, __name__)

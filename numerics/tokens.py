@@ -24,6 +24,16 @@ logarithm; :math:`\log(1-J)` for exact match is the telescoping sum
 
 :func:`gap_arrays` is the array-level evaluator (no instance, any size): it exponentiates every logit once,
 in cache-sized row blocks, and writes :math:`g` into one ``T x V`` output buffer.
+
+Example (T=2, V=2, even logits, exact match of (0, 0)):
+
+>>> ex = TokenSequence(logits=((0.0, 0.0), (0.0, 0.0)), target=(0, 0))
+>>> success_rate(ex), rewards(ex, [(0, 0), (1, 0)]).tolist(), score(ex, (0, 1)).tolist()
+(0.25, [1, 0], [0.5, -0.5, -0.5, 0.5])
+>>> [round(x, 12) for x in gradient_gap(ex).tolist()], grad_success_rate(ex).tolist()
+([0.666666666667, -0.666666666667, 0.666666666667, -0.666666666667], [0.125, -0.125, 0.125, -0.125])
+>>> round(log_odds(ex), 12) == round(float(np.log(1 / 3)), 12), sample_responses(ex, 3, np.random.default_rng(0)).shape
+(True, (3, 2))
 """
 
 from __future__ import annotations
@@ -34,28 +44,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from numerics import _routes
-from numerics._routes import FD_STEP, Family, Structured
+from numerics._routes import Family, Structured
 from numerics.logspace import logsumexp, softplus
-from numerics.montecarlo import Estimate
 from theory.instances import GradgapValueError, TokenSequence
 
-__all__ = [
-    "TokenGap",
-    "alignment",
-    "conditional_score",
-    "expected_score",
-    "gap_arrays",
-    "grad_log_odds",
-    "grad_success_rate",
-    "gradient_gap",
-    "hessian_log_odds",
-    "log_odds",
-    "reward",
-    "rewards",
-    "sample_responses",
-    "score",
-    "success_rate",
-]
+__all__ = [*_routes.PUBLIC_NAMES, "TokenGap", "gap_arrays"]
 
 Array = NDArray[np.float64]
 #: entries per row block of the exponentiation pass (2 MiB of float64: stays in cache)
@@ -318,165 +311,10 @@ def _scores(inst: TokenSequence, R: NDArray[np.int64]) -> Array:
 
 
 FAMILY = Family(
-    name="tokens",
-    theta=lambda inst: np.asarray(inst.theta, dtype=np.float64),
-    structured=_structured,
-    log_parts=_log_parts,
-    torch_log_parts=_torch_log_parts,
-    torch_log_prob=_torch_log_prob,
-    response_shape=lambda inst: (inst.T, inst.V),
-    log_probs=_log_probs,
-    rewards=_rewards,
-    scores=_scores,
-    sample=lambda inst, n, rng: _routes.sample_rows(_log_pi(inst), n, rng),
+    name="tokens", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
+    torch_log_prob=_torch_log_prob, response_shape=lambda inst: (inst.T, inst.V), log_probs=_log_probs,
+    rewards=_rewards, scores=_scores, sample=lambda inst, n, rng: _routes.sample_rows(_log_pi(inst), n, rng),
 )
 
-_EX = TokenSequence(logits=((0.0, 0.0), (0.0, 0.0)), target=(0, 0))
-
-
-def success_rate(inst: TokenSequence, *, method: str = "structured", n: int | None = None,
-                 seed: Any = None) -> float | Estimate:
-    r"""Success rate :math:`J=\Pr(N\ge m)`; exact match :math:`J=\prod_t p_t = e^{\sum_t\log p_t}`.
-
-    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd; product form DERIVED.
-
-    >>> success_rate(_EX)
-    0.25
-    """
-    return _routes.success_rate(FAMILY, inst, method, n, seed)
-
-
-def reward(inst: TokenSequence, response: ArrayLike) -> int:
-    r"""Reward :math:`r(o)=\mathbb 1[\sum_t\mathbb 1[o_t=o^\star_t]\ge m]`.
-
-    Source: reconstruction §1 (binary verifiable reward), INFERRED.
-
-    >>> reward(_EX, (0, 0)), reward(_EX, (0, 1))
-    (1, 0)
-    """
-    return int(rewards(inst, [response])[0])
-
-
-def rewards(inst: TokenSequence, responses: ArrayLike) -> NDArray[np.int64]:
-    r"""Vectorised :func:`reward` over an ``(N, T)`` array.
-
-    >>> rewards(_EX, [(0, 0), (1, 0)]).tolist()
-    [1, 0]
-    """
-    return _rewards(inst, _routes.as_responses(inst, FAMILY, responses))
-
-
-def score(inst: TokenSequence, response: ArrayLike, *, method: str = "structured") -> Array:
-    r"""Score :math:`s(o)=\sum_t s_t(o)`, row t :math:`e_{o_t}-\pi_t` (flattened row-major).
-
-    Source: reconstruction §1 (score, token decomposition), QUOTED / DERIVED.
-
-    >>> score(_EX, (0, 1)).tolist()
-    [0.5, -0.5, -0.5, 0.5]
-    """
-    return _routes.score(FAMILY, inst, response, method)
-
-
-def conditional_score(inst: TokenSequence, success: bool, *, method: str = "structured", n: int | None = None,
-                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
-    r"""Conditional mean score, row t: :math:`\mathbb E_+[s_t]=\frac{p_tD_t}{J}s_t(o^\star)`,
-    :math:`\mathbb E_-[s_t]=-\frac{p_tD_t}{1-J}s_t(o^\star)`.
-
-    Source: reconstruction §2.1 (conditional laws), DERIVED.
-
-    >>> conditional_score(_EX, True).tolist()
-    [0.5, -0.5, 0.5, -0.5]
-    """
-    return _routes.conditional_score(FAMILY, inst, success, method, n, seed, h)
-
-
-def expected_score(inst: TokenSequence, *, method: str = "structured", n: int | None = None,
-                   seed: Any = None) -> Array | Estimate:
-    r"""Mean score :math:`\mathbb E_\pi[s]=J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]` (zero).
-
-    Source: reconstruction §2.1 (proof), DERIVED.
-
-    >>> expected_score(_EX).tolist()
-    [0.0, 0.0, 0.0, 0.0]
-    """
-    return _routes.expected_score(FAMILY, inst, method, n, seed)
-
-
-def gradient_gap(inst: TokenSequence, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                 h: float = FD_STEP) -> Array | Estimate:
-    r"""Gradient Gap, row t: :math:`g_t=\frac{p_tD_t}{J(1-J)}\,(e_{o^\star_t}-\pi_t)`; exact match
-    :math:`g=s(o^\star)/(1-J)`.
-
-    Source: reconstruction §2.1 items 3-4, DERIVED.
-
-    >>> [round(x, 12) for x in gradient_gap(_EX).tolist()]
-    [0.666666666667, -0.666666666667, 0.666666666667, -0.666666666667]
-    """
-    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h)
-
-
-def grad_log_odds(inst: TokenSequence, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                  h: float = FD_STEP) -> Array | Estimate:
-    r"""Gradient of the log-odds :math:`\nabla\ell=g` (routes of :func:`gradient_gap`).
-
-    Source: reconstruction §2.1 item 2, DERIVED.
-
-    >>> grad_log_odds(_EX).shape
-    (4,)
-    """
-    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h, quantity="grad_log_odds")
-
-
-def grad_success_rate(inst: TokenSequence, *, method: str = "structured", n: int | None = None,
-                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
-    r"""Policy gradient :math:`\nabla J=J(1-J)\,g`.
-
-    Source: reconstruction §2.1, QUOTED-2nd.
-
-    >>> grad_success_rate(_EX).tolist()
-    [0.125, -0.125, 0.125, -0.125]
-    """
-    return _routes.grad_success_rate(FAMILY, inst, method, n, seed, h)
-
-
-def log_odds(inst: TokenSequence, *, method: str = "structured") -> float:
-    r"""Log-odds :math:`\ell=\log J-\log(1-J)`, each term from logs.
-
-    Source: reconstruction §2.1 item 2, §4.1, QUOTED (reviews).
-
-    >>> round(log_odds(_EX), 12) == round(float(np.log(1 / 3)), 12)
-    True
-    """
-    return _routes.log_odds(FAMILY, inst, method)
-
-
-def hessian_log_odds(inst: TokenSequence, *, method: str = "autograd", h: float = FD_STEP) -> Array:
-    r"""Hessian :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)` (``enumerate``, ``autograd``, ``fd``).
-
-    Source: reconstruction §4.1 (second-order form), DERIVED.
-
-    >>> hessian_log_odds(TokenSequence(logits=((0.0, 0.0),), target=(0,))).round(12).tolist()
-    [[0.0, 0.0], [0.0, 0.0]]
-    """
-    return _routes.hessian_log_odds(FAMILY, inst, method, h)
-
-
-def alignment(inst: TokenSequence, w: ArrayLike, *, method: str = "structured", n: int | None = None,
-              seed: Any = None, h: float = FD_STEP) -> float | Estimate:
-    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle`.
-
-    Source: reconstruction §2.2, INFERRED.
-
-    >>> round(alignment(_EX, (1.0, 0.0, 0.0, 0.0)), 12)
-    0.666666666667
-    """
-    return _routes.alignment(FAMILY, inst, w, method, n, seed, h)
-
-
-def sample_responses(inst: TokenSequence, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
-    r"""``n`` responses :math:`o\sim\pi_\theta` as an ``(n, T)`` int array (positions independent).
-
-    >>> sample_responses(_EX, 3, np.random.default_rng(0)).shape
-    (3, 2)
-    """
-    return FAMILY.sample(inst, n, rng)
+(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
+ log_odds, reward, rewards, sample_responses, score, success_rate) = _routes.public_functions(FAMILY, __name__)

@@ -2,14 +2,20 @@
 
 Each helper computes the two sides by independent routes and fails with the quantity, the routes, the
 instance, the error and the tolerance (style rule 13). Tolerances come from ``proofs_check.tolerances``.
+:func:`twin_tests` builds the test class that ``tests/test_<family>.py`` binds to a ``Test...`` name: the same
+bodies for every family, on that family's strategies and examples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pytest
 import sympy as sp
+from hypothesis import example, given
+from hypothesis.strategies import SearchStrategy
 
 import numerics
 import theory
@@ -103,3 +109,59 @@ def check_gradient_gap_monte_carlo(inst: Instance, n: int = 4000, seed: int = 0)
     # a coordinate with zero stderr must then be exact (e.g. a parameter no sample moves)
     bound = z * se + EXACT[1]
     assert np.all(err <= bound), f"gradient_gap [mc vs symbolic] on {inst}: err {err} > {bound} (alpha={MC_ALPHA})"
+
+
+def _given_with_examples(instances: SearchStrategy[Any], examples: Sequence[Instance]) -> Callable[[Any], Any]:
+    """``@given(instances)`` with ``@example(inst)`` for each of ``examples``."""
+
+    def decorate(test: Any) -> Any:
+        for inst in examples:
+            test = example(inst)(test)
+        return given(instances)(test)
+
+    return decorate
+
+
+def twin_tests(family: str, instances: SearchStrategy[Any], *, near_deterministic: SearchStrategy[Any],
+               hessian: SearchStrategy[Any], monte_carlo: Sequence[Instance], examples: Sequence[Instance] = (),
+               near_examples: Sequence[Instance] = ()) -> type:
+    """The symbolic-vs-numeric tests of one family: moderate ``instances`` (plus ``examples``) for every exact
+    route, ``near_deterministic`` ones (plus ``near_examples``) for the structured route, ``hessian`` (small)
+    instances for the Hessian and the ``monte_carlo`` instances for the Monte-Carlo z-test."""
+
+    class TwinTests:
+        def test_public_functions_are_named_after_their_quantity(self) -> None:
+            for module in (theory.family_module(family), numerics.family_module(family)):
+                for name in module.__all__:
+                    assert getattr(module, name).__name__ == name, f"{module.__name__}.{name}"
+
+        @_given_with_examples(instances, examples)
+        def test_success_rate_symbolic_vs_enumerate_structured_autograd(self, inst: Instance) -> None:
+            check_success_rate(inst, ("enumerate", "structured", "autograd"))
+
+        @_given_with_examples(instances, examples)
+        def test_gradient_gap_symbolic_vs_enumerate_structured_autograd_fd(self, inst: Instance) -> None:
+            check_gradient_gap(inst, ("enumerate", "structured", "autograd", "fd"))
+
+        @_given_with_examples(near_deterministic, near_examples)
+        def test_gradient_gap_and_log_odds_symbolic_vs_structured_near_deterministic(self, inst: Instance) -> None:
+            check_gradient_gap(inst, ("structured",))
+            check_log_odds(inst, ("structured",))
+
+        @given(instances)
+        def test_grad_success_rate_equals_variance_times_gradient_gap(self, inst: Instance) -> None:
+            check_grad_success_rate_is_variance_times_gap(inst)
+
+        @given(hessian)
+        def test_hessian_log_odds_symbolic_vs_autograd(self, inst: Instance) -> None:
+            check_hessian_log_odds(inst)
+
+        @given(instances)
+        def test_score_mean_zero_by_enumeration(self, inst: Instance) -> None:
+            check_score_mean_zero_by_enumeration(inst)
+
+        @pytest.mark.parametrize("inst", monte_carlo, ids=lambda inst: f"theta={inst.theta}")
+        def test_gradient_gap_mc_vs_symbolic(self, inst: Instance) -> None:
+            check_gradient_gap_monte_carlo(inst)
+
+    return TwinTests

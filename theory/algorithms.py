@@ -371,6 +371,24 @@ def prove_grpo_limit_rate(G: int) -> ProofResult:
                        "E(p-J)^2 = J(1-J)/G and x(1-x)-y(1-y) = (x-y)(1-x-y)")
 
 
+def _normalisers(spec: AlgorithmSpec, group: Sequence[int], L: Sequence[sp.Expr]) -> list[sp.Expr]:
+    r"""The aggregation weights :math:`n_j` of the responses of one ordered group (indices into ``L``, the
+    response lengths): ``token_mean`` :math:`\frac1G\sum_i L_{o_i}`, ``seq_mean_token_mean`` :math:`L_{o_j}`,
+    ``constant`` :math:`\max L`, ``sequence`` 1.
+
+    >>> _normalisers(_spec("dapo"), (0, 1), [sp.Integer(2), sp.Integer(4)])
+    [3, 3]
+    """
+    G = len(group)
+    if spec.aggregation == "token_mean":
+        return [sum(L[i] for i in group) / G] * G
+    if spec.aggregation == "seq_mean_token_mean":
+        return [L[i] for i in group]
+    if spec.aggregation == "constant":
+        return [max(L)] * G
+    return [sp.Integer(1)] * G
+
+
 @cache
 def _enumeration_residual(algorithm: str, G: int, n_success: int, n_fail: int,
                           lengths: tuple[int, ...] | None) -> sp.Expr:
@@ -389,14 +407,7 @@ def _enumeration_residual(algorithm: str, G: int, n_success: int, n_fail: int,
     for tup in product(range(N), repeat=G):
         k = sum(rewards[i] for i in tup)
         a_pos, a_neg = advantages(algorithm, k, G)
-        if spec.aggregation == "token_mean":
-            norm = [sum(L[j] for j in tup) / G] * G
-        elif spec.aggregation == "seq_mean_token_mean":
-            norm = [L[i] for i in tup]
-        elif spec.aggregation == "constant":
-            norm = [max(L)] * G
-        else:
-            norm = [sp.Integer(1)] * G
+        norm = _normalisers(spec, tup, L)
         upd = sum((a_pos if rewards[i] else a_neg) * S[i] / norm[j] for j, i in enumerate(tup)) / G
         Ew += sp.Mul(*[P[i] for i in tup]) * upd
     Jx = sum(P[:n_success])
@@ -464,14 +475,7 @@ def variable_length_expected_update(algorithm: str, G: int, probs: Sequence[sp.E
         a_pos, a_neg = advantages(algorithm, k, G, eps=eps)
         if a_pos == 0 and a_neg == 0:
             continue
-        if spec.aggregation == "token_mean":
-            norm = [sum(L[j] for j in tup) / G] * G
-        elif spec.aggregation == "seq_mean_token_mean":
-            norm = [L[i] for i in tup]
-        elif spec.aggregation == "constant":
-            norm = [max(L)] * G
-        else:
-            norm = [sp.Integer(1)] * G
+        norm = _normalisers(spec, tup, L)
         weight = sp.Mul(*[probs[i] for i in tup]) / G
         for j, i in enumerate(tup):
             Ew += weight * (a_pos if rewards[i] else a_neg) / norm[j] * S[i]

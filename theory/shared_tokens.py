@@ -21,6 +21,16 @@ Per position, :math:`\Pr[r=1\mid o_t=v]=\mathbb 1[v\in C]\,p^{T-1}`. The identit
 **symbolic** features :math:`\phi_{v,i}` and biases: the weights :math:`w_v=e^{\theta^\top\phi(v)+b_v}` become
 positive symbols and :math:`\partial_{\theta_i}=\sum_v\phi_{v,i}w_v\,\partial_{w_v}` (chain rule), so every
 quantity is rational in :math:`w` and polynomial in :math:`\phi`.
+
+Example (one feature, :math:`\phi=(0,1)`, token 1 correct, T=2, at :math:`\theta=0`):
+
+>>> ex = SharedTokens(theta=(0.0,), features=((0.0,), (1.0,)), correct=frozenset({1}), T=2)
+>>> success_rate(ex), sp.simplify(log_odds(ex)), reward(ex, (1, 0)), alignment(ex, (0.75,))
+(1/4, -log(3), 0, 1)
+>>> gradient_gap(ex).T, grad_log_odds(ex).T, grad_success_rate(ex).T, hessian_log_odds(ex)
+(Matrix([[4/3]]), Matrix([[4/3]]), Matrix([[1/4]]), Matrix([[-2/9]]))
+>>> conditional_score(ex, True).T, expected_score(ex).T
+(Matrix([[1]]), Matrix([[0]]))
 """
 
 from __future__ import annotations
@@ -31,40 +41,11 @@ from functools import lru_cache
 
 import sympy as sp
 
-from theory.closed_forms import (
-    ClosedForms,
-    Constant,
-    FamilyConstants,
-    IdentityResult,
-    at_instance,
-    check_direction,
-    check_response,
-    column,
-    derived_forms,
-    exact,
-    prove_zero_matrix,
-    theta_symbols,
-    timed,
-)
+from theory import closed_forms as forms
+from theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column, exact
 from theory.instances import SharedTokens
 
-__all__ = [
-    "alignment",
-    "closed_forms",
-    "conditional_score",
-    "constants",
-    "expected_score",
-    "grad_log_odds",
-    "grad_success_rate",
-    "gradient_gap",
-    "hessian_log_odds",
-    "log_odds",
-    "parameters",
-    "prove_identities",
-    "reward",
-    "score",
-    "success_rate",
-]
+__all__ = [*forms.FAMILY_NAMES]
 
 _EXAMPLE = SharedTokens(theta=(0.0,), features=((0.0,), (1.0,)), correct=frozenset({1}), T=2)
 
@@ -78,7 +59,7 @@ def parameters(inst: SharedTokens) -> tuple[sp.Symbol, ...]:
     >>> parameters(_EXAMPLE)
     (theta_0,)
     """
-    return theta_symbols(inst.d)
+    return forms.theta_symbols(inst.d)
 
 
 def moments(pi: Sequence[sp.Expr], phi: Sequence[Sequence[sp.Expr]], correct: frozenset[int], T: int
@@ -121,7 +102,7 @@ def _exact_table(rows: Iterable[Iterable[float]]) -> tuple[tuple[sp.Expr, ...], 
 def _closed_forms(features: tuple[tuple[float, ...], ...], biases: tuple[float, ...], correct: frozenset[int],
                   T: int) -> ClosedForms:
     d = len(features[0])
-    theta = theta_symbols(d)
+    theta = forms.theta_symbols(d)
     phi = _exact_table(features)
     b = [exact(x) for x in biases]
     weights = [sp.exp(sp.Add(*(theta[i] * phi[v][i] for i in range(d))) + b[v]) for v in range(len(phi))]
@@ -130,25 +111,12 @@ def _closed_forms(features: tuple[tuple[float, ...], ...], biases: tuple[float, 
     mo = moments(pi, phi, correct, T)
     J, F = mo["J"], mo["F"]
     g_t = sp.ImmutableMatrix(mo["win"] / J - mo["lose"] / F)
-    gaps = (g_t,) * T
-    gap = sp.ImmutableMatrix(T * g_t)
     unique = T * sp.log(pi[next(iter(correct))]) if len(correct) == 1 else None
-    return ClosedForms(
-        family="shared_tokens",
-        structure=f"d={d}, V={len(phi)}, T={T}, C={sorted(correct)}, features={[list(r) for r in phi]}, "
-                  f"bias={list(b)}",
-        theta=theta,
-        J=J,
-        gradient_gap=gap,
-        norm_gap_sq=(gap.T * gap)[0],
-        e_score_success=sp.ImmutableMatrix(T * mo["win"] / J),
-        e_score_failure=sp.ImmutableMatrix(T * mo["lose"] / F),
-        e_score=sp.ImmutableMatrix(T * mo["mean"]),
-        token_gaps=gaps,
-        probabilities=pi,
-        unique_correct_log_prob=unique,
-        **derived_forms(theta, J, F),
-    )
+    structure = (f"d={d}, V={len(phi)}, T={T}, C={sorted(correct)}, features={[list(r) for r in phi]}, "
+                 f"bias={list(b)}")
+    return ClosedForms.from_parts("shared_tokens", structure, theta, J, F, T * g_t, T * mo["win"] / J,
+                                  T * mo["lose"] / F, T * mo["mean"], token_gaps=(g_t,) * T, probabilities=pi,
+                                  unique_correct_log_prob=unique)
 
 
 def closed_forms(inst: SharedTokens) -> ClosedForms:
@@ -162,17 +130,8 @@ def closed_forms(inst: SharedTokens) -> ClosedForms:
     return _closed_forms(inst.features, inst.biases, inst.correct, inst.T)
 
 
-def _at(inst: SharedTokens, expr: sp.Basic) -> sp.Basic:
-    return at_instance(expr, parameters(inst), inst.theta)
-
-
-def success_rate(inst: SharedTokens) -> sp.Expr:
-    r""":math:`J=p^T`, exact at the instance.
-
-    >>> success_rate(_EXAMPLE)
-    1/4
-    """
-    return _at(inst, closed_forms(inst).J)
+(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
+ log_odds, success_rate) = forms.instance_quantities(closed_forms, __name__)
 
 
 def reward(inst: SharedTokens, response: Iterable[int]) -> int:
@@ -196,83 +155,7 @@ def score(inst: SharedTokens, response: Iterable[int]) -> sp.ImmutableMatrix:
     o = check_response(response, inst.T, inst.V)
     cf = closed_forms(inst)
     log_pi = sp.Add(*(sp.log(cf.probabilities[v]) for v in o))
-    return _at(inst, column(sp.diff(log_pi, s) for s in cf.theta))
-
-
-def conditional_score(inst: SharedTokens, success: bool) -> sp.ImmutableMatrix:
-    r""":math:`\mathbb E_+[s]` (``success=True``) or :math:`\mathbb E_-[s]`.
-
-    >>> conditional_score(_EXAMPLE, True).T
-    Matrix([[1]])
-    """
-    cf = closed_forms(inst)
-    return _at(inst, cf.e_score_success if success else cf.e_score_failure)
-
-
-def expected_score(inst: SharedTokens) -> sp.ImmutableMatrix:
-    r""":math:`\mathbb E_\pi[s]` (which is 0).
-
-    >>> expected_score(_EXAMPLE).T
-    Matrix([[0]])
-    """
-    return _at(inst, closed_forms(inst).e_score)
-
-
-def gradient_gap(inst: SharedTokens) -> sp.ImmutableMatrix:
-    r""":math:`g=\sum_t g_t=T\,g_1`.
-
-    Source: reconstruction §2.1 item 3, DERIVED.
-
-    >>> gradient_gap(_EXAMPLE).T
-    Matrix([[4/3]])
-    """
-    return _at(inst, closed_forms(inst).gradient_gap)
-
-
-def grad_success_rate(inst: SharedTokens) -> sp.ImmutableMatrix:
-    r""":math:`\nabla_\theta J` (by differentiation).
-
-    >>> grad_success_rate(_EXAMPLE).T
-    Matrix([[1/4]])
-    """
-    return _at(inst, closed_forms(inst).grad_J)
-
-
-def log_odds(inst: SharedTokens) -> sp.Expr:
-    r""":math:`\ell=\log\frac{J}{1-J}`.
-
-    >>> sp.simplify(log_odds(_EXAMPLE))
-    -log(3)
-    """
-    return _at(inst, closed_forms(inst).log_odds)
-
-
-def grad_log_odds(inst: SharedTokens) -> sp.ImmutableMatrix:
-    r""":math:`\nabla_\theta\ell` (by differentiation).
-
-    >>> grad_log_odds(_EXAMPLE).T
-    Matrix([[4/3]])
-    """
-    return _at(inst, closed_forms(inst).grad_log_odds)
-
-
-def hessian_log_odds(inst: SharedTokens) -> sp.ImmutableMatrix:
-    r""":math:`\nabla^2_\theta\ell` (by differentiation).
-
-    >>> hessian_log_odds(_EXAMPLE)
-    Matrix([[-2/9]])
-    """
-    return _at(inst, closed_forms(inst).hessian_log_odds)
-
-
-def alignment(inst: SharedTokens, w: Iterable[float]) -> sp.Expr:
-    r""":math:`\Delta\mu=\langle w,g\rangle`.
-
-    >>> alignment(_EXAMPLE, (0.75,))
-    1
-    """
-    wv = check_direction(w, inst.d)
-    return (wv.T * gradient_gap(inst))[0]
+    return forms.at_instance(column(sp.diff(log_pi, s) for s in cf.theta), cf.theta, inst.theta)
 
 
 @lru_cache(maxsize=32)
@@ -346,9 +229,9 @@ def _prove(V: int, d: int, correct: frozenset[int], T: int) -> tuple[IdentityRes
     ell = sp.log(J) - sp.log(F)
     common = f"symbolic features phi_(v,i) and biases (w_v = exp(theta.phi(v)+b_v)); V={V}, d={d}, T={T}"
     checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
-        ("E_pi[score] = 0", lambda: prove_zero_matrix(T * mo["mean"])),
-        ("grad J = J(1-J) g", lambda: prove_zero_matrix(grad(J) - J * (1 - J) * g)),
-        ("g = grad ell", lambda: prove_zero_matrix(g - grad(ell))),
+        ("E_pi[score] = 0", lambda: forms.prove_zero_matrix(T * mo["mean"])),
+        ("grad J = J(1-J) g", lambda: forms.prove_zero_matrix(grad(J) - J * (1 - J) * g)),
+        ("g = grad ell", lambda: forms.prove_zero_matrix(g - grad(ell))),
     ]
 
     def decomposition() -> tuple[bool, str]:
@@ -361,7 +244,7 @@ def _prove(V: int, d: int, correct: frozenset[int], T: int) -> tuple[IdentityRes
                     plus += prob * s
                 else:
                     minus += prob * s
-            ok, how = prove_zero_matrix(plus / J - minus / (1 - J) - g)
+            ok, how = forms.prove_zero_matrix(plus / J - minus / (1 - J) - g)
             return ok, (f"{how}; response-level E_+[s]-E_-[s] by enumerating all V^T={V**T} responses, "
                         "s(o) = grad log pi(o) differentiated")
         p = mo["p"]
@@ -372,7 +255,7 @@ def _prove(V: int, d: int, correct: frozenset[int], T: int) -> tuple[IdentityRes
         for k in range(T):  # k positions in C, at least one outside: a failure
             weight = sp.binomial(T, k) * p**k * (1 - p) ** (T - k)
             minus += weight * (k * (bar_c - mo["phibar"]) + (T - k) * (bar_w - mo["phibar"]))
-        ok, how = prove_zero_matrix(plus - minus / (1 - J) - g)
+        ok, how = forms.prove_zero_matrix(plus - minus / (1 - J) - g)
         return ok, (f"{how}; response-level E_+[s]-E_-[s] by the number k of in-C tokens (V^T={V**T} > "
                     f"{ENUMERATION_LIMIT}: responses not enumerated)")
 
@@ -381,10 +264,10 @@ def _prove(V: int, d: int, correct: frozenset[int], T: int) -> tuple[IdentityRes
         c = next(iter(correct))
         pi_star = pi[c] ** T
         checks.append(("g = grad log pi(o*) / (1 - pi(o*))",
-                       lambda: prove_zero_matrix(g - grad(T * sp.log(pi[c])) / (1 - pi_star))))
+                       lambda: forms.prove_zero_matrix(g - grad(T * sp.log(pi[c])) / (1 - pi_star))))
     out = []
     for name, fn in checks:
-        res = timed(name, fn)
+        res = forms.timed(name, fn)
         out.append(IdentityResult(res.name, res.proved, f"{res.detail}; {common}", res.seconds))
     return tuple(out)
 

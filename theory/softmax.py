@@ -16,6 +16,18 @@ paper                             here                        closed form
 Here :math:`\bar e_C=\sum_{a\in C}\pi_a e_a/J` and :math:`\bar e_{\bar C}=\sum_{a\notin C}\pi_a e_a/(1-J)`.
 Parameters ``theta`` = the logits, shape ``(K,)``. Identities are proved under :math:`\theta_a=\log x_a`,
 which makes every quantity a rational function of :math:`x` (so ``together``/``cancel`` decide them).
+
+Example (two even arms, arm 0 correct):
+
+>>> ex = SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({0}))
+>>> success_rate(ex), log_odds(ex), reward(ex, (1,)), alignment(ex, (0.5, 0.0))
+(1/2, 0, 0, 1/2)
+>>> score(ex, (1,)).T, conditional_score(ex, True).T, gradient_gap(ex).T, grad_success_rate(ex).T
+(Matrix([[-1/2, 1/2]]), Matrix([[1/2, -1/2]]), Matrix([[1, -1]]), Matrix([[1/4, -1/4]]))
+>>> sp.simplify(expected_score(ex)).T, grad_log_odds(ex).T, hessian_log_odds(ex)
+(Matrix([[0, 0]]), Matrix([[1, -1]]), Matrix([
+[0, 0],
+[0, 0]]))
 """
 
 from __future__ import annotations
@@ -25,41 +37,11 @@ from functools import lru_cache
 
 import sympy as sp
 
-from theory.closed_forms import (
-    ClosedForms,
-    Constant,
-    FamilyConstants,
-    IdentityResult,
-    at_instance,
-    check_direction,
-    check_response,
-    column,
-    derived_forms,
-    log_substitution,
-    prove_zero,
-    prove_zero_matrix,
-    theta_symbols,
-    timed,
-)
+from theory import closed_forms as forms
+from theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column
 from theory.instances import SoftmaxBandit
 
-__all__ = [
-    "alignment",
-    "closed_forms",
-    "conditional_score",
-    "constants",
-    "expected_score",
-    "grad_log_odds",
-    "grad_success_rate",
-    "gradient_gap",
-    "hessian_log_odds",
-    "log_odds",
-    "parameters",
-    "prove_identities",
-    "reward",
-    "score",
-    "success_rate",
-]
+__all__ = [*forms.FAMILY_NAMES]
 
 _EXAMPLE = SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({0}))
 
@@ -70,7 +52,7 @@ def parameters(inst: SoftmaxBandit) -> tuple[sp.Symbol, ...]:
     >>> parameters(_EXAMPLE)
     (theta_0, theta_1)
     """
-    return theta_symbols(inst.K)
+    return forms.theta_symbols(inst.K)
 
 
 def _probabilities(theta: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, ...]:
@@ -81,7 +63,7 @@ def _probabilities(theta: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, ...]:
 
 @lru_cache(maxsize=64)
 def _closed_forms(K: int, correct: frozenset[int]) -> ClosedForms:
-    theta = theta_symbols(K)
+    theta = forms.theta_symbols(K)
     pi = _probabilities(theta)
     pi_vec = column(pi)
     e = [column(1 if b == a else 0 for b in range(K)) for a in range(K)]
@@ -93,22 +75,9 @@ def _closed_forms(K: int, correct: frozenset[int]) -> ClosedForms:
     e_minus = sum((pi[a] * (e[a] - pi_vec) for a in wrong), sp.zeros(K, 1)) / F
     e_bar_C = sum((pi[a] * e[a] for a in sorted(correct)), sp.zeros(K, 1)) / J
     e_bar_W = sum((pi[a] * e[a] for a in wrong), sp.zeros(K, 1)) / F
-    gap = sp.ImmutableMatrix(e_bar_C - e_bar_W)
     unique = sp.log(pi[next(iter(correct))]) if len(correct) == 1 else None
-    return ClosedForms(
-        family="softmax",
-        structure=f"K={K}, C={sorted(correct)}",
-        theta=theta,
-        J=J,
-        gradient_gap=gap,
-        norm_gap_sq=(gap.T * gap)[0],
-        e_score_success=sp.ImmutableMatrix(e_plus),
-        e_score_failure=sp.ImmutableMatrix(e_minus),
-        e_score=sp.ImmutableMatrix(e_score),
-        probabilities=pi,
-        unique_correct_log_prob=unique,
-        **derived_forms(theta, J, F),
-    )
+    return ClosedForms.from_parts("softmax", f"K={K}, C={sorted(correct)}", theta, J, F, e_bar_C - e_bar_W,
+                                  e_plus, e_minus, e_score, probabilities=pi, unique_correct_log_prob=unique)
 
 
 def closed_forms(inst: SoftmaxBandit) -> ClosedForms:
@@ -122,19 +91,8 @@ def closed_forms(inst: SoftmaxBandit) -> ClosedForms:
     return _closed_forms(inst.K, inst.correct)
 
 
-def _at(inst: SoftmaxBandit, expr: sp.Basic) -> sp.Basic:
-    return at_instance(expr, parameters(inst), inst.theta)
-
-
-def success_rate(inst: SoftmaxBandit) -> sp.Expr:
-    r"""Success rate :math:`J=\sum_{a\in C}\pi_\theta(a)`, exact at the instance.
-
-    Source: reconstruction §1, INFERRED.
-
-    >>> success_rate(_EXAMPLE)
-    1/2
-    """
-    return _at(inst, closed_forms(inst).J)
+(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
+ log_odds, success_rate) = forms.instance_quantities(closed_forms, __name__)
 
 
 def reward(inst: SoftmaxBandit, response: Iterable[int]) -> int:
@@ -158,91 +116,7 @@ def score(inst: SoftmaxBandit, response: Iterable[int]) -> sp.ImmutableMatrix:
     (a,) = check_response(response, 1, inst.K)
     cf = closed_forms(inst)
     log_pi = sp.log(cf.probabilities[a])
-    return _at(inst, column(sp.diff(log_pi, t) for t in cf.theta))
-
-
-def conditional_score(inst: SoftmaxBandit, success: bool) -> sp.ImmutableMatrix:
-    r""":math:`\mathbb E_+[s]=\bar e_C-\pi` (``success=True``) or :math:`\mathbb E_-[s]=\bar e_{\bar C}-\pi`.
-
-    Source: reconstruction §2.1, DERIVED.
-
-    >>> conditional_score(_EXAMPLE, True).T
-    Matrix([[1/2, -1/2]])
-    """
-    cf = closed_forms(inst)
-    return _at(inst, cf.e_score_success if success else cf.e_score_failure)
-
-
-def expected_score(inst: SoftmaxBandit) -> sp.ImmutableMatrix:
-    r""":math:`\mathbb E_\pi[s]=\sum_a\pi_a(e_a-\pi)` (which is 0).
-
-    >>> sp.simplify(expected_score(_EXAMPLE)).T
-    Matrix([[0, 0]])
-    """
-    return _at(inst, closed_forms(inst).e_score)
-
-
-def gradient_gap(inst: SoftmaxBandit) -> sp.ImmutableMatrix:
-    r"""Gradient Gap :math:`g=\bar e_C-\bar e_{\bar C}`.
-
-    Source: reconstruction §2.1 item 5, DERIVED.
-
-    >>> gradient_gap(_EXAMPLE).T
-    Matrix([[1, -1]])
-    """
-    return _at(inst, closed_forms(inst).gradient_gap)
-
-
-def grad_success_rate(inst: SoftmaxBandit) -> sp.ImmutableMatrix:
-    r""":math:`\nabla_\theta J` (by differentiating the closed form of :math:`J`).
-
-    >>> grad_success_rate(_EXAMPLE).T
-    Matrix([[1/4, -1/4]])
-    """
-    return _at(inst, closed_forms(inst).grad_J)
-
-
-def log_odds(inst: SoftmaxBandit) -> sp.Expr:
-    r"""Log-odds :math:`\ell=\log\frac{J}{1-J}`.
-
-    Source: reconstruction §2.1 item 2, DERIVED.
-
-    >>> log_odds(_EXAMPLE)
-    0
-    """
-    return _at(inst, closed_forms(inst).log_odds)
-
-
-def grad_log_odds(inst: SoftmaxBandit) -> sp.ImmutableMatrix:
-    r""":math:`\nabla_\theta\ell` (by differentiation).
-
-    >>> grad_log_odds(_EXAMPLE).T
-    Matrix([[1, -1]])
-    """
-    return _at(inst, closed_forms(inst).grad_log_odds)
-
-
-def hessian_log_odds(inst: SoftmaxBandit) -> sp.ImmutableMatrix:
-    r""":math:`\nabla^2_\theta\ell` (by differentiation).
-
-    >>> hessian_log_odds(_EXAMPLE)
-    Matrix([
-    [0, 0],
-    [0, 0]])
-    """
-    return _at(inst, closed_forms(inst).hessian_log_odds)
-
-
-def alignment(inst: SoftmaxBandit, w: Iterable[float]) -> sp.Expr:
-    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle`.
-
-    Source: reconstruction §2.2, INFERRED.
-
-    >>> alignment(_EXAMPLE, (0.5, 0.0))
-    1/2
-    """
-    wv = check_direction(w, inst.K)
-    return (wv.T * gradient_gap(inst))[0]
+    return forms.at_instance(column(sp.diff(log_pi, t) for t in cf.theta), cf.theta, inst.theta)
 
 
 @lru_cache(maxsize=16)
@@ -292,21 +166,21 @@ def constants(inst: SoftmaxBandit) -> FamilyConstants:
 
 
 def _identity_checks(cf: ClosedForms):
-    sub = log_substitution(cf.theta)
+    sub = forms.log_substitution(cf.theta)
     J = cf.J
     checks = [
-        ("E_pi[score] = 0", lambda: prove_zero_matrix(cf.e_score, sub)),
+        ("E_pi[score] = 0", lambda: forms.prove_zero_matrix(cf.e_score, sub)),
         ("g = E_+[s] - E_-[s]",
-         lambda: prove_zero_matrix(cf.gradient_gap - (cf.e_score_success - cf.e_score_failure), sub)),
-        ("grad J = J(1-J) g", lambda: prove_zero_matrix(cf.grad_J - J * (1 - J) * cf.gradient_gap, sub)),
-        ("g = grad ell", lambda: prove_zero_matrix(cf.gradient_gap - cf.grad_log_odds, sub)),
+         lambda: forms.prove_zero_matrix(cf.gradient_gap - (cf.e_score_success - cf.e_score_failure), sub)),
+        ("grad J = J(1-J) g", lambda: forms.prove_zero_matrix(cf.grad_J - J * (1 - J) * cf.gradient_gap, sub)),
+        ("g = grad ell", lambda: forms.prove_zero_matrix(cf.gradient_gap - cf.grad_log_odds, sub)),
     ]
     if cf.unique_correct_log_prob is not None:
         log_star = cf.unique_correct_log_prob
         grad_star = column(sp.diff(log_star, t) for t in cf.theta)
         pi_star = sp.exp(log_star)
         checks.append(("g = grad log pi(o*) / (1 - pi(o*))",
-                       lambda: prove_zero_matrix(cf.gradient_gap - grad_star / (1 - pi_star), sub)))
+                       lambda: forms.prove_zero_matrix(cf.gradient_gap - grad_star / (1 - pi_star), sub)))
     return checks
 
 
@@ -315,7 +189,7 @@ def _prove(K: int, correct: frozenset[int]) -> tuple[IdentityResult, ...]:
     cf = _closed_forms(K, correct)
     out = []
     for name, fn in _identity_checks(cf):
-        res = timed(name, fn)
+        res = forms.timed(name, fn)
         out.append(IdentityResult(res.name, res.proved,
                                   f"{res.detail} after theta_a = log x_a (rational in x); K={K}", res.seconds))
     return tuple(out)
@@ -355,11 +229,11 @@ def symbolic_K_proof() -> IdentityResult:
     def run() -> tuple[bool, str]:
         d_c = xc * sp.diff(J, P) - J * (1 - J) * (xc / P)
         d_w = xw * sp.diff(J, Q) - J * (1 - J) * (-xw / Q)
-        ok_c, how_c = prove_zero(d_c)
-        ok_w, how_w = prove_zero(d_w)
+        ok_c, how_c = forms.prove_zero(d_c)
+        ok_w, how_w = forms.prove_zero(d_w)
         return ok_c and ok_w, f"correct coordinate: {how_c}; wrong coordinate: {how_w}; any K >= 2, any C"
 
-    return timed("grad J = J(1-J) g (symbolic K)", run)
+    return forms.timed("grad J = J(1-J) g (symbolic K)", run)
 
 
 def example_instance(K: int = 3, correct: Iterable[int] = (0,)) -> SoftmaxBandit:

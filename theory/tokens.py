@@ -20,6 +20,16 @@ paper                             here                        closed form
 No closed form enumerates the :math:`V^T` responses: :math:`J` and
 :math:`\Pr[r=1\mid o_t=v]` are Poisson-binomial tails of the target probabilities (a dynamic programme over
 positions), and the conditional laws factor over positions.
+
+Example (T=2, V=2, even logits, exact match of :math:`o^\star=(0,1)`):
+
+>>> ex = TokenSequence(logits=((0.0, 0.0), (0.0, 0.0)), target=(0, 1))
+>>> success_rate(ex), sp.simplify(log_odds(ex)), reward(ex, (0, 1)), alignment(ex, (1.5, 0.0, 0.0, 0.0))
+(1/4, -log(3), 1, 1)
+>>> gradient_gap(ex).T, grad_success_rate(ex).T, hessian_log_odds(ex)[0, 0]
+(Matrix([[2/3, -2/3, -2/3, 2/3]]), Matrix([[1/8, -1/8, -1/8, 1/8]]), -2/9)
+>>> conditional_score(ex, True).T, sp.simplify(expected_score(ex)).T
+(Matrix([[1/2, -1/2, -1/2, 1/2]]), Matrix([[0, 0, 0, 0]]))
 """
 
 from __future__ import annotations
@@ -30,39 +40,11 @@ from functools import lru_cache
 
 import sympy as sp
 
-from theory.closed_forms import (
-    ClosedForms,
-    Constant,
-    FamilyConstants,
-    IdentityResult,
-    at_instance,
-    check_direction,
-    check_response,
-    column,
-    derived_forms,
-    prove_zero_matrix,
-    theta_symbols,
-    timed,
-)
+from theory import closed_forms as forms
+from theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column
 from theory.instances import TokenSequence
 
-__all__ = [
-    "alignment",
-    "closed_forms",
-    "conditional_score",
-    "constants",
-    "expected_score",
-    "grad_log_odds",
-    "grad_success_rate",
-    "gradient_gap",
-    "hessian_log_odds",
-    "log_odds",
-    "parameters",
-    "prove_identities",
-    "reward",
-    "score",
-    "success_rate",
-]
+__all__ = [*forms.FAMILY_NAMES]
 
 _EXAMPLE = TokenSequence(logits=((0.0, 0.0), (0.0, 0.0)), target=(0, 1))
 
@@ -73,7 +55,7 @@ def parameters(inst: TokenSequence) -> tuple[sp.Symbol, ...]:
     >>> parameters(_EXAMPLE)
     (theta_0, theta_1, theta_2, theta_3)
     """
-    return theta_symbols(inst.T * inst.V)
+    return forms.theta_symbols(inst.T * inst.V)
 
 
 def _distribution(ps: Sequence[sp.Expr], m: int) -> list[sp.Expr]:
@@ -208,7 +190,7 @@ def _embed(block: sp.MatrixBase, t: int, T: int, V: int) -> sp.ImmutableMatrix:
 
 @lru_cache(maxsize=32)
 def _closed_forms(T: int, V: int, target: tuple[int, ...], m: int) -> ClosedForms:
-    theta = theta_symbols(T * V)
+    theta = forms.theta_symbols(T * V)
     probs = _position_probs(theta, T, V)
     ps = [probs[t][target[t]] for t in range(T)]
     J = tail(ps, m)
@@ -222,24 +204,11 @@ def _closed_forms(T: int, V: int, target: tuple[int, ...], m: int) -> ClosedForm
         minus += _embed(bm / F, t, T, V)
         mean += _embed(be, t, T, V)
         gaps.append(_embed(bp / J - bm / F, t, T, V))
-    gap = sp.ImmutableMatrix(sum(gaps, sp.zeros(n, 1)))
     unique = sp.Add(*(sp.log(p) for p in ps)) if m == T else None
     reward_text = "exact match" if m == T else f"at least {m} of {T} positions"
-    return ClosedForms(
-        family="tokens",
-        structure=f"T={T}, V={V}, target={list(target)}, reward: {reward_text}",
-        theta=theta,
-        J=J,
-        gradient_gap=gap,
-        norm_gap_sq=(gap.T * gap)[0],
-        e_score_success=sp.ImmutableMatrix(plus),
-        e_score_failure=sp.ImmutableMatrix(minus),
-        e_score=sp.ImmutableMatrix(mean),
-        token_gaps=tuple(gaps),
-        probabilities=probs,
-        unique_correct_log_prob=unique,
-        **derived_forms(theta, J, F),
-    )
+    structure = f"T={T}, V={V}, target={list(target)}, reward: {reward_text}"
+    return ClosedForms.from_parts("tokens", structure, theta, J, F, sum(gaps, sp.zeros(n, 1)), plus, minus, mean,
+                                  token_gaps=tuple(gaps), probabilities=probs, unique_correct_log_prob=unique)
 
 
 def closed_forms(inst: TokenSequence) -> ClosedForms:
@@ -253,17 +222,8 @@ def closed_forms(inst: TokenSequence) -> ClosedForms:
     return _closed_forms(inst.T, inst.V, inst.target, inst.m)
 
 
-def _at(inst: TokenSequence, expr: sp.Basic) -> sp.Basic:
-    return at_instance(expr, parameters(inst), inst.theta)
-
-
-def success_rate(inst: TokenSequence) -> sp.Expr:
-    r""":math:`J=\Pr[\#\{t:o_t=o^\star_t\}\ge m]`, exact at the instance.
-
-    >>> success_rate(_EXAMPLE)
-    1/4
-    """
-    return _at(inst, closed_forms(inst).J)
+(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
+ log_odds, success_rate) = forms.instance_quantities(closed_forms, __name__)
 
 
 def reward(inst: TokenSequence, response: Iterable[int]) -> int:
@@ -287,87 +247,7 @@ def score(inst: TokenSequence, response: Iterable[int]) -> sp.ImmutableMatrix:
     o = check_response(response, inst.T, inst.V)
     cf = closed_forms(inst)
     log_pi = sp.Add(*(sp.log(cf.probabilities[t][o[t]]) for t in range(inst.T)))
-    return _at(inst, column(sp.diff(log_pi, s) for s in cf.theta))
-
-
-def conditional_score(inst: TokenSequence, success: bool) -> sp.ImmutableMatrix:
-    r""":math:`\mathbb E_+[s]` (``success=True``) or :math:`\mathbb E_-[s]`, per position block.
-
-    Source: reconstruction §2.1, DERIVED.
-
-    >>> conditional_score(_EXAMPLE, True).T
-    Matrix([[1/2, -1/2, -1/2, 1/2]])
-    """
-    cf = closed_forms(inst)
-    return _at(inst, cf.e_score_success if success else cf.e_score_failure)
-
-
-def expected_score(inst: TokenSequence) -> sp.ImmutableMatrix:
-    r""":math:`\mathbb E_\pi[s]` (which is 0).
-
-    >>> sp.simplify(expected_score(_EXAMPLE)).T
-    Matrix([[0, 0, 0, 0]])
-    """
-    return _at(inst, closed_forms(inst).e_score)
-
-
-def gradient_gap(inst: TokenSequence) -> sp.ImmutableMatrix:
-    r"""Gradient Gap :math:`g=\sum_t g_t`, :math:`g_t=\mathbb E_+[s_t]-\mathbb E_-[s_t]`.
-
-    Source: reconstruction §2.1 item 3, DERIVED.
-
-    >>> gradient_gap(_EXAMPLE).T
-    Matrix([[2/3, -2/3, -2/3, 2/3]])
-    """
-    return _at(inst, closed_forms(inst).gradient_gap)
-
-
-def grad_success_rate(inst: TokenSequence) -> sp.ImmutableMatrix:
-    r""":math:`\nabla_\theta J` (by differentiating the closed form of :math:`J`).
-
-    >>> grad_success_rate(_EXAMPLE).T
-    Matrix([[1/8, -1/8, -1/8, 1/8]])
-    """
-    return _at(inst, closed_forms(inst).grad_J)
-
-
-def log_odds(inst: TokenSequence) -> sp.Expr:
-    r""":math:`\ell=\log\frac{J}{1-J}`.
-
-    >>> sp.simplify(log_odds(_EXAMPLE))
-    -log(3)
-    """
-    return _at(inst, closed_forms(inst).log_odds)
-
-
-def grad_log_odds(inst: TokenSequence) -> sp.ImmutableMatrix:
-    r""":math:`\nabla_\theta\ell` (by differentiation).
-
-    >>> grad_log_odds(_EXAMPLE).T
-    Matrix([[2/3, -2/3, -2/3, 2/3]])
-    """
-    return _at(inst, closed_forms(inst).grad_log_odds)
-
-
-def hessian_log_odds(inst: TokenSequence) -> sp.ImmutableMatrix:
-    r""":math:`\nabla^2_\theta\ell` (by differentiation).
-
-    >>> hessian_log_odds(_EXAMPLE)[0, 0]
-    -2/9
-    """
-    return _at(inst, closed_forms(inst).hessian_log_odds)
-
-
-def alignment(inst: TokenSequence, w: Iterable[float]) -> sp.Expr:
-    r""":math:`\Delta\mu=\langle w,g\rangle`.
-
-    Source: reconstruction §2.2, INFERRED.
-
-    >>> alignment(_EXAMPLE, (1.5, 0.0, 0.0, 0.0))
-    1
-    """
-    wv = check_direction(w, inst.T * inst.V)
-    return (wv.T * gradient_gap(inst))[0]
+    return forms.at_instance(column(sp.diff(log_pi, s) for s in cf.theta), cf.theta, inst.theta)
 
 
 @lru_cache(maxsize=32)
@@ -429,9 +309,9 @@ def _block_proofs(T: int, V: int, target: tuple[int, ...], m: int, t: int) -> di
 
     ell = sp.log(J) - sp.log(F)
     out = {
-        "E_pi[score] = 0": prove_zero_matrix(be),
-        "grad J = J(1-J) g": prove_zero_matrix(d(J) - J * (1 - J) * g_t),
-        "g = grad ell": prove_zero_matrix(g_t - d(ell)),
+        "E_pi[score] = 0": forms.prove_zero_matrix(be),
+        "grad J = J(1-J) g": forms.prove_zero_matrix(d(J) - J * (1 - J) * g_t),
+        "g = grad ell": forms.prove_zero_matrix(g_t - d(ell)),
     }
     # response-level gap, block t, by enumerating the 2^T match patterns P (positions carrying the target)
     star_score = column((1 if v == target[t] else 0) - pi_t[v] for v in range(V))
@@ -448,10 +328,10 @@ def _block_proofs(T: int, V: int, target: tuple[int, ...], m: int, t: int) -> di
             win += prob * cond
         else:
             lose += prob * cond
-    out["g = sum_t g_t"] = prove_zero_matrix(win / J - lose / (1 - J) - g_t)
+    out["g = sum_t g_t"] = forms.prove_zero_matrix(win / J - lose / (1 - J) - g_t)
     if m == T:
         pi_star = sp.Mul(*ps)
-        out["g = grad log pi(o*) / (1 - pi(o*))"] = prove_zero_matrix(g_t - d(sp.log(ps[t])) / (1 - pi_star))
+        out["g = grad log pi(o*) / (1 - pi(o*))"] = forms.prove_zero_matrix(g_t - d(sp.log(ps[t])) / (1 - pi_star))
     return out
 
 
@@ -541,12 +421,12 @@ def symbolic_T_proof() -> IdentityResult:
         bp, bm, _ = block_moments(pi_t, 0, (R,), 2)
         g_t = bp / J - bm / (1 - J)
         d = column(x * sp.diff(J, x) for x in xs)
-        ok1, how1 = prove_zero_matrix(d - J * (1 - J) * g_t)
+        ok1, how1 = forms.prove_zero_matrix(d - J * (1 - J) * g_t)
         dlog = column(x * sp.diff(sp.log(pi_t[0]), x) for x in xs)
-        ok2, how2 = prove_zero_matrix(g_t - dlog / (1 - J))
+        ok2, how2 = forms.prove_zero_matrix(g_t - dlog / (1 - J))
         return ok1 and ok2, f"grad J: {how1}; unique o*: {how2}; R = prod over the T-1 other positions"
 
-    return timed("grad J = J(1-J) g and g = grad log pi(o*)/(1-pi(o*)) (exact match, symbolic T)", run)
+    return forms.timed("grad J = J(1-J) g and g = grad log pi(o*)/(1-pi(o*)) (exact match, symbolic T)", run)
 
 
 def example_instance(T: int = 2, V: int = 3, target: Sequence[int] | None = None,
