@@ -14,12 +14,20 @@ strength        meaning
 ``NONE``        nothing (an error, or an undecided check)
 ==============  ===========================================================================================
 
+A claim reports no more than its statement received. Its checks are either *routes* to the whole statement
+(``aggregate="strongest"``, the default: a proof for stated sizes and a search over instances of the same
+identity; the claim holds at the strongest holding check) or *parts* of it (``aggregate="weakest"``: a closed
+form proved and a bound only searched; every part must hold, and the claim holds at the weakest). Whatever the
+mode, a claim one of whose checks reported ``SIMULATED`` is a statement about trajectories and reports at most
+``SIMULATED``: a proved closed form bundled with a simulation does not lift the simulation. A closed form that is
+proved on its own is a claim of its own (the ``...-closed-form`` claims of the dynamics).
+
 Outcomes are three-valued (convention 9): :attr:`Status.HOLDS`, :attr:`Status.FAILS` (with a counterexample
 re-checked at 50 digits), and :attr:`Status.ERROR` / :attr:`Status.UNDECIDED`, which are never HOLDS.
 
 :func:`run_claim` runs every check of a claim (timing each, turning a crash into ``ERROR``) and combines the
-results with :func:`combine`: a verified ``FAILS`` wins, then ``ERROR``, then ``HOLDS`` at the strongest
-strength reached by a holding check, then ``UNDECIDED``.
+results with :func:`combine`: a verified ``FAILS`` wins, then ``ERROR``, then ``HOLDS`` at the strength the
+claim's ``aggregate`` rule gives (capped at ``SIMULATED`` when a check simulated), then ``UNDECIDED``.
 
 A claim over the claim language (see :mod:`proofs_check.expressions`) carries a :class:`Relation`; build it with
 :func:`relation_claim`, which adds the generic Hypothesis search of :mod:`proofs_check.search` as its
@@ -28,7 +36,7 @@ A claim without a relation may carry ``mutants``: a callable returning wrong var
 
 Stable API (other modules build on it; do not rename): ``Strength``, ``Status``, ``Evidence``, ``Profile``,
 ``PROFILES``, ``get_profile``, ``Check``, ``Relation``, ``Claim``, ``relation_claim``, ``named_check``,
-``check_name``, ``combine``, ``run_claim``, ``ClaimResult``.
+``check_name``, ``combine``, ``run_claim``, ``ClaimResult``, ``Aggregate``, ``AGGREGATES``, ``mutant_claim``.
 
 >>> ev = Evidence.holds(Strength.PROVED, {"identities": 3})
 >>> ev.status.name, ev.strength.name
@@ -48,7 +56,9 @@ from typing import Any, Final, Literal, Protocol
 from theory.instances import GradgapValueError
 
 __all__ = [
+    "AGGREGATES",
     "PROFILES",
+    "Aggregate",
     "Check",
     "Claim",
     "ClaimResult",
@@ -60,6 +70,7 @@ __all__ = [
     "check_name",
     "combine",
     "get_profile",
+    "mutant_claim",
     "named_check",
     "relation_claim",
     "run_claim",
@@ -293,6 +304,11 @@ def _pair(name: str, value: Any, *, integer: bool) -> tuple[float, float]:
     return value[0], value[1]
 
 
+#: how the checks of a claim add up: each a route to the whole statement, or each a part of it
+Aggregate = Literal["strongest", "weakest"]
+AGGREGATES: Final[tuple[str, ...]] = ("strongest", "weakest")
+
+
 @dataclass(frozen=True)
 class Claim:
     r"""A statement of the theory plus the checks that establish (or refute) it.
@@ -304,7 +320,9 @@ class Claim:
     regression check: reported REFUTED, and the gate goes red if it ever stops failing); ``checks`` are
     ``(Profile) -> Evidence`` callables; ``relation`` is set for claims in the claim language (then mutants
     are generated from its syntax tree); ``mutants`` optionally returns wrong variants (each a Claim whose
-    checks should FAIL); ``closed_forms`` optionally returns ``(caption, LaTeX)`` pairs for ``gradgap latex``.
+    checks should FAIL); ``closed_forms`` optionally returns ``(caption, LaTeX)`` pairs for ``gradgap latex``;
+    ``aggregate`` says how the checks add up (see :func:`combine`): ``"strongest"`` when each check addresses
+    the whole statement, ``"weakest"`` when each establishes a part of it.
     """
 
     id: str
@@ -317,6 +335,7 @@ class Claim:
     relation: Relation | None = None
     mutants: Callable[[], Sequence[Claim]] | None = None
     closed_forms: Callable[[], Sequence[tuple[str, str]]] | None = None
+    aggregate: Aggregate = "strongest"
 
     def __post_init__(self) -> None:
         if not self.id or any(c.isspace() for c in self.id):
@@ -325,6 +344,9 @@ class Claim:
         if self.expect not in ("holds", "fails"):
             raise GradgapValueError(f"expect={self.expect!r}: must be 'holds' or 'fails' (claim {self.id})",
                                     field="expect", value=self.expect)
+        if self.aggregate not in AGGREGATES:
+            raise GradgapValueError(f"aggregate={self.aggregate!r}: must be one of {', '.join(AGGREGATES)} "
+                                    f"(claim {self.id})", field="aggregate", value=self.aggregate)
         object.__setattr__(self, "checks", tuple(self.checks))
 
     @property
@@ -335,6 +357,17 @@ class Claim:
     def with_changes(self, **changes: Any) -> Claim:
         """A copy with some fields replaced (used by mutants)."""
         return replace(self, **changes)
+
+
+def mutant_claim(of: str, kind: str, *checks: Check, family: str = "all") -> Claim:
+    """A wrong variant of claim ``of`` for mutation testing: id ``<of>~<kind>``, whose ``checks`` should FAIL
+    (see :mod:`proofs_check.mutants`).
+
+    >>> mutant_claim("gain-limits", "rate_1/G").id
+    'gain-limits~rate_1/G'
+    """
+    return Claim(id=f"{of}~{kind}", title=f"mutant ({kind})", family=family, statement=" ",
+                 source=f"mutant of {of}", checks=checks)
 
 
 def relation_claim(
@@ -369,26 +402,42 @@ def relation_claim(
 _PRIORITY: Final[dict[Status, int]] = {Status.FAILS: 3, Status.ERROR: 2, Status.HOLDS: 1, Status.UNDECIDED: 0}
 
 
-def combine(results: Sequence[tuple[str, Evidence]]) -> Evidence:
+def combine(results: Sequence[tuple[str, Evidence]], *, aggregate: Aggregate = "strongest") -> Evidence:
     r"""Combine named check results into the claim's evidence, claiming no more than was reached.
 
     A ``FAILS`` (the strongest refutation) wins over ``ERROR``, which wins over ``HOLDS``, which wins over
-    ``UNDECIDED``; a holding claim gets the *maximum* strength among its holding checks. Figures are merged
-    (the decisive check's keys first); ``figures["checks"]`` lists every check as ``STATUS/STRENGTH``.
+    ``UNDECIDED``. With ``aggregate="strongest"`` (each check a route to the whole statement) a holding claim
+    gets the *maximum* strength among its holding checks; with ``aggregate="weakest"`` (each check a part of
+    the statement) every part must hold (an undecided part leaves the claim ``UNDECIDED``) and the claim gets
+    the *minimum*. Either way a holding claim with a check that reported ``SIMULATED`` is a statement about
+    trajectories and gets at most ``SIMULATED``. Figures are merged (the decisive check's keys first);
+    ``figures["checks"]`` lists every check as ``STATUS/STRENGTH``.
 
     >>> a = ("proof", Evidence.holds(Strength.PROVED, {"identities": 2}))
     >>> b = ("search", Evidence.holds(Strength.TESTED, {"examples": 100}))
     >>> ev = combine([a, b]); ev.strength.name, ev.figures["examples"]
     ('PROVED', 100)
+    >>> combine([a, b], aggregate="weakest").strength.name
+    'TESTED'
+    >>> combine([a, ("simulation", Evidence.holds(Strength.SIMULATED))]).strength.name
+    'SIMULATED'
     >>> combine([a, ("search", Evidence.error("boom"))]).status.name
     'ERROR'
     """
+    if aggregate not in AGGREGATES:
+        raise GradgapValueError(f"aggregate={aggregate!r}: must be one of {', '.join(AGGREGATES)}",
+                                field="aggregate", value=aggregate)
     if not results:
         return Evidence.undecided("no checks")
     status = max((ev.status for _, ev in results), key=_PRIORITY.__getitem__)
+    if status is Status.HOLDS and aggregate == "weakest" and any(ev.status is Status.UNDECIDED for _, ev in results):
+        status = Status.UNDECIDED
     same = [(n, ev) for n, ev in results if ev.status is status]
-    name, decisive = max(same, key=lambda item: item[1].strength)
+    pick = min if status is Status.HOLDS and aggregate == "weakest" else max
+    name, decisive = pick(same, key=lambda item: item[1].strength)
     strength = decisive.strength if status in (Status.HOLDS, Status.FAILS) else Strength.NONE
+    if status is Status.HOLDS and any(ev.strength is Strength.SIMULATED for _, ev in results):
+        strength = min(strength, Strength.SIMULATED)
     figures: dict[str, Any] = dict(decisive.figures)
     for _, ev in results:
         for key, value in ev.figures.items():
@@ -434,4 +483,4 @@ def run_claim(claim: Claim, profile: Profile | str = "ci") -> ClaimResult:
     """Run every check of ``claim`` under ``profile`` and combine them (:func:`combine`)."""
     prof = get_profile(profile)
     results = tuple((check_name(c), run_check(c, prof)) for c in claim.checks)
-    return ClaimResult(claim, combine(results), results)
+    return ClaimResult(claim, combine(results, aggregate=claim.aggregate), results)

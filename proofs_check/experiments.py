@@ -32,6 +32,7 @@ from typing import Any, Final
 import numpy as np
 
 from numerics import dynamics as nd
+from proofs_check.tolerances import AGREEMENT, BISECT_RTOL
 from theory import thresholds as th
 from theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 
@@ -56,10 +57,6 @@ __all__ = [
 
 LENGTHS: Final[tuple[int, ...]] = (1, 2, 4, 8, 16, 32, 64)
 PLOT_RULES: Final[tuple[str, ...]] = ("gap", "dr_grpo", "grpo")
-#: bisection resolution: relative width of the final bracket
-BISECT_RTOL: Final[float] = 0.005
-#: closed form vs simulation: the issue's 5 %
-AGREEMENT: Final[float] = 0.05
 
 
 def fit_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from proofs_check import expressions as ex
 from proofs_check.claims import Claim, ClaimResult, Profile, Relation, Status, get_profile, relation_claim
+from proofs_check.tolerances import SCREEN_RTOL
 
 __all__ = ["MutationOutcome", "format_outcome", "generate", "mutants_of", "outcome_json", "run_mutation"]
 
@@ -180,7 +181,7 @@ def _unsafe(original: ex.ParsedRelation, mutant: ex.ParsedRelation, envs: Sequen
         a, b = ex.margin(original, env), ex.margin(mutant, env)
         if not (math.isfinite(a) and math.isfinite(b)):
             continue
-        tol = 1e-12 * ex.scale(original, env)
+        tol = SCREEN_RTOL * ex.scale(original, env)
         if b < a - tol:
             lower += 1
         elif b > a + tol:

@@ -117,8 +117,8 @@ def write_json(path: str, report: dict[str, Any]) -> None:
 
 
 def _figures_text(figures: dict[str, Any], limit: int = 60) -> str:
-    keys = ("examples", "identities", "largest_violation", "min_rel_margin", "points", "trajectories",
-            "max_error", "ratio")
+    keys = ("examples", "identities", "G", "K", "largest_violation", "min_rel_margin", "points", "trajectories",
+            "max_error", "ratio")  # G, K: the sizes a PROVED-for-sizes claim was proved for
     parts = [f"{k}={figures[k]}" for k in keys if k in figures and figures[k] is not None]
     if not parts:
         parts = [f"{k}={v}" for k, v in figures.items() if k != "checks" and isinstance(v, int | float | str)][:3]

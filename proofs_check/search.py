@@ -32,10 +32,12 @@ from hypothesis.errors import Unsatisfiable
 
 from proofs_check import expressions as ex
 from proofs_check.claims import Evidence, Profile, Relation, Strength, named_check
+from proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
 from theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = [
     "HP_RTOL",
+    "SCREEN_EQ_RTOL",
     "SCREEN_RTOL",
     "Case",
     "evaluate_case",
@@ -44,13 +46,7 @@ __all__ = [
     "search_relation",
 ]
 
-#: float64 screen: a point is re-evaluated at 50 digits when its relative margin is negative, or for a strict
-#: relation below this (or nan)
-SCREEN_RTOL: Final[float] = 1e-12
-#: float64 screen for ``==``: only differences above this (relative) are candidates
-SCREEN_EQ_RTOL: Final[float] = 1e-9
-#: 50-digit verdict: a relation is violated when its margin is below ``-HP_RTOL * scale`` (``<=`` for strict)
-HP_RTOL: Final[mpmath.mpf] = mpmath.mpf("1e-35")
+# the screens SCREEN_RTOL, SCREEN_EQ_RTOL and the 50-digit verdict HP_RTOL are in proofs_check.tolerances
 #: bound on the logits / parameters the search draws
 LOGIT_BOUND: Final[float] = 4.0
 #: largest number of responses of an instance the search enumerates (V**T for the token families)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 
@@ -19,6 +21,7 @@ from proofs_check.claims import (
     combine,
     get_profile,
     named_check,
+    run_check,
     run_claim,
 )
 from theory.instances import GradgapError, GradgapValueError
@@ -61,6 +64,33 @@ def test_combine_never_turns_an_error_or_undecided_into_holds(statuses, expected
     evs = [(f"c{i}", Evidence(s, Strength.TESTED, counterexample={"x": 1} if s is Status.FAILS else None))
            for i, s in enumerate(statuses)]
     assert combine(evs).status is expected
+
+
+def test_combine_caps_a_claim_with_a_simulation_at_simulated():
+    proof, simulation = ("sympy", Evidence.holds(Strength.PROVED)), ("simulation", Evidence.holds(Strength.SIMULATED))
+    assert combine([proof, simulation]).strength is Strength.SIMULATED
+    assert combine([proof, simulation], aggregate="weakest").strength is Strength.SIMULATED
+    res = run_claim(_claim(named_check("sympy", lambda p: proof[1]), named_check("sim", lambda p: simulation[1])),
+                    QUICK)
+    assert (res.evidence.status, res.evidence.strength) == (Status.HOLDS, Strength.SIMULATED)
+
+
+def test_weakest_aggregate_reports_the_weakest_part_and_an_undecided_part_leaves_it_undecided():
+    proof, search = ("proof", Evidence.holds(Strength.PROVED)), ("grid", Evidence.holds(Strength.TESTED))
+    assert combine([proof, search], aggregate="weakest").strength is Strength.TESTED
+    assert combine([proof, search]).strength is Strength.PROVED
+    undecided = ("proof", Evidence.undecided("did not simplify"))
+    assert combine([undecided, search], aggregate="weakest").status is Status.UNDECIDED
+    assert combine([undecided, search]).status is Status.HOLDS
+    weakest = _claim(named_check("proof", lambda p: proof[1]), named_check("grid", lambda p: search[1]))
+    assert run_claim(weakest.with_changes(aggregate="weakest"), QUICK).evidence.strength is Strength.TESTED
+
+
+def test_unknown_aggregate_is_rejected():
+    with pytest.raises(GradgapValueError, match="aggregate"):
+        Claim(id="a", title="", family="softmax", statement="", source="", checks=(), aggregate="mean")
+    with pytest.raises(GradgapValueError, match="aggregate"):
+        combine([], aggregate="mean")
 
 
 def test_combine_of_nothing_is_undecided():
@@ -155,18 +185,23 @@ def test_builtin_claims_have_unique_ids_and_at_least_three_proved_capable(tmp_pa
     assert "proofs_check.builtin.core" in BUILTIN_MODULES
 
 
-def test_builtin_loader_skips_only_absent_modules(tmp_path, monkeypatch):
-    pkg = tmp_path / "ggfake"
+def _package(tmp_path, monkeypatch, name, **modules):
+    """A package ``name`` on sys.path with the given modules (name -> source)."""
+    pkg = tmp_path / name
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "good.py").write_text(textwrap.dedent("""
+    for module, source in modules.items():
+        (pkg / f"{module}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_builtin_loader_skips_only_absent_modules(tmp_path, monkeypatch):
+    _package(tmp_path, monkeypatch, "ggfake", good="""
         from proofs_check.claims import Claim, Evidence, Strength
         def claims():
             return [Claim(id="g", title="", family="softmax", statement="", source="",
                           checks=(lambda p: Evidence.holds(Strength.TESTED),))]
-    """))
-    (pkg / "broken.py").write_text("import a_module_that_does_not_exist_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    """, broken="import a_module_that_does_not_exist_xyz\n")
     assert [c.id for c in builtin_claims(("ggfake.good", "ggfake.absent"))] == ["g"]
     with pytest.raises(ModuleNotFoundError):
         builtin_claims(("ggfake.good", "ggfake.broken"))
@@ -174,15 +209,11 @@ def test_builtin_loader_skips_only_absent_modules(tmp_path, monkeypatch):
 
 
 def test_builtin_loader_rejects_duplicate_ids(tmp_path, monkeypatch):
-    pkg = tmp_path / "ggdup"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text(textwrap.dedent("""
+    _package(tmp_path, monkeypatch, "ggdup", a="""
         from proofs_check.claims import Claim
         def claims():
             return [Claim(id="same", title="", family="softmax", statement="", source="", checks=())]
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
+    """)
     with pytest.raises(GradgapValueError, match="duplicate"):
         builtin_claims(("ggdup.a", "ggdup.a"))
 
@@ -195,3 +226,43 @@ def test_claims_and_relations_are_hashable_and_compare_by_value():
     assert a == b and hash(a) == hash(b)
     claim = relation_claim("r", a)
     assert claim in {claim}
+
+
+#: the simulators of the project: (module, function); a check that calls one is about trajectories
+SIMULATORS = (("numerics.dynamics", "simulate"), ("numerics.algorithms", "theorem1_trajectory"))
+#: the quick profile, lighter still (its name keeps the dynamics checks on their light settings)
+TINY = replace(QUICK, examples=10, seeds=(0,), trajectories=1, steps=10, grid=3)
+
+
+@pytest.mark.slow
+def test_no_check_or_claim_that_simulates_reports_proved(monkeypatch):
+    """Whatever a check says about itself: one that ran a simulator (a spy on each) reports at most SIMULATED,
+    and so does its claim, for every built-in claim."""
+    calls: list[str] = []
+
+    def spy(name, real):
+        def run(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return run
+
+    for module, name in SIMULATORS:
+        mod = importlib.import_module(module)
+        monkeypatch.setattr(mod, name, spy(name, getattr(mod, name)))
+    simulating: set[str] = set()
+    for claim in builtin_claims():
+        results = []
+        for check in claim.checks:
+            calls.clear()
+            ev = run_check(check, TINY)
+            results.append((check_name(check), ev))
+            if calls:
+                simulating.add(claim.id)
+                assert ev.strength <= Strength.SIMULATED, (claim.id, check_name(check), ev.strength.name)
+        if claim.id in simulating:
+            ev = combine(results, aggregate=claim.aggregate)
+            assert ev.strength <= Strength.SIMULATED, (claim.id, ev.strength.name)
+    assert {"collapse-threshold-worked-example", "success-rate-law", "tabular-no-stagnation",
+            "theorem1-trajectories-softmax", "stochastic-threshold-single-success"} <= simulating
+    assert not [cid for cid in simulating if cid.endswith("-closed-form")]

@@ -38,14 +38,12 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings, target
 from hypothesis import strategies as st
 
-from proofs_check.claims import Claim, Evidence, Profile, Strength, named_check
-from proofs_check.tolerances import EXACT, FD, FD_STEP
+from proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO
 from theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence, family_name
 
 __all__ = ["IDENTITIES", "claims"]
 
-#: 50-digit residuals below this (relative) count as zero
-HP_ZERO: Final[float] = 1e-30
 FAMILY_ORDER: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens")
 
 
@@ -451,8 +449,7 @@ def _identity_mutants(spec: IdentitySpec) -> list[Claim]:
     for kind, factor in kinds:
         mspec = _scaled_routes(spec, factor, kind)
         _MUTANT_SPECS[mspec.id] = mspec
-        out.append(Claim(id=mspec.id, title=f"mutant ({kind})", family="all", statement=" ",
-                         source=f"mutant of {spec.id}", checks=(_tested_identity(mspec),)))
+        out.append(mutant_claim(spec.id, kind, _tested_identity(mspec)))
     return out
 
 
@@ -788,8 +785,7 @@ def _constant_mutants(name: str) -> list[Claim]:
                                                                 f"{name}/2": mpmath.nstr(half, 20)})
         return Evidence.holds(Strength.TESTED, {}, detail="no configuration exceeds the halved constant")
 
-    return [Claim(id=f"constant-{name}~half", title=f"mutant: {name}/2", family="all", statement=" ",
-                  source=f"mutant of constant-{name}", checks=(named_check("near-attaining", run),))]
+    return [mutant_claim(f"constant-{name}", "half", named_check("near-attaining", run))]
 
 
 def _constant_claim(name: str) -> Claim:

@@ -36,7 +36,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, named_check
+from proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
+from proofs_check.tolerances import EXACT, HESSIAN_ROUTES
 from theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["PINS", "claims", "pinned_check", "relation_with_pins"]
@@ -212,9 +213,9 @@ def _sharpest_check(bound_factor: float) -> Callable[[Profile], Evidence]:
             hess_err = float(np.max(np.abs(H_num - H_cov)))
             figures[label] = {"C_star_found": round(value, 6), "G_o^2/8": bound, "approached": known,
                               "hessian_route_error": hess_err}
-            if hess_err > 1e-6:
+            if hess_err > HESSIAN_ROUTES:
                 return Evidence.error(f"{label}: Cov formula and autograd Hessian differ by {hess_err:.2e}", figures)
-            if value > bound_factor * bound * (1 + 1e-9):
+            if value > bound_factor * bound * (1 + EXACT[0]):
                 return Evidence.fails(Strength.TESTED, {"structure": label, "theta": [float(t) for t in x],
                                                         "C_star_found": value, "bound": bound_factor * bound},
                                       figures, detail="the sharpest constant exceeds the bound")
@@ -264,8 +265,7 @@ def claims() -> list[Claim]:
                    r"approaches the bound for softmax with $\ge2$ wrong arms and exact-match tokens with $T=2$."),
         source="DERIVED here; reconstruction §4.1 (second-order form)",
         checks=(named_check("search", _sharpest_check(1.0)),),
-        mutants=lambda: [Claim(id="sharpest-constant-values~bound_G_o**2/16", title="mutant", family="all",
-                               statement=" ", source="mutant of sharpest-constant-values",
-                               checks=(named_check("search", _sharpest_check(0.5)),))],
+        mutants=lambda: [mutant_claim("sharpest-constant-values", "bound_G_o**2/16",
+                                      named_check("search", _sharpest_check(0.5)))],
     ))
     return out

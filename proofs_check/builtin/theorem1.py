@@ -6,7 +6,9 @@ r"""Built-in claims on Theorem 1 (reconstruction §4.1, QUOTED-2nd): monotone im
 ===================================  ========================================================================
 id                                   statement / evidence
 ===================================  ========================================================================
-``theorem1-logit-inversion``         one-step bound => :math:`\ell_K\ge\ell_0+M_K/2` => the J bound (PROVED)
+``theorem1-logit-inversion``         one-step bound => :math:`\ell_K\ge\ell_0+M_K/2` => the J bound (PROVED:
+                                     the per-step form for every step, the telescoped sum for the K in the
+                                     figures, 1..3, or 1..7 with ``thorough``)
 ``theorem1-step-paper-<family>``     :math:`\Delta\ell\ge\eta\Delta\mu/2` under the paper's step condition
                                      (TESTED; with :math:`\Delta\mu>0` it gives :math:`J_{k+1}>J_k`)
 ``theorem1-step-sharp-<family>``     the same with :math:`C=G_o^2/8` in the step condition (TESTED)
@@ -27,7 +29,7 @@ from typing import Any, Final
 import numpy as np
 
 from proofs_check.builtin.one_step import relation_with_pins
-from proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, named_check
+from proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
 from theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["claims"]
@@ -48,10 +50,11 @@ def _inversion_check(exponent: Any, step_factor: Any) -> Callable[[Profile], Evi
     def run(profile: Profile) -> Evidence:
         from theory import algorithms as ta
 
+        steps = list(range(1, 4 if profile.name != "thorough" else 8))
         res = [ta.prove_logit_inversion(exponent)]
-        res += [ta.prove_telescoping(K, step_factor) for K in range(1, 4 if profile.name != "thorough" else 8)]
+        res += [ta.prove_telescoping(K, step_factor) for K in steps]
         bad = [r for r in res if not r.proved]
-        figures = {"identities": len(res)}
+        figures = {"identities": len(res), "K": steps}
         if bad:
             return Evidence.fails(Strength.PROVED, {"identity": bad[0].name, "detail": bad[0].detail}, figures,
                                   detail="the symbolic step does not hold")
@@ -193,12 +196,10 @@ def claims() -> list[Claim]:
         source=_SOURCE,
         checks=(named_check("symbolic", _inversion_check(half, 2)),),
         mutants=lambda: [
-            Claim(id="theorem1-logit-inversion~exponent_1", title="mutant", family="all", statement=" ",
-                  source="mutant", checks=(named_check("symbolic", _inversion_check(1, 2)),)),
-            Claim(id="theorem1-logit-inversion~exponent_2", title="mutant", family="all", statement=" ",
-                  source="mutant", checks=(named_check("symbolic", _inversion_check(2, 2)),)),
-            Claim(id="theorem1-logit-inversion~step_dmu/C", title="mutant", family="all", statement=" ",
-                  source="mutant", checks=(named_check("symbolic", _inversion_check(half, 1)),)),
+            mutant_claim("theorem1-logit-inversion", "exponent_1", named_check("symbolic", _inversion_check(1, 2))),
+            mutant_claim("theorem1-logit-inversion", "exponent_2", named_check("symbolic", _inversion_check(2, 2))),
+            mutant_claim("theorem1-logit-inversion", "step_dmu/C",
+                         named_check("symbolic", _inversion_check(half, 1))),
         ],
     )]
     for fam in _FAMILIES:
@@ -216,11 +217,10 @@ def claims() -> list[Claim]:
             source=_SOURCE,
             checks=(named_check("trajectories", _trajectory_check(fam, 0.5)),),
             mutants=lambda fam=fam, fid=fid: [
-                Claim(id=f"theorem1-trajectories-{fid}~exponent_2", title="mutant", family=fam, statement=" ",
-                      source="mutant", checks=(named_check("trajectories", _trajectory_check(fam, 2.0)),)),
-                Claim(id=f"theorem1-trajectories-{fid}~step_16x", title="mutant", family=fam, statement=" ",
-                      source="mutant",
-                      checks=(named_check("trajectories", _trajectory_check(fam, 0.5, step_scale=16.0)),)),
+                mutant_claim(f"theorem1-trajectories-{fid}", "exponent_2",
+                             named_check("trajectories", _trajectory_check(fam, 2.0)), family=fam),
+                mutant_claim(f"theorem1-trajectories-{fid}", "step_16x",
+                             named_check("trajectories", _trajectory_check(fam, 0.5, step_scale=16.0)), family=fam),
             ],
         ))
     return out

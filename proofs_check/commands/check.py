@@ -18,16 +18,30 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "check", help="check the built-in claims (or claim files); exit 0 when all are as expected",
         description="Check claims of the theory: status, evidence level, figures, shrunk counterexamples.")
-    p.add_argument("files", nargs="*", metavar="FILE", help="TOML claim files (default: the built-in claims)")
-    p.add_argument("--profile", default="ci", choices=("quick", "ci", "thorough"),
-                   help="how hard to search (default: ci)")
-    p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="check only these claim ids")
+    add_claim_arguments(p, profile="ci", profile_help="how hard to search")
     p.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-' for stdout)")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
     p.add_argument("--mutants", action="store_true",
                    help="check that generated wrong variants of every claim are rejected; print the score")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def add_claim_arguments(p: argparse.ArgumentParser, *, profile: str, profile_help: str) -> None:
+    """The arguments that choose claims and how hard to check them: ``FILE...``, ``--profile``, ``--only``
+    (shared by ``check`` and ``latex``; read back by :func:`selected_claims`)."""
+    p.add_argument("files", nargs="*", metavar="FILE", help="TOML claim files (default: the built-in claims)")
+    p.add_argument("--profile", default=profile, choices=("quick", "ci", "thorough"),
+                   help=f"{profile_help} (default: {profile})")
+    p.add_argument("--only", nargs="+", action="extend", metavar="ID", help="only these claim ids")
+
+
+def selected_claims(args: argparse.Namespace) -> list[Any]:
+    """The claims of ``args.files`` (default: the built-in claims), restricted to ``args.only``."""
+    from proofs_check.builtin import builtin_claims
+    from proofs_check.userclaims import load_files
+
+    return _select(load_files(args.files) if args.files else builtin_claims(), args.only)
 
 
 def _select(claims: list[Any], only: list[str] | None) -> list[Any]:
@@ -45,11 +59,8 @@ def _select(claims: list[Any], only: list[str] | None) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from proofs_check import report
-    from proofs_check.builtin import builtin_claims
-    from proofs_check.userclaims import load_files
 
-    claims = load_files(args.files) if args.files else builtin_claims()
-    claims = _select(claims, args.only)
+    claims = selected_claims(args)
     progress = False if args.no_progress else None
     if args.mutants:
         from proofs_check import mutants

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from theory.instances import (
@@ -51,32 +52,28 @@ def _items(field: str, text: str) -> list[Any]:
     return [] if not text else [item.strip() for item in text.split(",")]
 
 
-def parse_numbers(field: str, text: str) -> list[float]:
-    """``0.3,-1.2,2`` or ``[0.3, -1.2, 2]`` as a list of floats (finiteness is checked by the instance)."""
-    out: list[float] = []
+def _parse_items(field: str, text: str, convert: Callable[[str], Any], what: str) -> list[Any]:
+    """The items of ``text`` (see :func:`_items`), the comma-separated ones converted by ``convert``."""
+    out: list[Any] = []
     for item in _items(field, text):
         if isinstance(item, str):
             try:
-                item = float(item)
+                item = convert(item)
             except ValueError:
-                raise GradgapTypeError(f"{field}={_short(text)!r}: entry {_short(item, 20)!r} is not a number",
+                raise GradgapTypeError(f"{field}={_short(text)!r}: entry {_short(item, 20)!r} is not {what}",
                                        field=field, value=text) from None
         out.append(item)
     return out
+
+
+def parse_numbers(field: str, text: str) -> list[float]:
+    """``0.3,-1.2,2`` or ``[0.3, -1.2, 2]`` as a list of floats (finiteness is checked by the instance)."""
+    return _parse_items(field, text, float, "a number")
 
 
 def parse_indices(field: str, text: str) -> list[int]:
     """``0,2`` or ``[0, 2]`` as a list of integers (range is checked by the instance)."""
-    out: list[int] = []
-    for item in _items(field, text):
-        if isinstance(item, str):
-            try:
-                item = int(item)
-            except ValueError:
-                raise GradgapTypeError(f"{field}={_short(text)!r}: entry {_short(item, 20)!r} is not an integer",
-                                       field=field, value=text) from None
-        out.append(item)
-    return out
+    return _parse_items(field, text, int, "an integer")
 
 
 def parse_table(field: str, text: str) -> Any:
