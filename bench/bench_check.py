@@ -29,8 +29,8 @@ class BenchConfig:
 
 def bench(config: BenchConfig, only: Sequence[str] | None = None) -> dict:
     """Time every built-in claim; returns the figures (also printed)."""
-    from proofs_check.builtin import builtin_claims
-    from proofs_check.claims import run_claim
+    from gradgap.proofs_check.builtin import builtin_claims
+    from gradgap.proofs_check.claims import run_claim
 
     start = time.perf_counter()
     claims = builtin_claims()

@@ -1,4 +1,4 @@
-"""Benchmark of ``numerics.dynamics``: the vectorised simulator against a plain per-step loop, and the full
+"""Benchmark of ``gradgap.numerics.dynamics``: the vectorised simulator against a plain per-step loop, and the full
 ``length-scaling`` experiment. Run: ``python bench/bench_dynamics.py`` (prints the timings and the ratio).
 """
 
@@ -7,10 +7,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from numerics import dynamics as nd
-from proofs_check import experiments as ex
-from theory import thresholds as th
+from gradgap.experiments import bandits as ex
+from gradgap.numerics import dynamics as nd
+from gradgap.theory import thresholds as th
 
 
 def plain_loop(Ts: list[int], etas: np.ndarray, steps: int) -> np.ndarray:
@@ -27,7 +26,7 @@ def plain_loop(Ts: list[int], etas: np.ndarray, steps: int) -> np.ndarray:
 
 
 def vectorised(Ts: list[int], etas: np.ndarray, steps: int) -> np.ndarray:
-    """All instances and step sizes in one :func:`numerics.dynamics.simulate` call."""
+    """All instances and step sizes in one :func:`gradgap.numerics.dynamics.simulate` call."""
     model = nd.stack_models([nd.LogLinearModel.from_instance(th.worked_example(T)) for T in Ts])
     tr = nd.simulate(model, np.full((len(Ts), 1), 0.05), etas, nd.SimConfig(steps=steps, tail=3))
     return tr.success[-1]

@@ -7,7 +7,7 @@ in parameter sizes (target <= 1), and what each part of the probe costs (gap, ev
 ms per step, ms each time, share of a plain step). Without --gap-every / --eval-every / --constants-every it
 measures two settings: the probe's every field at every step, and the default cadence of a run (gap and
 evaluation every 10 steps, constants every 50; the cheap fields at every step). The logic lives in
-:mod:`numerics.grpo.bench`.
+:mod:`gradgap.experiments.grpo.bench`.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(a.threads)
-    from numerics.grpo.bench import bench_probe
-    from numerics.grpo.presets import resolve_preset
+    from gradgap.experiments.grpo.bench import bench_probe
+    from gradgap.experiments.grpo.presets import resolve_preset
 
     common = dict(length=a.length, optim=a.optim, prompts_per_step=a.prompts_per_step, cache_dir=a.cache_dir,
                   lr=1e-3 if a.optim == "adamw" else None)
     if a.gap_every is None and a.eval_every is None and a.constants_every is None:
-        from numerics.grpo.config import GrpoRunConfig
+        from gradgap.experiments.grpo.config import GrpoRunConfig
 
         d = {f: GrpoRunConfig.__dataclass_fields__[f].default for f in ("gap_every", "eval_every", "constants_every")}
         settings = {"every step (gap_every=eval_every=1, constants_every=10)":

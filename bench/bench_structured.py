@@ -1,4 +1,4 @@
-r"""Benchmark of the structured token evaluator (``numerics.tokens``).
+r"""Benchmark of the structured token evaluator (``gradgap.numerics.tokens``).
 
 (a) structured vs brute-force enumeration at V = 4, T = 8 (65 536 responses): time ratio and the largest
     absolute difference of J and g (must be <= 1e-12), over moderate, near-deterministic and "at least m"
@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from numerics import tokens
-from theory.instances import TokenSequence
+from gradgap.numerics import tokens
+from gradgap.theory.instances import TokenSequence
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from theory.instances import FAMILIES, GradgapValueError, Instance, family_name
+from gradgap.theory.instances import FAMILIES, GradgapValueError, Instance, family_name
 
 
 def family_module(instance_or_name: Instance | str) -> ModuleType:

@@ -11,7 +11,7 @@ Routes (style rule 3):
 - ``structured``: the family's closed product / dynamic-programming forms;
 - ``autograd``: torch float64 gradients of :math:`\log J`, :math:`\log(1-J)` and :math:`\ell` (never the gap formula);
 - ``fd``: central differences of the structured :math:`\log J`, :math:`\log(1-J)` (step ``h``, default ``1e-5``);
-- ``mc``: sampled responses, :class:`~numerics.montecarlo.Estimate` with Welch standard errors.
+- ``mc``: sampled responses, :class:`~gradgap.numerics.montecarlo.Estimate` with Welch standard errors.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from gradgap.numerics.logspace import logsumexp
+from gradgap.numerics.montecarlo import Estimate, Moments, difference_estimate, mean_estimate
+from gradgap.theory.instances import GradgapTypeError, GradgapValueError
 from numpy.typing import ArrayLike, NDArray
-
-from numerics.logspace import logsumexp
-from numerics.montecarlo import Estimate, Moments, difference_estimate, mean_estimate
-from theory.instances import GradgapTypeError, GradgapValueError
 
 __all__ = ["FD_STEP", "MAX_RESPONSES", "METHODS", "PUBLIC_NAMES", "Family", "PublicFunctions", "Structured",
            "public_functions"]
@@ -510,7 +509,7 @@ class PublicFunctions(NamedTuple):
 #: the public names every family module defines, sorted
 PUBLIC_NAMES: tuple[str, ...] = PublicFunctions._fields
 
-_MC = " ``mc``: an :class:`~numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``."
+_MC = " ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``."
 
 #: the family-independent docstrings; ``{module}`` is the family module, whose notation table gives the
 #: family's structured form and whose docstring ends with the family's worked example
@@ -570,9 +569,9 @@ def public_functions(fam: Family, module: str) -> PublicFunctions:
 
     >>> from numerics import softmax
     >>> from theory.instances import SoftmaxBandit
-    >>> api = public_functions(softmax.FAMILY, "numerics.softmax")
+    >>> api = public_functions(softmax.FAMILY, "gradgap.numerics.softmax")
     >>> api.success_rate(SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({0}))), api.log_odds.__module__
-    (0.5, 'numerics.softmax')
+    (0.5, 'gradgap.numerics.softmax')
     """
     hessian_default = "structured" if fam.structured_hessian is not None else "autograd"
 

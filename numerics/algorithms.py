@@ -1,11 +1,11 @@
-r"""Numeric twin of :mod:`theory.algorithms`: expected group updates by exact enumeration and Monte Carlo.
+r"""Numeric twin of :mod:`gradgap.theory.algorithms`: expected group updates by exact enumeration and Monte Carlo.
 
 Independent of the closed-form gains: :math:`\mathbb E[w]` is computed by summing the update of every ordered
 group :math:`(o_1,\dots,o_G)` weighted by :math:`\prod_i\pi(o_i)` (``method="enumerate"``), or by sampling
-groups (``method="mc"``, an :class:`~numerics.montecarlo.Estimate`). The response space of an instance is
+groups (``method="mc"``, an :class:`~gradgap.numerics.montecarlo.Estimate`). The response space of an instance is
 enumerated here with numpy (:func:`finite_policy`), so this module needs no other numeric module.
 
-Notation: :math:`w=\frac1G\sum_i \frac{A_i}{n_i}s(o_i)` (see :mod:`theory.algorithms` for :math:`A_i`, the
+Notation: :math:`w=\frac1G\sum_i \frac{A_i}{n_i}s(o_i)` (see :mod:`gradgap.theory.algorithms` for :math:`A_i`, the
 aggregation weight :math:`n_i` and the algorithm names); :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`.
 
 Also here: a variable-length policy with an end-of-sequence token (:class:`EosTokens`) where token-level
@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from typing import Final, final
 
 import numpy as np
+from gradgap.numerics.montecarlo import Estimate
+from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 from numpy.typing import NDArray
-
-from numerics.montecarlo import Estimate
-from theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = [
     "ADVANTAGES",

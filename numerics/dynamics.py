@@ -3,7 +3,7 @@ r"""Vectorised, seeded simulator of the RLVR iteration :math:`\theta_{k+1} = \th
 The policies are log-linear with a product reward: position type :math:`j` (repeated :math:`m_j` times)
 has :math:`\pi_j(v) \propto \exp(\theta^\top\phi_j(v) + b_j(v))`, correct subset :math:`C_j`, and
 :math:`J = \prod_j p_j^{m_j}` with :math:`p_j = \pi_j(C_j)`. This covers the three families of
-``theory.instances``: a softmax bandit (one type, :math:`\phi = I`), a tabular token sequence with exact
+``gradgap.theory.instances``: a softmax bandit (one type, :math:`\phi = I`), a tabular token sequence with exact
 match (one type per position, :math:`\phi_t(v) = e_{tV+v}`) and the shared-token family (one type repeated
 :math:`T` times).
 
@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, final
 
 import numpy as np
-
-from theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = [
     "CLASSES",
@@ -65,7 +64,7 @@ RULES: Final[tuple[str, ...]] = ("gap", "reinforce", "dr_grpo", "grpo")
 
 #: population gains c(J) of the expected updates, E[w] = c(J) g, in the limit of a large group
 #: (G -> infinity), sequence-level (the 1/T aggregation is ``SimConfig.length_normalized``). Plain formulas
-#: here (numerics may not import theory/); they are the T = 1 values of ``theory.algorithms.gain_limit``
+#: here (numerics may not import theory/); they are the T = 1 values of ``gradgap.theory.algorithms.gain_limit``
 #: (reconstruction §4.4, DERIVED). The exact finite-G gain of Dr. GRPO is (1 - 1/G) J(1 - J).
 GAINS: Final[dict[str, str]] = {
     "gap": "1",

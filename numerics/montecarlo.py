@@ -19,9 +19,8 @@ from statistics import NormalDist
 from typing import final
 
 import numpy as np
+from gradgap.theory.instances import GradgapValueError
 from numpy.typing import ArrayLike, NDArray
-
-from theory.instances import GradgapValueError
 
 __all__ = ["Estimate", "Moments", "confidence_interval", "difference_estimate", "mean_estimate", "z_critical"]
 

@@ -32,12 +32,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gradgap.numerics import _routes
+from gradgap.numerics._routes import Family, Structured
+from gradgap.numerics.logspace import log_geometric_sum, logsumexp, softplus
+from gradgap.theory.instances import SharedTokens
 from numpy.typing import NDArray
-
-from numerics import _routes
-from numerics._routes import Family, Structured
-from numerics.logspace import log_geometric_sum, logsumexp, softplus
-from theory.instances import SharedTokens
 
 __all__ = [*_routes.PUBLIC_NAMES]
 

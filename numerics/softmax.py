@@ -17,7 +17,7 @@ paper                           here                        structured form
 :math:`q_+ = \mathrm{softmax}(\theta_C)` and :math:`q_- = \mathrm{softmax}(\theta_{\bar C})`, scattered into
 :math:`\mathbb R^K`; :math:`Q(q)=\mathrm{diag}\,q-qq^\top`.
 Every quantity takes a keyword-only ``method`` from ``enumerate``, ``structured`` (default),
-``autograd``, ``fd``, ``mc`` (see :mod:`numerics._routes`).
+``autograd``, ``fd``, ``mc`` (see :mod:`gradgap.numerics._routes`).
 
 Example (two even arms, arm 0 correct; then the logits :math:`(1000,-1000,0)`, exact in float64):
 
@@ -36,12 +36,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gradgap.numerics import _routes
+from gradgap.numerics._routes import Family, Structured
+from gradgap.numerics.logspace import logsumexp
+from gradgap.theory.instances import SoftmaxBandit
 from numpy.typing import NDArray
-
-from numerics import _routes
-from numerics._routes import Family, Structured
-from numerics.logspace import logsumexp
-from theory.instances import SoftmaxBandit
 
 __all__ = [*_routes.PUBLIC_NAMES]
 

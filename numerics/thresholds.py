@@ -1,11 +1,11 @@
-r"""Numeric twin of ``theory.thresholds``: :math:`\eta^\star` by a fine scan plus high-precision bisection,
+r"""Numeric twin of ``gradgap.theory.thresholds``: :math:`\eta^\star` by a fine scan plus high-precision bisection,
 and the local critical step from a finite-difference Jacobian. No SymPy, no formula from ``theory/``.
 
 Notation (paper symbol -> name): :math:`\eta^\star(\theta,w)` = :func:`eta_star`, :math:`\eta_c` =
 :func:`critical_step`, :math:`J` = success rate, :math:`g` = Gradient Gap.
 
 Route of :func:`eta_star`: the sign of :math:`\log J(\theta+sw)-\log J(\theta)` (same sign as the difference of
-J, and free of underflow) on a geometric grid of ``scan`` steps in float64 (vectorised, ``numerics.dynamics``);
+J, and free of underflow) on a geometric grid of ``scan`` steps in float64 (vectorised, ``gradgap.numerics.dynamics``);
 the first sign change is then bisected with an independent mpmath evaluation at ``digits`` digits (the grid
 only locates it). Source: issue 4 (definition of :math:`\eta^\star`).
 """
@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import mpmath
 import numpy as np
-
-from numerics import dynamics
-from theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.numerics import dynamics
+from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["NumericEtaStar", "critical_step", "eta_star", "log_success_mp"]
 

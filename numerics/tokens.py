@@ -41,12 +41,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
+from gradgap.numerics import _routes
+from gradgap.numerics._routes import Family, Structured
+from gradgap.numerics.logspace import logsumexp, softplus
+from gradgap.theory.instances import GradgapValueError, TokenSequence
 from numpy.typing import ArrayLike, NDArray
-
-from numerics import _routes
-from numerics._routes import Family, Structured
-from numerics.logspace import logsumexp, softplus
-from theory.instances import GradgapValueError, TokenSequence
 
 __all__ = [*_routes.PUBLIC_NAMES, "TokenGap", "gap_arrays"]
 

@@ -29,9 +29,9 @@ re-checked at 50 digits), and :attr:`Status.ERROR` / :attr:`Status.UNDECIDED`, w
 results with :func:`combine`: a verified ``FAILS`` wins, then ``ERROR``, then ``HOLDS`` at the strength the
 claim's ``aggregate`` rule gives (capped at ``SIMULATED`` when a check simulated), then ``UNDECIDED``.
 
-A claim over the claim language (see :mod:`proofs_check.expressions`) carries a :class:`Relation`; build it with
-:func:`relation_claim`, which adds the generic Hypothesis search of :mod:`proofs_check.search` as its
-``TESTED`` check, and whose wrong variants :mod:`proofs_check.mutants` derives from the relation's syntax tree.
+A claim over the claim language (see :mod:`gradgap.proofs_check.expressions`) carries a :class:`Relation`; build it with
+:func:`relation_claim`, which adds the generic Hypothesis search of :mod:`gradgap.proofs_check.search` as its
+``TESTED`` check, and whose wrong variants :mod:`gradgap.proofs_check.mutants` derives from the relation's syntax tree.
 A claim without a relation may carry ``mutants``: a callable returning wrong variant claims.
 
 Stable API (other modules build on it; do not rename): ``Strength``, ``Status``, ``Evidence``, ``Profile``,
@@ -53,7 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
-from theory.instances import GradgapValueError
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = [
     "AGGREGATES",
@@ -182,7 +182,7 @@ PROFILES: Final[dict[str, Profile]] = {
 
 
 def get_profile(name: str | Profile) -> Profile:
-    """The profile called ``name``; a :class:`~theory.instances.GradgapValueError` with "did you mean" else."""
+    """The profile called ``name``; a :class:`~gradgap.theory.instances.GradgapValueError` with "did you mean" else."""
     if isinstance(name, Profile):
         return name
     if name in PROFILES:
@@ -239,7 +239,7 @@ class Relation:
 
     ``sizes`` maps size parameters (``K``; ``T``, ``V``; ``d``, ``T``, ``V``) to inclusive ``(lo, hi)``;
     missing ones take :data:`SIZE_PARAMETERS` defaults. ``ranges`` maps free scalars (``eta``) to ``(lo, hi)``;
-    ``eta`` defaults to ``(0, 10)``. Texts are parsed by :mod:`proofs_check.expressions` (AST whitelist).
+    ``eta`` defaults to ``(0, 10)``. Texts are parsed by :mod:`gradgap.proofs_check.expressions` (AST whitelist).
     """
 
     claim: str
@@ -361,7 +361,7 @@ class Claim:
 
 def mutant_claim(of: str, kind: str, *checks: Check, family: str = "all") -> Claim:
     """A wrong variant of claim ``of`` for mutation testing: id ``<of>~<kind>``, whose ``checks`` should FAIL
-    (see :mod:`proofs_check.mutants`).
+    (see :mod:`gradgap.proofs_check.mutants`).
 
     >>> mutant_claim("gain-limits", "rate_1/G").id
     'gain-limits~rate_1/G'
@@ -385,9 +385,9 @@ def relation_claim(
     r"""A claim in the claim language: ``extra_checks`` (e.g. a PROVED one) plus the generic TESTED search.
 
     The relation texts are parsed now, so a malformed expression raises a
-    :class:`~theory.instances.GradgapValueError` at construction, not at check time.
+    :class:`~gradgap.theory.instances.GradgapValueError` at construction, not at check time.
     """
-    from proofs_check import expressions, search  # lazy: keep this module light
+    from gradgap.proofs_check import expressions, search  # lazy: keep this module light
 
     expressions.parse_relation(relation.claim)
     for hyp in relation.given:

@@ -2,7 +2,7 @@
 
 Each subcommand lives in ``proofs_check/commands/<name>.py`` and exposes ``register(subparsers)``, which adds
 its parser and sets ``func`` (a callable taking the parsed namespace and returning the exit code). This module
-parses, dispatches and turns a :class:`~theory.instances.GradgapError` into one line on stderr with exit 2.
+parses, dispatches and turns a :class:`~gradgap.theory.instances.GradgapError` into one line on stderr with exit 2.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from theory.instances import GradgapError
+from gradgap.theory.instances import GradgapError
 
 #: subcommand modules, in the order ``--help`` lists them
 COMMANDS: tuple[str, ...] = ("check", "gap", "derive", "latex", "threshold", "simulate", "grpo")
@@ -30,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"proofs_check.commands.{name}")
+            module = importlib.import_module(f"gradgap.proofs_check.commands.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"proofs_check.commands.{name}":
+            if exc.name == f"gradgap.proofs_check.commands.{name}":
                 continue  # command not built yet
             raise
         module.register(sub)

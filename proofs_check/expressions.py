@@ -40,8 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import mpmath
-
-from theory.instances import GradgapValueError
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = [
     "FUNCTIONS",

@@ -17,8 +17,8 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any, Final
 
-from proofs_check.claims import Claim, ClaimResult
-from theory.instances import GradgapValueError
+from gradgap.proofs_check.claims import Claim, ClaimResult
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = ["TEX_NAME", "compile_pdf", "document", "escape", "write_document"]
 

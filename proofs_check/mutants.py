@@ -1,6 +1,6 @@
 r"""Mutation testing of claims: wrong variants must be rejected.
 
-For a claim in the claim language (it carries a :class:`~proofs_check.claims.Relation`), mutants are generated
+For a claim in the claim language (it carries a :class:`~gradgap.proofs_check.claims.Relation`), mutants are generated
 from the syntax tree of its relation (the hypotheses are left alone):
 
 * ``flip``: the relation reversed (``>=`` becomes ``<=``, ``>`` becomes ``<``);
@@ -28,10 +28,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
-
-from proofs_check import expressions as ex
-from proofs_check.claims import Claim, ClaimResult, Profile, Relation, Status, get_profile, relation_claim
-from proofs_check.tolerances import SCREEN_RTOL
+from gradgap.proofs_check import expressions as ex
+from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Relation, Status, get_profile, relation_claim
+from gradgap.proofs_check.tolerances import SCREEN_RTOL
 
 __all__ = ["MutationOutcome", "format_outcome", "generate", "mutants_of", "outcome_json", "run_mutation"]
 
@@ -127,7 +126,7 @@ def generate(text: str) -> list[tuple[str, str]]:
 
 def _sample_envs(relation: Relation, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """Float environments at random points of the family that satisfy the hypotheses."""
-    from proofs_check import search
+    from gradgap.proofs_check import search
 
     comp = search._compile(relation)
     rng = np.random.default_rng(seed)
@@ -145,8 +144,8 @@ def _sample_envs(relation: Relation, n: int, seed: int = 0) -> list[dict[str, An
 
 
 def _random_case(relation: Relation, rng: np.random.Generator) -> Any:
-    from proofs_check import search
-    from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+    from gradgap.proofs_check import search
+    from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
     def size(key: str) -> int:
         lo, hi = relation.sizes[key]
@@ -233,7 +232,7 @@ class MutationOutcome:
 def run_mutation(claims: Sequence[Claim], profile: Profile | str = "ci", *, progress: bool | None = None,
                  runner: Callable[[Claim, Profile], ClaimResult] | None = None) -> MutationOutcome:
     """Generate and run the mutants of every claim; a mutant is killed when its status is FAILS."""
-    from proofs_check.report import run_all
+    from gradgap.proofs_check.report import run_all
 
     prof = get_profile(profile)
     rows: list[tuple[str, str, str, bool]] = []

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from proofs_check.claims import Claim, ClaimResult, Profile, Status, Strength, get_profile, run_claim
+from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Status, Strength, get_profile, run_claim
 
 __all__ = ["format_table", "junit_xml", "run_all", "status_label", "to_json", "write_json", "write_junit"]
 

@@ -1,6 +1,6 @@
 r"""The generic ``TESTED`` check of a relation claim: a Hypothesis counterexample search.
 
-For a :class:`~proofs_check.claims.Relation` the search draws an instance of the family (sizes in the claim's
+For a :class:`~gradgap.proofs_check.claims.Relation` the search draws an instance of the family (sizes in the claim's
 ranges, capped by the profile), a direction :math:`w` (``gap``: :math:`g/\|g\|`; ``grad``: the policy gradient
 :math:`\nabla J`, unnormalised; ``random``: a unit vector) and a step :math:`\eta` in its range (narrowed by the
 hypotheses of the form ``eta <= E`` / ``eta >= E``), evaluates the vocabulary with the float64 numerics
@@ -26,14 +26,13 @@ from typing import Any, Final
 
 import mpmath
 import numpy as np
+from gradgap.proofs_check import expressions as ex
+from gradgap.proofs_check.claims import Evidence, Profile, Relation, Strength, named_check
+from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
+from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import HealthCheck, Phase, assume, given, settings, target
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-
-from proofs_check import expressions as ex
-from proofs_check.claims import Evidence, Profile, Relation, Strength, named_check
-from proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
-from theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = [
     "HP_RTOL",
@@ -143,7 +142,7 @@ def _constants_float(structure: Instance) -> dict[str, float]:
 
 @lru_cache(maxsize=256)
 def _constants_mp(structure: Instance) -> dict[str, Any]:
-    import theory
+    from gradgap import theory
 
     consts = theory.family_module(structure).constants(structure)
     out: dict[str, Any] = {}
@@ -167,8 +166,7 @@ class _HPFunctions:
 def _hp_functions(structure: Instance) -> _HPFunctions:
     """The theory's closed forms of this structure, compiled for mpmath (exact-to-50-digits evaluation)."""
     import sympy
-
-    import theory
+    from gradgap import theory
 
     cf = theory.family_module(structure).closed_forms(structure)
     args = list(cf.theta)
@@ -181,7 +179,7 @@ def _hp_functions(structure: Instance) -> _HPFunctions:
 
 
 def _float_quantities(inst: Instance) -> dict[str, Any]:
-    import numerics
+    from gradgap import numerics
 
     mod = numerics.family_module(inst)
     g = np.asarray(mod.gradient_gap(inst), dtype=float)
@@ -209,7 +207,7 @@ class _Compiled:
     eta_lower: tuple[tuple[ast_expr, bool], ...]
 
 
-ast_expr = Any  # an ``ast.expr`` validated by :mod:`proofs_check.expressions`
+ast_expr = Any  # an ``ast.expr`` validated by :mod:`gradgap.proofs_check.expressions`
 
 
 def _eta_bounds(givens: Sequence[ex.ParsedRelation]) -> tuple[list[tuple[Any, bool]], list[tuple[Any, bool]]]:
@@ -308,7 +306,7 @@ def _float_env(comp: _Compiled, case: Case) -> dict[str, Any] | None:
         return None
     env["eta"] = eta
     if names & _NEXT:
-        import numerics
+        from gradgap import numerics
 
         mod = numerics.family_module(inst)
         nxt = inst.with_theta(tuple(float(x) for x in np.asarray(inst.theta) + eta * w))

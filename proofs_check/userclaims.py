@@ -14,8 +14,8 @@ r"""User claim files (TOML): relations in the claim language, checked like the b
     expect = "holds"                    # or "fails"
 
 Optional too: ``title``, ``source``. Every problem (TOML syntax, an unknown key or name, a bad range, a duplicate
-id) raises a :class:`~theory.instances.GradgapValueError` whose one line names the file, the claim id and the
-problem; the CLI exits 2 with it. The vocabulary is :data:`proofs_check.expressions.VARIABLES`.
+id) raises a :class:`~gradgap.theory.instances.GradgapValueError` whose one line names the file, the claim id and the
+problem; the CLI exits 2 with it. The vocabulary is :data:`gradgap.proofs_check.expressions.VARIABLES`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from proofs_check.claims import Claim, Relation, relation_claim
-from theory.instances import GradgapError, GradgapValueError
+from gradgap.proofs_check.claims import Claim, Relation, relation_claim
+from gradgap.theory.instances import GradgapError, GradgapValueError
 
 __all__ = ["KEYS", "load_file", "load_files", "parse_claim"]
 
@@ -50,7 +50,7 @@ def _string(path: str, cid: str | None, table: Mapping[str, Any], key: str, defa
 
 
 def parse_claim(table: Mapping[str, Any], path: str = "<claims>") -> Claim:
-    """One ``[[claim]]`` table as a :class:`~proofs_check.claims.Claim` (relation + generic search)."""
+    """One ``[[claim]]`` table as a :class:`~gradgap.proofs_check.claims.Claim` (relation + generic search)."""
     if not isinstance(table, Mapping):
         raise _err(path, None, "each [[claim]] must be a table")
     raw_id = table.get("id")
@@ -82,7 +82,7 @@ def parse_claim(table: Mapping[str, Any], path: str = "<claims>") -> Claim:
             ranges=dict(table.get("ranges", {})),
             given=tuple(given),
         )
-        from proofs_check import search
+        from gradgap.proofs_check import search
 
         search._compile(relation)  # names against the family's vocabulary
         return relation_claim(

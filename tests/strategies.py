@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import strategies as st
-
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 
 def _floats(bound: float) -> st.SearchStrategy[float]:

@@ -9,16 +9,16 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
+from gradgap import numerics
+from gradgap.numerics import algorithms as na
+from gradgap.numerics.montecarlo import z_critical
+from gradgap.proofs_check.tolerances import EXACT, MC_ALPHA
+from gradgap.theory import algorithms as ta
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import numerics
-from numerics import algorithms as na
-from numerics.montecarlo import z_critical
-from proofs_check.tolerances import EXACT, MC_ALPHA
 from tests.strategies import shared_instances, softmax_instances, token_instances
-from theory import algorithms as ta
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 ALGOS = tuple(ta.ALGORITHMS)
 SMALL = st.one_of(
@@ -190,8 +190,8 @@ def test_finite_policy_gap_equals_family_gradient_gap(inst) -> None:
 
 
 def test_algorithm_claims_hold_in_quick_profile() -> None:
-    from proofs_check.builtin import algorithms
-    from proofs_check.claims import run_claim
+    from gradgap.proofs_check.builtin import algorithms
+    from gradgap.proofs_check.claims import run_claim
 
     for claim in algorithms.claims():
         res = run_claim(claim, "quick")

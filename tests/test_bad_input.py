@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from theory.instances import (
+from gradgap.theory.instances import (
     GradgapError,
     GradgapTypeError,
     GradgapValueError,

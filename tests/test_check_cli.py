@@ -10,8 +10,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
-
-from proofs_check.cli import main
+from gradgap.proofs_check.cli import main
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "claims"
 FAST_BUILTINS = ["--only", "score-mean-zero", "gap-grad-log-odds"]

@@ -8,9 +8,8 @@ import textwrap
 from dataclasses import replace
 
 import pytest
-
-from proofs_check.builtin import BUILTIN_MODULES, builtin_claims
-from proofs_check.claims import (
+from gradgap.proofs_check.builtin import BUILTIN_MODULES, builtin_claims
+from gradgap.proofs_check.claims import (
     PROFILES,
     Claim,
     Evidence,
@@ -24,7 +23,7 @@ from proofs_check.claims import (
     run_check,
     run_claim,
 )
-from theory.instances import GradgapError, GradgapValueError
+from gradgap.theory.instances import GradgapError, GradgapValueError
 
 QUICK = PROFILES["quick"]
 
@@ -197,7 +196,7 @@ def _package(tmp_path, monkeypatch, name, **modules):
 
 def test_builtin_loader_skips_only_absent_modules(tmp_path, monkeypatch):
     _package(tmp_path, monkeypatch, "ggfake", good="""
-        from proofs_check.claims import Claim, Evidence, Strength
+        from gradgap.proofs_check.claims import Claim, Evidence, Strength
         def claims():
             return [Claim(id="g", title="", family="softmax", statement="", source="",
                           checks=(lambda p: Evidence.holds(Strength.TESTED),))]
@@ -210,7 +209,7 @@ def test_builtin_loader_skips_only_absent_modules(tmp_path, monkeypatch):
 
 def test_builtin_loader_rejects_duplicate_ids(tmp_path, monkeypatch):
     _package(tmp_path, monkeypatch, "ggdup", a="""
-        from proofs_check.claims import Claim
+        from gradgap.proofs_check.claims import Claim
         def claims():
             return [Claim(id="same", title="", family="softmax", statement="", source="", checks=())]
     """)
@@ -219,7 +218,7 @@ def test_builtin_loader_rejects_duplicate_ids(tmp_path, monkeypatch):
 
 
 def test_claims_and_relations_are_hashable_and_compare_by_value():
-    from proofs_check.claims import relation_claim
+    from gradgap.proofs_check.claims import relation_claim
 
     a = Relation("J >= 0", "softmax", sizes={"K": [2, 3]})
     b = Relation("J >= 0", "softmax", sizes={"K": (2, 3)})

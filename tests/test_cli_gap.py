@@ -14,12 +14,12 @@ import subprocess
 from typing import Any
 
 import pytest
+from gradgap.proofs_check.cli import main
+from gradgap.proofs_check.tolerances import EXACT, close
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import HealthCheck, example, given, settings
 
-from proofs_check.cli import main
-from proofs_check.tolerances import EXACT, close
 from tests.strategies import shared_instances, softmax_instances, token_instances
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 # ------------------------------------------------------------------------- the independent reference
 

@@ -7,10 +7,9 @@ import math
 
 import numpy as np
 import pytest
-
-from numerics import dynamics as nd
-from proofs_check.tolerances import EXACT, FD, FD_STEP, MC_ALPHA
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.numerics import dynamics as nd
+from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, MC_ALPHA
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 WORKED = SharedTokens((0.0,), ((0.0,), (1.0,), (2.0,)), frozenset({1}), T=4)
 

@@ -7,10 +7,9 @@ import math
 
 import mpmath
 import pytest
-
-from proofs_check import expressions as ex
-from proofs_check.tolerances import EXACT, close
-from theory.instances import GradgapValueError
+from gradgap.proofs_check import expressions as ex
+from gradgap.proofs_check.tolerances import EXACT, close
+from gradgap.theory.instances import GradgapValueError
 
 ENV = {"J": 0.25, "J_next": 0.5, "ell": math.log(1 / 3), "ell_next": 0.0, "eta": 2.0, "Delta_mu": 0.5,
        "norm_g": 1.0, "L_o": 0.5, "G_o": math.sqrt(2), "K": 3}

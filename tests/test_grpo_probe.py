@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("trl")
 torch = pytest.importorskip("torch")
 
-from numerics.grpo.presets import resolve_preset  # noqa: E402
-from numerics.grpo.probe import NonFiniteLossError, RewardFunctionError, completion_log_probs  # noqa: E402
-from numerics.grpo.run import run_one  # noqa: E402
-from proofs_check import tolerances  # noqa: E402
-from theory.instances import GradgapValueError  # noqa: E402
+from gradgap.experiments.grpo.presets import resolve_preset  # noqa: E402
+from gradgap.experiments.grpo.probe import NonFiniteLossError, RewardFunctionError, completion_log_probs  # noqa: E402
+from gradgap.experiments.grpo.run import run_one  # noqa: E402
+from gradgap.proofs_check import tolerances  # noqa: E402
+from gradgap.theory.instances import GradgapValueError  # noqa: E402
 
 pytestmark = pytest.mark.llm
 
@@ -102,7 +102,7 @@ def test_default_cadence_records_cheap_fields_every_step_and_the_rest_on_schedul
 
 
 def test_micro_batch_without_mixed_group_costs_no_backward(tmp_path):
-    from numerics.grpo.probe import GradgapProbe
+    from gradgap.experiments.grpo.probe import GradgapProbe
 
     probe = GradgapProbe(tmp_path / "m.jsonl", optim="sgd", constants_every=0)
     ids = torch.zeros(4, 3, dtype=torch.long)

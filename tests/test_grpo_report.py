@@ -8,13 +8,12 @@ import json
 import math
 
 import pytest
-
-from numerics.grpo.config import GrpoRunConfig, TinyModelSpec  # noqa: F401 (used by the eval table)
-from numerics.grpo.presets import resolve_preset
-from numerics.grpo.sweep import append_record, read_records
-from proofs_check.cli import main
-from proofs_check.grpo_report import brackets, build_report, predicted_slope, write_report
-from theory.instances import GradgapError, GradgapTypeError, GradgapValueError
+from gradgap.experiments.grpo.config import GrpoRunConfig, TinyModelSpec  # noqa: F401 (used by the eval table)
+from gradgap.experiments.grpo.presets import resolve_preset
+from gradgap.experiments.grpo.report import brackets, build_report, predicted_slope, write_report
+from gradgap.experiments.grpo.sweep import append_record, read_records
+from gradgap.proofs_check.cli import main
+from gradgap.theory.instances import GradgapError, GradgapTypeError, GradgapValueError
 
 INVALID = [
     ("resolve_preset('tinny')", "preset", GradgapValueError),
@@ -167,7 +166,7 @@ def test_predicted_slopes():
 
 
 def test_grpo_errors_are_gradgap_errors():
-    from numerics.grpo.run import MissingExtraError
+    from gradgap.experiments.grpo.run import MissingExtraError
 
     assert issubclass(MissingExtraError, GradgapError)
 
@@ -182,6 +181,6 @@ def test_grpo_errors_are_gradgap_errors():
     (r"\boxed{x^2 + 1}", "x^2+1", 1.0),
 ])
 def test_math_reward_is_a_binary_final_answer_check(completion, answer, reward):
-    from numerics.grpo.run import math_reward
+    from gradgap.experiments.grpo.run import math_reward
 
     assert math_reward(["q"], [completion], [answer]) == [reward]

@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("trl")
 
-from numerics.grpo.presets import resolve_preset
-from numerics.grpo.run import run_one
-from numerics.grpo.sweep import read_records, sweep
+from gradgap.experiments.grpo.presets import resolve_preset
+from gradgap.experiments.grpo.run import run_one
+from gradgap.experiments.grpo.sweep import read_records, sweep
 
 pytestmark = pytest.mark.llm
 

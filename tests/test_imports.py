@@ -1,6 +1,6 @@
 """The import rules that make a symbolic-vs-numeric check worth anything (docs/DESIGN.md, style rule 2).
 
-- ``numerics/`` imports nothing from ``theory/`` but ``theory.instances``, and never sympy;
+- ``numerics/`` imports nothing from ``theory/`` but ``gradgap.theory.instances``, and never sympy;
 - ``theory/`` imports neither ``numerics/`` nor torch;
 - ``theory/instances.py`` imports neither sympy nor torch nor numpy;
 - the command modules import no sympy / torch / matplotlib at module level (the CLI stays fast).
@@ -24,7 +24,10 @@ def _imports(path: Path, *, top_level_only: bool = False) -> list[str]:
         if isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
+            if node.module == "gradgap":  # ``from gradgap import theory``
+                names.extend(f"gradgap.{alias.name}" for alias in node.names)
+            else:
+                names.append(node.module)
     return names
 
 
@@ -33,7 +36,19 @@ def _files(package: str) -> list[Path]:
 
 
 def _root(name: str) -> str:
-    return name.split(".")[0]
+    """The package an import names: ``gradgap.theory.tokens`` -> ``theory``; ``sympy.core`` -> ``sympy``."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == "gradgap" and len(parts) > 1 else parts[0]
+
+
+PACKAGES = ("theory", "numerics", "proofs_check", "experiments")
+
+
+@pytest.mark.parametrize("path", [p for pkg in (*PACKAGES, "tests", "bench") for p in _files(pkg)],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_packages_are_imported_through_the_gradgap_namespace(path: Path) -> None:
+    for name in _imports(path):
+        assert name.split(".")[0] not in PACKAGES, f"{path.name} imports {name}: write gradgap.{name}"
 
 
 @pytest.mark.parametrize("path", _files("numerics"), ids=lambda p: str(p.relative_to(ROOT)))
@@ -41,14 +56,14 @@ def test_numerics_is_independent_of_theory(path: Path) -> None:
     for name in _imports(path):
         assert _root(name) != "sympy", f"{path.name} imports sympy ({name})"
         if _root(name) == "theory":
-            assert name == "theory.instances", f"{path.name} imports {name}: only theory.instances is shared"
-        assert _root(name) != "proofs_check", f"{path.name} imports {name}"
+            assert name == "gradgap.theory.instances", f"{path.name} imports {name}: only theory.instances is shared"
+        assert _root(name) not in {"proofs_check", "experiments"}, f"{path.name} imports {name}"
 
 
 @pytest.mark.parametrize("path", _files("theory"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_theory_is_independent_of_numerics(path: Path) -> None:
     for name in _imports(path):
-        assert _root(name) not in {"numerics", "torch", "proofs_check"}, f"{path.name} imports {name}"
+        assert _root(name) not in {"numerics", "torch", "proofs_check", "experiments"}, f"{path.name} imports {name}"
 
 
 def test_instances_import_no_math_library() -> None:

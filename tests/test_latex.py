@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
-from proofs_check.builtin import builtin_claims
-from proofs_check.cli import main
-from proofs_check.latex import TEX_NAME, document, escape
-from proofs_check.report import run_all
+from gradgap.proofs_check.builtin import builtin_claims
+from gradgap.proofs_check.cli import main
+from gradgap.proofs_check.latex import TEX_NAME, document, escape
+from gradgap.proofs_check.report import run_all
 
 SUBSET = ["score-mean-zero", "gap-grad-log-odds", "constant-G_o"]
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gradgap import numerics
+from gradgap.numerics import logspace, montecarlo, shared_tokens, softmax, tokens
+from gradgap.proofs_check.tolerances import EXACT, FD, MC_ALPHA
+from gradgap.theory.instances import GradgapError, GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import numerics
-from numerics import logspace, montecarlo, shared_tokens, softmax, tokens
-from proofs_check.tolerances import EXACT, FD, MC_ALPHA
 from tests.strategies import EXTREME, shared_instances, softmax_instances, token_instances, unit_directions
-from theory.instances import GradgapError, GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 
 EXTREME_EXAMPLE = SoftmaxBandit(logits=(1000.0, -1000.0, 0.0), correct=frozenset({0}))
 #: a few examples for the expensive tests, whatever the profile

@@ -7,15 +7,14 @@ import math
 
 import numpy as np
 import pytest
+from gradgap import numerics, theory
+from gradgap.numerics import algorithms as na
+from gradgap.proofs_check.tolerances import EXACT, FD
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import numerics
-import theory
-from numerics import algorithms as na
-from proofs_check.tolerances import EXACT, FD
 from tests.strategies import shared_instances, softmax_instances, token_instances, unit_directions
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 SMALL = st.one_of(
     softmax_instances(K=(2, 5)),
@@ -101,8 +100,8 @@ def test_one_step_holds_with_loglinear_constant_random_directions(inst, data) ->
 
 
 def test_one_step_claims_in_quick_profile() -> None:
-    from proofs_check.builtin import one_step
-    from proofs_check.claims import run_claim
+    from gradgap.proofs_check.builtin import one_step
+    from gradgap.proofs_check.claims import run_claim
 
     results = {c.id: run_claim(c, "quick") for c in one_step.claims()}
     bad = {i: (r.evidence.status, r.evidence.detail) for i, r in results.items() if not r.ok}
@@ -112,8 +111,8 @@ def test_one_step_claims_in_quick_profile() -> None:
 
 @pytest.mark.slow
 def test_one_step_mutants_all_killed() -> None:
-    from proofs_check.builtin import one_step
-    from proofs_check.mutants import run_mutation
+    from gradgap.proofs_check.builtin import one_step
+    from gradgap.proofs_check.mutants import run_mutation
 
     outcome = run_mutation(one_step.claims(), "quick", progress=False)
     assert outcome.score == 1.0, [r for r in outcome.rows if not r[3]]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from gradgap.theory.instances import SharedTokens
+
 from tests.strategies import shared_instances
 from tests.twins import twin_tests
-from theory.instances import SharedTokens
 
 F3 = ((0.0,), (1.0,), (2.0,))
 WORKED_EXAMPLE = SharedTokens(theta=(0.0,), features=F3, correct=frozenset({1}), T=3)  # J* = 3^-T at theta=0

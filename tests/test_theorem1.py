@@ -7,13 +7,11 @@ import math
 
 import numpy as np
 import pytest
-
-import numerics
-import theory
-from numerics import algorithms as na
-from proofs_check.tolerances import EXACT
-from theory import algorithms as ta
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap import numerics, theory
+from gradgap.numerics import algorithms as na
+from gradgap.proofs_check.tolerances import EXACT
+from gradgap.theory import algorithms as ta
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 STARTS = [
     SoftmaxBandit((0.5, -0.3, 1.2, 0.0), frozenset({0})),
@@ -72,8 +70,8 @@ def test_steps_sixteen_times_the_sharp_threshold_can_decrease_J() -> None:
 
 
 def test_theorem1_claims_in_quick_profile() -> None:
-    from proofs_check.builtin import theorem1
-    from proofs_check.claims import run_claim
+    from gradgap.proofs_check.builtin import theorem1
+    from gradgap.proofs_check.claims import run_claim
 
     results = {c.id: run_claim(c, "quick") for c in theorem1.claims()}
     bad = {i: (r.evidence.status, r.evidence.detail) for i, r in results.items() if not r.ok}
@@ -83,8 +81,8 @@ def test_theorem1_claims_in_quick_profile() -> None:
 
 @pytest.mark.slow
 def test_theorem1_and_algorithm_mutants_all_killed() -> None:
-    from proofs_check.builtin import algorithms, theorem1
-    from proofs_check.mutants import run_mutation
+    from gradgap.proofs_check.builtin import algorithms, theorem1
+    from gradgap.proofs_check.mutants import run_mutation
 
     outcome = run_mutation([*theorem1.claims(), *algorithms.claims()], "quick", progress=False)
     assert outcome.score == 1.0, [r for r in outcome.rows if not r[3]]

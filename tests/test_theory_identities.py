@@ -11,11 +11,10 @@ import os
 
 import pytest
 import sympy as sp
-
-from proofs_check.cli import main
-from theory import shared_tokens, softmax, tokens
-from theory.closed_forms import prove_zero
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.proofs_check.cli import main
+from gradgap.theory import shared_tokens, softmax, tokens
+from gradgap.theory.closed_forms import prove_zero
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
 

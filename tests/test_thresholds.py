@@ -10,13 +10,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
-
-from numerics import dynamics as nd
-from numerics import thresholds as nt
-from proofs_check import cli
-from proofs_check.tolerances import EXACT, FD, close
-from theory import thresholds as th
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.numerics import dynamics as nd
+from gradgap.numerics import thresholds as nt
+from gradgap.proofs_check import cli
+from gradgap.proofs_check.tolerances import EXACT, FD, close
+from gradgap.theory import thresholds as th
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 
 def _random_case(seed: int):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from gradgap.theory.instances import TokenSequence
+
 from tests.strategies import EXTREME, token_instances
 from tests.twins import twin_tests
-from theory.instances import TokenSequence
 
 AT_LEAST_TWO = TokenSequence(logits=((0.2, -0.4, 1.0), (0.0, 0.5, -1.0), (1.5, 0.0, 0.3)), target=(1, 0, 2),
                              min_correct=2)

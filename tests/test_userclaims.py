@@ -6,10 +6,9 @@ import pathlib
 import textwrap
 
 import pytest
-
-from proofs_check.cli import main
-from proofs_check.userclaims import load_file, load_files
-from theory.instances import GradgapValueError
+from gradgap.proofs_check.cli import main
+from gradgap.proofs_check.userclaims import load_file, load_files
+from gradgap.theory.instances import GradgapValueError
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "claims"
 

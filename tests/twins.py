@@ -1,7 +1,7 @@
 """Comparisons of a symbolic quantity (theory/, SymPy at 30 digits) with its numeric twin (numerics/).
 
 Each helper computes the two sides by independent routes and fails with the quantity, the routes, the
-instance, the error and the tolerance (style rule 13). Tolerances come from ``proofs_check.tolerances``.
+instance, the error and the tolerance (style rule 13). Tolerances come from ``gradgap.proofs_check.tolerances``.
 :func:`twin_tests` builds the test class that ``tests/test_<family>.py`` binds to a ``Test...`` name: the same
 bodies for every family, on that family's strategies and examples.
 """
@@ -14,13 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 import sympy as sp
+from gradgap import numerics, theory
+from gradgap.proofs_check.tolerances import EXACT, FD, MC_ALPHA
+from gradgap.theory.instances import Instance
 from hypothesis import example, given
 from hypothesis.strategies import SearchStrategy
-
-import numerics
-import theory
-from proofs_check.tolerances import EXACT, FD, MC_ALPHA
-from theory.instances import Instance
 
 DIGITS = 30
 

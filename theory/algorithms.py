@@ -52,8 +52,7 @@ from itertools import product
 from typing import Final, Literal
 
 import sympy as sp
-
-from theory.instances import GradgapValueError
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = [
     "AGGREGATIONS",

@@ -326,7 +326,7 @@ def derived_forms(theta: Sequence[sp.Symbol], J: sp.Expr, F: sp.Expr | None = No
 
 def check_direction(w: Iterable[float], n: int) -> sp.ImmutableMatrix:
     """A direction ``w`` of length ``n`` as an exact column vector, or a :class:`GradgapError`."""
-    from theory.instances import check_finite_vector
+    from gradgap.theory.instances import check_finite_vector
 
     values = check_finite_vector("w", w, length=n)
     return column(exact(v) for v in values)
@@ -334,7 +334,7 @@ def check_direction(w: Iterable[float], n: int) -> sp.ImmutableMatrix:
 
 def check_response(response: Iterable[int], length: int, size: int) -> tuple[int, ...]:
     """A response: ``length`` token indices in ``range(size)``, or a :class:`GradgapError`."""
-    from theory.instances import GradgapTypeError, GradgapValueError
+    from gradgap.theory.instances import GradgapTypeError, GradgapValueError
 
     if isinstance(response, str | bytes) or not isinstance(response, Iterable):
         raise GradgapTypeError(f"response={response!r}: must be a tuple of token indices",

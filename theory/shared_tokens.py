@@ -40,10 +40,17 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 import sympy as sp
-
-from theory import closed_forms as forms
-from theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column, exact
-from theory.instances import SharedTokens
+from gradgap.theory import closed_forms as forms
+from gradgap.theory.closed_forms import (
+    ClosedForms,
+    Constant,
+    FamilyConstants,
+    IdentityResult,
+    check_response,
+    column,
+    exact,
+)
+from gradgap.theory.instances import SharedTokens
 
 __all__ = [*forms.FAMILY_NAMES]
 

@@ -40,8 +40,7 @@ from typing import Final
 
 import mpmath
 import sympy as sp
-
-from theory.instances import (
+from gradgap.theory.instances import (
     GradgapValueError,
     Instance,
     SharedTokens,
@@ -81,15 +80,15 @@ def gain(rule: str, J: sp.Expr) -> sp.Expr:
     r"""Population gain :math:`c(J)` with :math:`\mathbb E[w] = c(J)\,g` (large-group limit :math:`G\to\infty`).
 
     gap: 1; REINFORCE and Dr. GRPO: :math:`J(1-J)`; GRPO: :math:`\sqrt{J(1-J)}`: the sequence-level
-    (:math:`T=1`) limits of ``theory.algorithms.gain_limit``; the 1/T aggregation is applied separately
-    (``normalized``). The exact finite-G gains are ``theory.algorithms.gain``.
+    (:math:`T=1`) limits of ``gradgap.theory.algorithms.gain_limit``; the 1/T aggregation is applied separately
+    (``normalized``). The exact finite-G gains are ``gradgap.theory.algorithms.gain``.
 
     Source: reconstruction §4.4, DERIVED.
 
     >>> gain("grpo", sp.Rational(1, 2))
     1/2
     """
-    from theory import algorithms
+    from gradgap.theory import algorithms
 
     if rule == "gap":
         return sp.S.One
@@ -712,7 +711,8 @@ def eta_theorem(inst: Instance, w: Sequence[object]) -> tuple[float, float]:
 
     Source: reconstruction §4.1 (QUOTED-2nd constants).
     """
-    import theory  # the family module of the instance (not numerics)
+    from gradgap import theory  # the family module of the instance (not numerics)
+
 
     consts = theory.family_module(inst).constants(inst)
     if consts.L_o.value is None or consts.G_o.value is None:

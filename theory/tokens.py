@@ -39,10 +39,9 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import sympy as sp
-
-from theory import closed_forms as forms
-from theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column
-from theory.instances import TokenSequence
+from gradgap.theory import closed_forms as forms
+from gradgap.theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column
+from gradgap.theory.instances import TokenSequence
 
 __all__ = [*forms.FAMILY_NAMES]
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import importlib
 
-from proofs_check.claims import Claim
-from theory.instances import GradgapValueError
+from gradgap.proofs_check.claims import Claim
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = ["BUILTIN_MODULES", "builtin_claims"]
 
 #: modules of built-in claims, in report order
 BUILTIN_MODULES: tuple[str, ...] = (
-    "proofs_check.builtin.core",
-    "proofs_check.builtin.algorithms",
-    "proofs_check.builtin.one_step",
-    "proofs_check.builtin.theorem1",
-    "proofs_check.builtin.dynamics",
+    "gradgap.proofs_check.builtin.core",
+    "gradgap.proofs_check.builtin.algorithms",
+    "gradgap.proofs_check.builtin.one_step",
+    "gradgap.proofs_check.builtin.theorem1",
+    "gradgap.proofs_check.builtin.dynamics",
 )
 
 

@@ -19,7 +19,7 @@ id                                  statement
 
 Evidence: symbolic enumeration of all ordered groups of a generic response space (PROVED for the stated
 sizes, listed as ``G`` in the figures); exact enumeration with the independent numerics
-(:mod:`numerics.algorithms`) over Hypothesis-drawn instances (TESTED); the refutation is an exact (rational)
+(:mod:`gradgap.numerics.algorithms`) over Hypothesis-drawn instances (TESTED); the refutation is an exact (rational)
 instance. ``gain-limits`` is TESTED: its closed forms are proved for symbolic G, but the GRPO rate
 :math:`1/\sqrt G` is checked on a grid (its ingredients proved for G = 2, 4, 8 only), and its checks are
 parts of the statement (``aggregate="weakest"``), so the claim reports the weaker.
@@ -35,12 +35,11 @@ from typing import Any, Final
 import mpmath
 import numpy as np
 import sympy as sp
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, ROUNDING
+from gradgap.theory.instances import Instance
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-from proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
-from proofs_check.tolerances import ANGLE_DEG, EXACT, ROUNDING
-from theory.instances import Instance
 
 __all__ = ["VARLEN_PROBS", "claims"]
 
@@ -66,13 +65,13 @@ GainFn = Callable[[str, int, float, int], float]
 
 @lru_cache(maxsize=256)
 def _gain_fn(algorithm: str, G: int, T: int) -> Callable[[Any], Any]:
-    from theory import algorithms as ta
+    from gradgap.theory import algorithms as ta
 
     return sp.lambdify(ta.J, ta.gain(algorithm, G, T=T), modules="mpmath")
 
 
 def theory_gain(algorithm: str, G: int, J: float, T: int) -> float:
-    r"""The closed-form gain :math:`\gamma(J,G)` of :mod:`theory.algorithms`, evaluated at a float J."""
+    r"""The closed-form gain :math:`\gamma(J,G)` of :mod:`gradgap.theory.algorithms`, evaluated at a float J."""
     with mpmath.workdps(30):
         return float(_gain_fn(algorithm, G, T)(mpmath.mpf(J)))
 
@@ -85,7 +84,7 @@ def _length(inst: Instance) -> int:
 
 
 def _instance_and_group() -> st.SearchStrategy[tuple[Instance, int]]:
-    from proofs_check.search import instance_strategy
+    from gradgap.proofs_check.search import instance_strategy
 
     @st.composite
     def draw(d: st.DrawFn) -> tuple[Instance, int]:
@@ -99,7 +98,7 @@ def _instance_and_group() -> st.SearchStrategy[tuple[Instance, int]]:
 
 def _hp_gap(inst: Instance) -> tuple[Any, list[Any]]:
     """J and g from the theory side at 50 digits."""
-    import theory
+    from gradgap import theory
 
     mod = theory.family_module(inst)
     J = mod.success_rate(inst).evalf(50)
@@ -112,8 +111,8 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
     (numerics) against ``gain(J, G) * g``; a float mismatch is re-checked with J and g at 50 digits."""
 
     def run(profile: Profile) -> Evidence:
-        import numerics
-        from numerics import algorithms as na
+        from gradgap import numerics
+        from gradgap.numerics import algorithms as na
 
         found: list[dict[str, Any]] = []
         stats = {"examples": 0, "worst_rel_error": 0.0}
@@ -139,7 +138,7 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
                 rhs = [float(gain(alg, G, float(Jh), _length(inst))) * float(x) for x in gh]
                 err_hp = float(np.max(np.abs(Ew - np.asarray(rhs)))) / scale
                 if err_hp > EXACT[0]:
-                    from proofs_check.search import instance_dict
+                    from gradgap.proofs_check.search import instance_dict
 
                     found.append({"algorithm": alg, "G": G, "instance": instance_dict(inst),
                                   "J": mpmath.nstr(Jh, 20), "E[w]": [float(x) for x in Ew], "rhs": rhs,
@@ -168,7 +167,7 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
 
 def _proof_check(algorithm: str, sizes: Sequence[int] = (2, 3, 4)) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from theory import algorithms as ta
+        from gradgap.theory import algorithms as ta
 
         results = [ta.prove_expected_update_by_enumeration(algorithm, G, n_success=s, n_fail=f)
                    for G in sizes for s, f in ((1, 2), (2, 1))]
@@ -211,7 +210,7 @@ _WRONG: Final[dict[str, tuple[tuple[str, GainFn], ...]]] = {
 
 
 def _gain_claim(alg: str) -> Claim:
-    from theory import algorithms as ta
+    from gradgap.theory import algorithms as ta
 
     spec = ta.ALGORITHMS[alg]
     cid = f"gain-{alg.replace('_', '-')}"
@@ -245,7 +244,7 @@ def _gain_claim(alg: str) -> Claim:
 
 def _closed_limits_proof(profile: Profile) -> Evidence:
     """The gains of REINFORCE, RLOO and Dr. GRPO in closed form for symbolic G (Binomial PGF)."""
-    from theory import algorithms as ta
+    from gradgap.theory import algorithms as ta
 
     algorithms = ("reinforce", "rloo", "dr_grpo")
     proofs = [ta.prove_centred_mass_closed_form(a) for a in algorithms]
@@ -274,7 +273,7 @@ def _grpo_rate_check(grpo_limit: Callable[[float], float],
     ingredients are proved symbolically for ``_RATE_PROVED_G`` and listed in the figures)."""
 
     def run(profile: Profile) -> Evidence:
-        from theory import algorithms as ta
+        from gradgap.theory import algorithms as ta
 
         worst = -math.inf
         grid = np.linspace(0.02, 0.98, profile.grid)
@@ -307,9 +306,9 @@ def _mass_check(swap: bool) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
         import itertools
 
-        import numerics
-        from numerics import algorithms as na
-        from theory.instances import SoftmaxBandit, TokenSequence
+        from gradgap import numerics
+        from gradgap.numerics import algorithms as na
+        from gradgap.theory.instances import SoftmaxBandit, TokenSequence
 
         insts = [SoftmaxBandit((0.3, -0.4, 1.1), frozenset({0})),
                  TokenSequence(((0.2, -0.5, 0.1), (0.7, 0.0, -0.3)), target=(0, 1))]
@@ -339,7 +338,7 @@ def _mass_check(swap: bool) -> Callable[[Profile], Evidence]:
 
 
 def _mass_proof(profile: Profile) -> Evidence:
-    from theory import algorithms as ta
+    from gradgap.theory import algorithms as ta
 
     sizes = list(range(2, 7))
     res = [ta.prove_mass_form(a, G) for a in _ALGOS for G in sizes]
@@ -352,7 +351,7 @@ def _mass_proof(profile: Profile) -> Evidence:
 
 def _epsilon_check(bound: Callable[[int, float], float]) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from theory import algorithms as ta
+        from gradgap.theory import algorithms as ta
 
         eps = sp.Rational(1, 10**4)
         worst = -math.inf
@@ -379,8 +378,8 @@ def _fixed_length_check(algorithms: Sequence[str], varlen: bool) -> Callable[[Pr
     """Angle between E[w] and g on fixed-length instances (and, for a mutant, on the EOS policy)."""
 
     def run(profile: Profile) -> Evidence:
-        from numerics import algorithms as na
-        from theory.instances import SharedTokens, TokenSequence
+        from gradgap.numerics import algorithms as na
+        from gradgap.theory.instances import SharedTokens, TokenSequence
 
         insts: list[Any] = [
             TokenSequence(((0.2, -0.5, 0.1), (0.7, 0.0, -0.3)), target=(0, 1)),
@@ -406,7 +405,7 @@ def _fixed_length_check(algorithms: Sequence[str], varlen: bool) -> Callable[[Pr
 
 
 def _varlen_numeric() -> Any:
-    from numerics.algorithms import EosTokens
+    from gradgap.numerics.algorithms import EosTokens
 
     return EosTokens(logits=tuple(tuple(math.log(float(p)) for p in row) for row in VARLEN_PROBS),
                      wrong=frozenset({2}))
@@ -414,7 +413,7 @@ def _varlen_numeric() -> Any:
 
 @lru_cache(maxsize=1)
 def _varlen_exact() -> dict[str, Any]:
-    from theory import algorithms as ta
+    from gradgap.theory import algorithms as ta
 
     probs, scores, rewards, lengths = ta.eos_policy_exact(VARLEN_PROBS, [2])
     S = [sp.Matrix(s) for s in scores]
@@ -433,7 +432,7 @@ def _varlen_exact() -> dict[str, Any]:
 
 def _varlen_refutation(algorithms: Sequence[str]) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from numerics import algorithms as na
+        from gradgap.numerics import algorithms as na
 
         ex = _varlen_exact()
         fp = na.finite_policy(_varlen_numeric())
@@ -540,7 +539,7 @@ def claims() -> list[Claim]:
 
 
 def _varlen_sequence_proof(profile: Profile) -> Evidence:
-    from theory import algorithms as ta
+    from gradgap.theory import algorithms as ta
 
     sizes, lengths = [2, 3], (1, 2, 1)
     res = [ta.prove_expected_update_by_enumeration(a, G, lengths=lengths)

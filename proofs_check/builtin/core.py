@@ -35,12 +35,11 @@ from typing import Any, Final
 
 import mpmath
 import numpy as np
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO
+from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence, family_name
 from hypothesis import HealthCheck, Phase, given, settings, target
 from hypothesis import strategies as st
-
-from proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
-from proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO
-from theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence, family_name
 
 __all__ = ["IDENTITIES", "claims"]
 
@@ -51,22 +50,22 @@ def _available(family: str) -> bool:
     """Both twins of ``family`` exist (a family whose modules are not written yet is reported as skipped)."""
     for pkg in ("theory", "numerics"):
         try:
-            importlib.import_module(f"{pkg}.{family}")
+            importlib.import_module(f"gradgap.{pkg}.{family}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"{pkg}.{family}":
+            if exc.name == f"gradgap.{pkg}.{family}":
                 return False
             raise
     return True
 
 
 def _theory(inst_or_family: Instance | str) -> Any:
-    import theory
+    from gradgap import theory
 
     return theory.family_module(inst_or_family)
 
 
 def _numerics(inst_or_family: Instance | str) -> Any:
-    import numerics
+    from gradgap import numerics
 
     return numerics.family_module(inst_or_family)
 
@@ -308,7 +307,7 @@ def _hp_residual(spec: IdentitySpec, inst: Instance) -> mpmath.mpf:
 
 
 def _instance_dict(inst: Instance) -> dict[str, Any]:
-    from proofs_check.search import instance_dict
+    from gradgap.proofs_check.search import instance_dict
 
     return {"family": family_name(inst), **instance_dict(inst)}
 
@@ -326,8 +325,8 @@ class _Found(Exception):
 
 
 def _family_strategy(family: str, profile: Profile, applies: Callable[[Instance], bool]) -> Any:
-    from proofs_check.claims import SIZE_PARAMETERS
-    from proofs_check.search import instance_strategy
+    from gradgap.proofs_check.claims import SIZE_PARAMETERS
+    from gradgap.proofs_check.search import instance_strategy
 
     return instance_strategy(family, SIZE_PARAMETERS[family], profile.size_cap).filter(applies)
 

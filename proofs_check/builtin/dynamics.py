@@ -1,7 +1,7 @@
 r"""Built-in claims of the dynamics (issue 4): collapse threshold, length and success-rate laws, stagnation.
 
 Closed forms are PROVED when SymPy derives them (limits, simplification to an identity); every statement about
-trajectories is SIMULATED (``numerics.dynamics``). The two are separate claims, so that no simulated statement
+trajectories is SIMULATED (``gradgap.numerics.dynamics``). The two are separate claims, so that no simulated statement
 borrows the strength of a proof: ``<id>-closed-form`` holds the SymPy derivation (PROVED) and ``<id>`` the
 simulated trajectories that follow it (SIMULATED). Each claim has a mutant: a wrong constant or exponent that
 its check must refute. Source: reconstruction §4.2-§4.4, DERIVED by this project (docs/thresholds.md).
@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-
-from numerics import dynamics as nd
-from proofs_check import experiments as ex
-from proofs_check.claims import Check, Claim, Evidence, Profile, Strength, named_check
-from proofs_check.tolerances import AGREEMENT, BISECT_RTOL, PREASYMPTOTIC_SLACK, SLOPE_SLACK
-from theory import thresholds as th
+from gradgap.experiments import bandits as ex
+from gradgap.numerics import dynamics as nd
+from gradgap.proofs_check.claims import Check, Claim, Evidence, Profile, Strength, named_check
+from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL, PREASYMPTOTIC_SLACK, SLOPE_SLACK
+from gradgap.theory import thresholds as th
 
 __all__ = ["claims"]
 

@@ -22,7 +22,7 @@ three families) the normaliser cancels in :math:`\ell=\mathrm{LSE}_S\langle\thet
 :math:`\Delta\ell\ge\eta\langle w,g\rangle-\tfrac{\eta^2}2\sup\lambda_{\max}(-\nabla^2\ell)`, and this
 constant is the best possible (:math:`\eta\to0`). The paper's constant is at least :math:`64\times` it.
 
-Checks: the generic Hypothesis search of :mod:`proofs_check.search` (TESTED; random unit directions, eta in
+Checks: the generic Hypothesis search of :mod:`gradgap.proofs_check.search` (TESTED; random unit directions, eta in
 [0, 10]) plus *pinned* near-extremal configurations (like Hypothesis' ``@example``), evaluated at 50 digits
 by the same machinery: the random search alone does not find the extremal configurations.
 """
@@ -35,10 +35,9 @@ from dataclasses import replace
 from typing import Any, Final, Literal
 
 import numpy as np
-
-from proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
-from proofs_check.tolerances import EXACT, HESSIAN_ROUTES
-from theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
+from gradgap.proofs_check.tolerances import EXACT, HESSIAN_ROUTES
+from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["PINS", "claims", "pinned_check", "relation_with_pins"]
 
@@ -73,11 +72,11 @@ PINS: Final[dict[str, tuple[tuple[Instance, tuple[float, ...]], ...]]] = {
 def pinned_check(relation: Relation, pins: Sequence[tuple[Instance, tuple[float, ...]]],
                  fractions: Sequence[float] = _ETA_FRACTIONS) -> Callable[[Profile], Evidence]:
     r"""Evaluate ``relation`` at pinned (instance, direction, eta fraction) points at 50 digits with
-    :func:`proofs_check.search.evaluate_case`: FAILS (TESTED) at the first point where the hypotheses hold and
+    :func:`gradgap.proofs_check.search.evaluate_case`: FAILS (TESTED) at the first point where the hypotheses hold and
     the relation is violated there; HOLDS (TESTED) otherwise."""
 
     def run(profile: Profile) -> Evidence:
-        from proofs_check.search import Case, evaluate_case, instance_dict
+        from gradgap.proofs_check.search import Case, evaluate_case, instance_dict
 
         checked = 0
         worst: float = math.inf
@@ -110,7 +109,7 @@ SEARCH_SHARE: Final[float] = 0.5
 
 def _search(relation: Relation) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from proofs_check.search import search_relation
+        from gradgap.proofs_check.search import search_relation
 
         return search_relation(relation, replace(profile, examples=max(10, int(profile.examples * SEARCH_SHARE))))
 
@@ -126,7 +125,7 @@ def relation_with_pins(cid: str, relation: Relation, *, title: str, statement: s
     ``mutant_texts`` (kind, relation text) are its wrong variants, each run with the same checks; ``mutants``
     (a callable returning wrong variant claims) replaces them. ``pin_fractions`` are the step fractions of the
     pinned points (eta = lo + u (hi - lo) with hi narrowed by the hypotheses)."""
-    from proofs_check import expressions
+    from gradgap.proofs_check import expressions
 
     expressions.parse_relation(relation.claim)
     for hyp in relation.given:
@@ -199,8 +198,8 @@ def _sharpest_check(bound_factor: float) -> Callable[[Profile], Evidence]:
     family's own numeric Hessian (autograd) at the maximiser."""
 
     def run(profile: Profile) -> Evidence:
-        import numerics
-        from numerics import algorithms as na
+        from gradgap import numerics
+        from gradgap.numerics import algorithms as na
 
         figures: dict[str, Any] = {}
         restarts = 20 if profile.name == "quick" else 40

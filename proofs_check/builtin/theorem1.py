@@ -27,10 +27,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import numpy as np
-
-from proofs_check.builtin.one_step import relation_with_pins
-from proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
-from theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.proofs_check.builtin.one_step import relation_with_pins
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
+from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["claims"]
 
@@ -48,7 +47,7 @@ _SOURCE: Final[str] = "reconstruction §4.1 (Theorem 1 QUOTED-2nd; mechanism DER
 
 def _inversion_check(exponent: Any, step_factor: Any) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from theory import algorithms as ta
+        from gradgap.theory import algorithms as ta
 
         steps = list(range(1, 4 if profile.name != "thorough" else 8))
         res = [ta.prove_logit_inversion(exponent)]
@@ -84,7 +83,7 @@ def _start_instances(family: str, n: int, seed: int) -> list[Instance]:
 
 
 def _constant(inst: Instance, which: str) -> float:
-    import theory
+    from gradgap import theory
 
     c = theory.family_module(inst).constants(inst)
     L, G = float(c.L_o.value), float(c.G_o.value)
@@ -92,7 +91,7 @@ def _constant(inst: Instance, which: str) -> float:
 
 
 def _hp_J(inst: Instance) -> Any:
-    import theory
+    from gradgap import theory
 
     return theory.family_module(inst).success_rate(inst).evalf(50)
 
@@ -102,8 +101,8 @@ def _trajectory_check(family: str, exponent: float, step_scale: float = 1.0) -> 
     (theory: :math:`J` at the exact float parameters) before it counts."""
 
     def run(profile: Profile) -> Evidence:
-        import numerics
-        from numerics import algorithms as na
+        from gradgap import numerics
+        from gradgap.numerics import algorithms as na
 
         mod = numerics.family_module(family)
 

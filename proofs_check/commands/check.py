@@ -11,7 +11,7 @@ import difflib
 import sys
 from typing import Any
 
-from theory.instances import GradgapValueError
+from gradgap.theory.instances import GradgapValueError
 
 
 def register(subparsers: Any) -> None:
@@ -38,8 +38,8 @@ def add_claim_arguments(p: argparse.ArgumentParser, *, profile: str, profile_hel
 
 def selected_claims(args: argparse.Namespace) -> list[Any]:
     """The claims of ``args.files`` (default: the built-in claims), restricted to ``args.only``."""
-    from proofs_check.builtin import builtin_claims
-    from proofs_check.userclaims import load_files
+    from gradgap.proofs_check.builtin import builtin_claims
+    from gradgap.proofs_check.userclaims import load_files
 
     return _select(load_files(args.files) if args.files else builtin_claims(), args.only)
 
@@ -58,12 +58,12 @@ def _select(claims: list[Any], only: list[str] | None) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from proofs_check import report
+    from gradgap.proofs_check import report
 
     claims = selected_claims(args)
     progress = False if args.no_progress else None
     if args.mutants:
-        from proofs_check import mutants
+        from gradgap.proofs_check import mutants
 
         outcome = mutants.run_mutation(claims, args.profile, progress=progress)
         print(mutants.format_outcome(outcome))
@@ -87,6 +87,6 @@ def _emit_json(path: str, data: dict[str, Any]) -> None:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        from proofs_check.report import write_json
+        from gradgap.proofs_check.report import write_json
 
         write_json(path, data)

@@ -18,7 +18,7 @@ import json
 import time
 from typing import Any
 
-from theory.instances import FAMILIES, GradgapTypeError, GradgapValueError
+from gradgap.theory.instances import FAMILIES, GradgapTypeError, GradgapValueError
 
 #: supported sizes per family: name -> (min, max, default)
 SIZES: dict[str, dict[str, tuple[int, int, int]]] = {
@@ -101,12 +101,12 @@ def build_instance(args: argparse.Namespace) -> Any:
         raise GradgapValueError(f"family={family!r}: unknown{hint}", field="family", value=family)
     size = parse_size(family, args.size)
     if family == "softmax":
-        from theory.softmax import example_instance as softmax_example
+        from gradgap.theory.softmax import example_instance as softmax_example
 
         correct = _ints("correct", args.correct) if args.correct else [0]
         return softmax_example(K=size["K"], correct=correct)
     if family == "tokens":
-        from theory.tokens import example_instance as tokens_example
+        from gradgap.theory.tokens import example_instance as tokens_example
 
         target = _ints("target", args.target) if args.target else None
         m = None if args.min_correct is None else _ints("min-correct", args.min_correct)
@@ -114,8 +114,8 @@ def build_instance(args: argparse.Namespace) -> Any:
             raise GradgapValueError(f"min-correct={args.min_correct!r}: must be one integer", field="min-correct",
                                     value=args.min_correct)
         return tokens_example(T=size["T"], V=size["V"], target=target, min_correct=None if m is None else m[0])
-    from theory.instances import SharedTokens
-    from theory.shared_tokens import example_instance as shared_example
+    from gradgap.theory.instances import SharedTokens
+    from gradgap.theory.shared_tokens import example_instance as shared_example
 
     correct = _ints("correct", args.correct) if args.correct else [0]
     base = shared_example(d=size["d"], T=size["T"], V=size["V"], correct=[0])
@@ -131,8 +131,7 @@ def build_instance(args: argparse.Namespace) -> Any:
 def derive(inst: Any, *, prove: bool = True) -> dict[str, Any]:
     """The closed forms, constants and identity results of ``inst``'s structure, as plain data."""
     import sympy as sp
-
-    from theory import family_module
+    from gradgap.theory import family_module
 
     module = family_module(inst)
     start = time.perf_counter()

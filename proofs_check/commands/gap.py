@@ -3,7 +3,7 @@ r"""``gradgap gap FAMILY ...``: the success rate, its gradient, the Gradient Gap
 Reports ``J``, ``grad_J``, ``gradient_gap`` (vectors flattened row-major, ``T x V`` for tokens),
 ``gradient_gap_norm`` and ``log_odds``, by one numeric route of :mod:`numerics` (``--method``, default
 ``structured``), as a table or as JSON (``--json``; never NaN or Infinity: such a value is ``null`` and
-``notes`` says why). Bad input raises :class:`~theory.instances.GradgapError` (one line, exit 2).
+``notes`` says why). Bad input raises :class:`~gradgap.theory.instances.GradgapError` (one line, exit 2).
 No numpy, sympy or torch at import time.
 """
 
@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from theory.instances import (
+from gradgap.theory.instances import (
     GradgapTypeError,
     GradgapValueError,
     SharedTokens,
@@ -113,8 +113,7 @@ def build_instance(args: argparse.Namespace) -> Any:
 def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """The report as a JSON-ready dict: values, ``*_stderr`` for ``mc``, and ``notes`` for nulls."""
     import numpy as np
-
-    import numerics
+    from gradgap import numerics
 
     num = numerics.family_module(inst)
     kwargs: dict[str, Any] = {"n": n, "seed": seed} if method == "mc" else {}

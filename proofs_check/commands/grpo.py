@@ -20,7 +20,7 @@ import json
 import sys
 from typing import Any
 
-from theory.instances import GradgapValueError
+from gradgap.theory.instances import GradgapValueError
 
 
 def _numbers(field: str, text: str, kind: type = float) -> list[Any]:
@@ -112,7 +112,7 @@ def _need_out(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from numerics.grpo.presets import plan, resolve_preset
+    from gradgap.experiments.grpo.presets import plan, resolve_preset
 
     cfg = resolve_preset(args.preset, **_overrides(args, (*_COMMON, "lr", "length", "loss_type", "seed")))
     if args.dry_run:
@@ -120,10 +120,10 @@ def _run(args: argparse.Namespace) -> int:
                    out=args.out or f"runs/{cfg.preset}"))
         return 0
     out = _need_out(args)
-    from numerics.grpo.run import require_llm
+    from gradgap.experiments.grpo.run import require_llm
 
     require_llm()
-    from numerics.grpo.run import run_one
+    from gradgap.experiments.grpo.run import run_one
 
     def progress(rec: dict[str, Any]) -> None:
         def f(key: str, spec: str) -> str:
@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from numerics.grpo.presets import resolve_preset
+    from gradgap.experiments.grpo.presets import resolve_preset
 
     out = _need_out(args)
     lrs = _numbers("lrs", args.lrs)
@@ -158,10 +158,10 @@ def _sweep(args: argparse.Namespace) -> int:
         base.replace(lr=lr)
     for t in lengths:
         base.replace(length=t)
-    from numerics.grpo.run import require_llm
+    from gradgap.experiments.grpo.run import require_llm
 
     require_llm()
-    from numerics.grpo.sweep import sweep
+    from gradgap.experiments.grpo.sweep import sweep
 
     records = sweep(base, out, lrs=lrs, lengths=lengths, loss_types=loss_types, seeds=seeds,
                     log=lambda m: print(m, file=sys.stderr), show_progress=args.progress)
@@ -173,7 +173,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from proofs_check.grpo_report import write_report
+    from gradgap.experiments.grpo.report import write_report
 
     report, md = write_report(args.dir, args.out, plots=args.plots)
     if args.json:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from proofs_check.commands.check import add_claim_arguments, selected_claims
+from gradgap.proofs_check.commands.check import add_claim_arguments, selected_claims
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from proofs_check import latex, report
+    from gradgap.proofs_check import latex, report
 
     claims = selected_claims(args)
     results = None if args.no_evidence else report.run_all(claims, args.profile)

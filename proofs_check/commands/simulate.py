@@ -1,8 +1,8 @@
-"""``gradgap simulate EXPERIMENT``: run one of the bandit experiments of ``proofs_check.experiments``.
+"""``gradgap simulate EXPERIMENT``: run one of the bandit experiments of ``gradgap.experiments.bandits``.
 
 Experiments: ``threshold-sweep``, ``length-scaling``, ``success-scaling``, ``stagnation``, ``threshold-ratio``. Writes
 ``EXPERIMENT.json`` and ``EXPERIMENT.png`` under ``--out`` (default: no files); ``--json`` prints the data.
-Thin: the experiments live in ``proofs_check.experiments``.
+Thin: the experiments live in ``gradgap.experiments.bandits``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from theory.instances import GradgapValueError
+from gradgap.theory.instances import GradgapValueError
 
 NAMES = ("threshold-sweep", "length-scaling", "success-scaling", "stagnation", "threshold-ratio")
 RULES = ("gap", "reinforce", "dr_grpo", "grpo")
@@ -30,7 +30,7 @@ _SUMMARY_KEYS = {
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from proofs_check import experiments as ex
+    from gradgap.experiments import bandits as ex
 
     cls, _ = ex.EXPERIMENTS[args.experiment]
     cfg = cls()
@@ -64,9 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise GradgapValueError(f"experiment={args.experiment!r}: unknown; choose one of {', '.join(NAMES)}{hint}",
                                 field="experiment", value=args.experiment)
+    from gradgap.experiments import bandits as ex
     from tqdm import tqdm
-
-    from proofs_check import experiments as ex
 
     cfg = _config(args)
     bar = tqdm(desc=args.experiment, unit="stage", file=sys.stderr, disable=args.json or not sys.stderr.isatty())

@@ -2,7 +2,7 @@
 
 Prints ``eta_star`` (the largest step along the unit direction that never lowers J; JSON ``null`` when
 infinite), ``eta_theorem`` (Theorem 1's [Delta mu]_+ / (2 (L_o + 8 G_o^2))) and ``ratio``. Thin: the math is in
-``theory.thresholds``.
+``gradgap.theory.thresholds``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
-from theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 
 
 def _floats(field: str, text: str) -> tuple[float, ...]:
@@ -45,7 +45,7 @@ def _instance(args: argparse.Namespace) -> Any:
 
 
 def _direction(inst: Any, text: str) -> tuple[Any, ...]:
-    from theory import thresholds
+    from gradgap.theory import thresholds
 
     if text in ("gap", "grad"):
         return tuple(float(x) for x in thresholds.gradient_gap_direction(inst, text, 30))
@@ -58,7 +58,7 @@ def _direction(inst: Any, text: str) -> tuple[Any, ...]:
 
 def compute(args: argparse.Namespace) -> dict[str, Any]:
     """The command's result as a dict (the library calls behind the printout)."""
-    from theory import thresholds
+    from gradgap.theory import thresholds
 
     inst = _instance(args)
     w = _direction(inst, args.direction)

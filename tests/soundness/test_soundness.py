@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import mpmath
 import pytest
-
-from proofs_check import expressions as ex
-from proofs_check.claims import Profile, Relation, Status, Strength
-from proofs_check.search import Case, evaluate_case, search_relation
-from theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.proofs_check import expressions as ex
+from gradgap.proofs_check.claims import Profile, Relation, Status, Strength
+from gradgap.proofs_check.search import Case, evaluate_case, search_relation
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 SEARCH = Profile("soundness", examples=80, size_cap=3, seeds=(0,), trajectories=1, steps=1, grid=3)
 THEOREM1 = ("Delta_mu > 0", "eta <= Delta_mu / (2*(L_o + 8*G_o**2))")

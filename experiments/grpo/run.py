@@ -6,7 +6,8 @@ Reads top to bottom: options -> model and data -> trainer with probe -> train ->
 ``collapse_fraction`` (default 1/2) times its initial one, :math:`J_K < c\,J_0`; for dataset presets without an
 exact evaluation the mean batch success rate of the last quarter of the steps is compared with that of the
 first quarter. A NaN or infinite loss, a reward function that raises, or a bad dataset stops the run with a
-:class:`~theory.instances.GradgapError` (a sweep records it ``FAILED`` with the reason; for bracketing, the report
+:class:`~gradgap.theory.instances.GradgapError`
+(a sweep records it ``FAILED`` with the reason; for bracketing, the report
 counts a non-finite loss as unstable).
 """
 
@@ -22,8 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from numerics.grpo.config import GrpoRunConfig
-from theory.instances import GradgapError, GradgapValueError
+from gradgap.experiments.grpo.config import GrpoRunConfig
+from gradgap.theory.instances import GradgapError, GradgapValueError
 
 __all__ = ["RunResult", "classify", "copy_reward", "math_reward", "require_llm", "run_one", "trl_options"]
 
@@ -89,7 +90,7 @@ def trl_options(cfg: GrpoRunConfig, *, output_dir: str, num_processes: int = 1) 
 def copy_reward(prompts: Sequence[str], completions: Sequence[str], completion_ids: Sequence[Sequence[int]],
                 answer: Sequence[str], **_: Any) -> list[float]:
     """1.0 iff the completion is exactly the answer digits followed by the end of sequence."""
-    from numerics.grpo.tiny import CopyTask
+    from gradgap.experiments.grpo.tiny import CopyTask
 
     return CopyTask.reward(prompts, completions, completion_ids, answer)
 
@@ -195,7 +196,7 @@ def build(cfg: GrpoRunConfig, *, log: Callable[[str], None] | None = None) -> Bu
     from datasets import Dataset
 
     if cfg.model == "tiny":
-        from numerics.grpo.tiny import CopyTask, success_probability, warm_started_model
+        from gradgap.experiments.grpo.tiny import CopyTask, success_probability, warm_started_model
 
         model, tok, info = warm_started_model(cfg, log=log)
         task = CopyTask(cfg.length, cfg.seed)
@@ -289,7 +290,7 @@ def run_one(cfg: GrpoRunConfig, out: str | os.PathLike, *, reward_funcs: list[Ca
             progress: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
             quiet: bool = False) -> RunResult:
     """Train ``cfg`` with TRL's ``GRPOTrainer`` and the probe; write ``OUT/metrics.jsonl``, ``config.json``,
-    ``summary.json``. Raises :class:`~theory.instances.GradgapError` for bad input or a failed run (NaN loss,
+    ``summary.json``. Raises :class:`~gradgap.theory.instances.GradgapError` for bad input or a failed run (NaN loss,
     raising reward function); returns the status (``OK`` or ``COLLAPSED``) otherwise.
 
     ``reward_funcs`` / ``train_dataset`` replace the task's (tests use them to check the error paths);
@@ -318,10 +319,9 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
     import warnings
 
     import torch
+    from gradgap.experiments.grpo.probe import GradgapGRPOTrainer, GradgapProbe
     from transformers import PrinterCallback, ProgressCallback
     from trl import GRPOConfig
-
-    from numerics.grpo.probe import GradgapGRPOTrainer, GradgapProbe
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ first ``warmup`` steps of each arm are dropped. Reported: mean step time of each
 some steps only when ``gap_every`` or ``eval_every`` > 1), their ratio (target <= 1.10),
 and the probe's peak parameter-shaped memory as a multiple of the parameter size (target <= 1).
 
-The probe also times its own parts (:attr:`~numerics.grpo.probe.GradgapProbe.cost_s`: the Gradient Gap's extra
+The probe also times its own parts (:attr:`~.probe.GradgapProbe.cost_s`: the Gradient Gap's extra
 backward, the evaluation forward, the constants, the bookkeeping), in the same clock; the bench reports each as
 milliseconds per step (averaged over every step of the arm, so a part that runs every k steps counts 1/k) and per
 time it ran, and as a share of the plain step. They are timed inside the probe arm and do not sum exactly to the
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from numerics.grpo.config import GrpoRunConfig
+from gradgap.experiments.grpo.config import GrpoRunConfig
 
 
 @dataclass
@@ -72,12 +72,11 @@ def bench_probe(cfg: GrpoRunConfig, *, steps: int = 30, rounds: int = 3, warmup:
     import warnings
 
     import torch
+    from gradgap.experiments.grpo.probe import GradgapGRPOTrainer, GradgapProbe
+    from gradgap.experiments.grpo.run import build, trl_options
     from transformers import PrinterCallback, ProgressCallback, TrainerCallback
     from transformers.utils import logging as hf_logging
     from trl import GRPOConfig, GRPOTrainer
-
-    from numerics.grpo.probe import GradgapGRPOTrainer, GradgapProbe
-    from numerics.grpo.run import build, trl_options
 
     cuda = torch.cuda.is_available()
     hf_logging.disable_progress_bar()

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import torch
-
-from numerics.grpo.config import GrpoRunConfig, TinyModelSpec, config_hash
-from theory.instances import GradgapValueError
+from gradgap.experiments.grpo.config import GrpoRunConfig, TinyModelSpec, config_hash
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = [
     "CopyTask",

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final, final
 
-from theory.instances import GradgapTypeError, GradgapValueError
+from gradgap.theory.instances import GradgapTypeError, GradgapValueError
 
 __all__ = [
     "LOSS_TYPES",
@@ -118,7 +118,7 @@ class GrpoRunConfig:
     r"""One GRPO run: model, task, the TRL options that matter for the step-size question, and the probe's knobs.
 
     Every field documents its unit, the paper symbol and the TRL option it mirrors. Build it through
-    :func:`numerics.grpo.presets.resolve_preset` rather than by hand.
+    :func:`gradgap.experiments.grpo.presets.resolve_preset` rather than by hand.
 
     >>> GrpoRunConfig(preset="tiny", lr=1e-3, length=4).effective_max_completion_length
     5

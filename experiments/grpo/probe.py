@@ -49,7 +49,7 @@ one backward per row, the scores.
 
 **Cadence and cost.** The gap (an extra backward), the evaluation (a forward over the fixed prompts) and the
 constants run every ``gap_every`` / ``eval_every`` / about ``constants_every`` steps (defaults 10, 10, 50; see
-:class:`~numerics.grpo.config.GrpoRunConfig`); the batch statistics, the update norm and the time are recorded at
+:class:`~.config.GrpoRunConfig`); the batch statistics, the update norm and the time are recorded at
 every step. :attr:`GradgapProbe.cost_s` times each part; ``bench/bench_probe.py`` reports them.
 
 Source: safe step, Theorem 1 of the paper (QUOTED-2nd, reconstruction §4.1); group identity, §4.4 (DERIVED).
@@ -68,10 +68,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from gradgap.theory.instances import GradgapValueError
 from transformers import TrainerCallback
 from trl import GRPOTrainer
-
-from theory.instances import GradgapValueError
 
 __all__ = [
     "GapBatch",
@@ -623,7 +622,7 @@ class GradgapProbe(TrainerCallback):
         if j is None:
             return None
         mean = float(j.double().mean())
-        from numerics.grpo.tiny import log_odds
+        from gradgap.experiments.grpo.tiny import log_odds
 
         return mean, log_odds(mean)
 

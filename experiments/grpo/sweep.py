@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from numerics.grpo.config import GrpoRunConfig, config_hash
-from numerics.grpo.run import RunResult, run_one
-from theory.instances import GradgapError, GradgapValueError
+from gradgap.experiments.grpo.config import GrpoRunConfig, config_hash
+from gradgap.experiments.grpo.run import RunResult, run_one
+from gradgap.theory.instances import GradgapError, GradgapValueError
 
 __all__ = ["append_record", "cell_key", "read_records", "sweep"]
 

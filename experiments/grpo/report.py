@@ -1,6 +1,6 @@
 r"""The GRPO sweep report: empirical critical learning rates, their length law, and a verdict against the theory.
 
-Reads ``DIR/runs.jsonl`` (and each run's ``metrics.jsonl``) written by :func:`numerics.grpo.sweep.sweep`.
+Reads ``DIR/runs.jsonl`` (and each run's ``metrics.jsonl``) written by :func:`gradgap.experiments.grpo.sweep.sweep`.
 
 1. **Bracketing.** For each cell (length :math:`T`, loss type, reward scaling, optimiser, seed) the runs are
    ordered by learning rate. Stable = ``OK``; unstable = ``COLLAPSED``, or ``FAILED`` with a non-finite loss;
@@ -15,7 +15,7 @@ Reads ``DIR/runs.jsonl`` (and each run's ``metrics.jsonl``) written by :func:`nu
 3. **Prediction.** Without length normalisation (``dr_grpo``: a constant normaliser) the critical step of the
    theory falls like :math:`1/T` (slope -1, reconstruction §4.3); ``grpo`` (:math:`1/|o_i|`), ``dapo`` and
    ``bnpo`` (token means) divide the update by the length and cancel it (slope 0). The report also shows, for
-   comparison only, the slope of :func:`theory.thresholds.critical_step_law` for its ``fixed_success`` family at
+   comparison only, the slope of :func:`gradgap.theory.thresholds.critical_step_law` for its ``fixed_success`` family at
    the measured :math:`J_0` (a project-derived law in which the per-token curvature shrinks as T grows at fixed
    J; its slopes are about 0 and +1).
 4. **Verdict.** Per loss type: ``INCONCLUSIVE`` with fewer than two closed lengths, or when the interval contains
@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-
-from theory.instances import GradgapValueError
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = ["Bracket", "LengthFit", "Report", "brackets", "build_report", "fit_length_law", "write_report"]
 
@@ -155,12 +154,12 @@ def predicted_slope(loss_type: str) -> float:
 
 
 def alternative_slope(loss_type: str, lengths: Sequence[int], j0: float | None) -> float | None:
-    r"""The slope of :func:`theory.thresholds.critical_step_law` (``fixed_success`` family at the measured
+    r"""The slope of :func:`gradgap.theory.thresholds.critical_step_law` (``fixed_success`` family at the measured
     :math:`J_0`) over ``lengths``: a second, project-derived reading of the theory, shown for comparison only."""
     if j0 is None or not 0 < j0 < 1 or len(set(lengths)) < 2:
         return None
     try:
-        from theory.thresholds import critical_step_law
+        from gradgap.theory.thresholds import critical_step_law
 
         law = critical_step_law("fixed_success", "grpo" if loss_type == "grpo" else "dr_grpo",
                                 loss_type in NORMALISED)

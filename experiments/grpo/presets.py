@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from numerics.grpo.config import GrpoRunConfig, TinyModelSpec
-from theory.instances import GradgapValueError
+from gradgap.experiments.grpo.config import GrpoRunConfig, TinyModelSpec
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = ["PRESETS", "plan", "resolve_preset"]
 
@@ -145,7 +145,7 @@ def plan(cfg: GrpoRunConfig, *, num_machines: int = 1, num_processes: int = 8, o
     else:
         cmd = (f"accelerate launch --config_file {acc} --num_machines {num_machines} --num_processes {world} "
                f"-m proofs_check.cli {args}")
-    from numerics.grpo.run import trl_options  # pure: no trl import
+    from gradgap.experiments.grpo.run import trl_options  # pure: no trl import
 
     lines = [
         f"# plan: preset {cfg.preset} ({cfg.model}), task {cfg.task}, {num_machines} node(s) x {num_processes} GPUs",

@@ -1,5 +1,5 @@
-r"""The bandit experiments of issue 4: closed forms (``theory.thresholds``) against simulations
-(``numerics.dynamics``), with JSON data and PNG figures.
+r"""The bandit experiments of issue 4: closed forms (``gradgap.theory.thresholds``) against simulations
+(``gradgap.numerics.dynamics``), with JSON data and PNG figures.
 
 =====================  ===================================================================================
 experiment             what it shows
@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-
-from numerics import dynamics as nd
-from proofs_check.tolerances import AGREEMENT, BISECT_RTOL
-from theory import thresholds as th
-from theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.numerics import dynamics as nd
+from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL
+from gradgap.theory import thresholds as th
+from gradgap.theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = [
     "EXPERIMENTS",
@@ -135,7 +134,8 @@ class LengthConfig:
 def run_length_scaling(cfg: LengthConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     r"""Critical step vs T, closed form (SymPy law) and simulation bisection, both normalisations.
 
-    Source: reconstruction §4.3 (length, QUOTED-2nd/DERIVED); laws of :func:`theory.thresholds.critical_step_law`.
+    Source: reconstruction §4.3 (length, QUOTED-2nd/DERIVED);
+    laws of :func:`gradgap.theory.thresholds.critical_step_law`.
     """
     setting = "worked" if cfg.fixed_success is None else "fixed_success"
     Ts = list(cfg.lengths)
@@ -509,12 +509,12 @@ def _random_instance(family: str, rng: np.random.Generator) -> SoftmaxBandit | T
 def run_threshold_ratio(cfg: RatioConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     r"""Per family: :math:`\eta^\star/\eta_{\rm thm}` along the unit Gradient Gap and along a random unit
     direction with :math:`\Delta\mu>0`, on random instances; the worst (smallest) ratio and the median.
-    :math:`\eta^\star` by the numeric twin (``numerics.thresholds``), the theorem's step by
-    ``theory.thresholds.eta_theorem``.
+    :math:`\eta^\star` by the numeric twin (``gradgap.numerics.thresholds``), the theorem's step by
+    ``gradgap.theory.thresholds.eta_theorem``.
 
     Source: reconstruction §4.1 (Theorem 1, QUOTED-2nd).
     """
-    from numerics import thresholds as nt
+    from gradgap.numerics import thresholds as nt
 
     rng = np.random.default_rng(cfg.seed)
     out: dict[str, Any] = {"experiment": "threshold-ratio", "families": {}}
