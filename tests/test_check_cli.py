@@ -119,7 +119,7 @@ def test_check_command_module_imports_no_sympy_or_torch():
 def test_gradgap_check_with_no_arguments_exits_0(tmp_path):
     """The README's main job: every built-in claim as expected (quick profile here; CI runs the ci profile)."""
     js = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, "-m", "proofs_check.cli", "check", "--profile", "quick", "--json",
+    proc = subprocess.run([sys.executable, "-m", "gradgap.proofs_check.cli", "check", "--profile", "quick", "--json",
                            str(js)], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     summary = json.loads(js.read_text())["summary"]

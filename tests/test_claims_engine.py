@@ -181,7 +181,7 @@ def test_builtin_claims_have_unique_ids_and_at_least_three_proved_capable(tmp_pa
     ids = [c.id for c in claims]
     assert len(ids) == len(set(ids))
     assert {"score-mean-zero", "grad-J-variance-gap", "gap-grad-log-odds"} <= set(ids)
-    assert "proofs_check.builtin.core" in BUILTIN_MODULES
+    assert "gradgap.proofs_check.builtin.core" in BUILTIN_MODULES
 
 
 def _package(tmp_path, monkeypatch, name, **modules):
@@ -228,7 +228,7 @@ def test_claims_and_relations_are_hashable_and_compare_by_value():
 
 
 #: the simulators of the project: (module, function); a check that calls one is about trajectories
-SIMULATORS = (("numerics.dynamics", "simulate"), ("numerics.algorithms", "theorem1_trajectory"))
+SIMULATORS = (("gradgap.numerics.dynamics", "simulate"), ("gradgap.numerics.algorithms", "theorem1_trajectory"))
 #: the quick profile, lighter still (its name keeps the dynamics checks on their light settings)
 TINY = replace(QUICK, examples=10, seeds=(0,), trajectories=1, steps=10, grid=3)
 

@@ -144,7 +144,7 @@ def plan(cfg: GrpoRunConfig, *, num_machines: int = 1, num_processes: int = 8, o
         cmd = f"gradgap {args}"
     else:
         cmd = (f"accelerate launch --config_file {acc} --num_machines {num_machines} --num_processes {world} "
-               f"-m proofs_check.cli {args}")
+               f"-m gradgap.proofs_check.cli {args}")
     from gradgap.experiments.grpo.run import trl_options  # pure: no trl import
 
     lines = [
