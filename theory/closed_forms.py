@@ -226,7 +226,7 @@ def prove_zero(diff: sp.Expr, substitution: Mapping[sp.Basic, sp.Basic] | None =
     numerator is 0; ``cancel`` is 0; ``simplify`` is 0. A difference that no strategy reduces to the
     literal 0 is reported as not proved (never as proved).
 
-    Source: issue 2 (identities proved symbolically), DERIVED.
+    Source: reconstruction §2.1 (the identities it proves), DERIVED; the strategies are this project's.
 
     >>> x = sp.Symbol("x", positive=True)
     >>> prove_zero(x / (1 + x) - 1 + 1 / (1 + x))

@@ -283,7 +283,7 @@ def constants(inst: SharedTokens) -> FamilyConstants:
     r""":math:`L_o\le T\,\mathrm{diam}(\phi)^2/4` (a maximum for V=2, an upper bound otherwise) and
     :math:`G_o=T\,\mathrm{diam}(\phi)` (a supremum), :math:`\mathrm{diam}(\phi)=\max_{u,v}\|\phi(u)-\phi(v)\|`.
 
-    Source: issue 2 (family constants); proofs DERIVED here.
+    Source: reconstruction §3 (A1, A2: the constants), INFERRED; values and proofs DERIVED here.
 
     >>> c = constants(_EXAMPLE)
     >>> c.L_o.value, c.G_o.value

@@ -236,7 +236,7 @@ def constants(inst: SoftmaxBandit) -> FamilyConstants:
     r"""The family constants :math:`L_o=1/2`, :math:`G_o=\sqrt2` (supremum), smoothness of :math:`J`
     :math:`1/(3\sqrt3)`, with how each is attained.
 
-    Source: issue 2 (family constants); proofs DERIVED here.
+    Source: reconstruction §3 (A1, A2: the constants), INFERRED; values and proofs DERIVED here.
 
     >>> constants(_EXAMPLE).G_o.value
     sqrt(2)

@@ -362,7 +362,7 @@ def _constants(T: int, V: int, m: int) -> FamilyConstants:
 def constants(inst: TokenSequence) -> FamilyConstants:
     r""":math:`L_o=1/2`, :math:`G_o=\sqrt{2T}` (supremum), smoothness of :math:`J` (only for T=1).
 
-    Source: issue 2 (family constants); proofs DERIVED here.
+    Source: reconstruction §3 (A1, A2: the constants), INFERRED; values and proofs DERIVED here.
 
     >>> constants(_EXAMPLE).G_o.value
     2
