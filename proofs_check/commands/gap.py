@@ -15,15 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from gradgap.theory.instances import (
+    METHODS,
     GradgapTypeError,
     GradgapValueError,
     SharedTokens,
     SoftmaxBandit,
     TokenSequence,
 )
-
-METHODS = ("enumerate", "structured", "autograd", "fd", "mc")
-
 
 # --------------------------------------------------------------------------------------------- parsing
 
