@@ -1,4 +1,4 @@
-r"""The bandit experiments of issue 4: closed forms (``gradgap.theory.thresholds``) against simulations
+r"""The bandit experiments (reconstruction §5): closed forms (``gradgap.theory.thresholds``) against simulations
 (``gradgap.numerics.dynamics``), with JSON data and PNG figures.
 
 =====================  ===================================================================================
@@ -22,6 +22,7 @@ Source: reconstruction §4.2-§4.4 and §5 (INFERRED design); all formulas DERIV
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 from gradgap.numerics import dynamics as nd
+from gradgap.numerics import thresholds as nt
 from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL
 from gradgap.theory import thresholds as th
 from gradgap.theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
@@ -264,7 +266,7 @@ def run_threshold_sweep(cfg: SweepConfig, progress: Callable[[str], None] | None
     the step where half of the seeded chains collapse (tail-mean J < J*/2) against the same statistic of the
     expected dynamics and the closed-form critical step.
 
-    Source: reconstruction §4.2 (collapse, QUOTED-2nd), §4.4; pitfalls of issue 4.
+    Source: reconstruction §4.2 (collapse, QUOTED-2nd), §4.4; §5 (bandit simulations), INFERRED.
     """
     inst = th.worked_example(cfg.T)
     model = _model(inst)
@@ -514,7 +516,6 @@ def run_threshold_ratio(cfg: RatioConfig, progress: Callable[[str], None] | None
 
     Source: reconstruction §4.1 (Theorem 1, QUOTED-2nd).
     """
-    from gradgap.numerics import thresholds as nt
 
     rng = np.random.default_rng(cfg.seed)
     out: dict[str, Any] = {"experiment": "threshold-ratio", "families": {}}
@@ -667,7 +668,6 @@ def run(name: str, config: Any = None, *, out: Path | str | None = None,
     """Run experiment ``name`` (default config when ``config`` is None); write ``<name>.json`` and ``<name>.png``
     under ``out`` (``length-scaling-fixed-success.*`` for setting (ii))."""
     if name not in EXPERIMENTS:
-        import difflib
 
         close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -35,6 +35,7 @@ Example (T=2, V=2, even logits, exact match of :math:`o^\star=(0,1)`):
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -42,6 +43,7 @@ import sympy as sp
 from gradgap.theory import closed_forms as forms
 from gradgap.theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column
 from gradgap.theory.instances import TokenSequence
+from gradgap.theory.poisson_binomial import head, tail
 
 __all__ = [*forms.FAMILY_NAMES]
 
@@ -55,52 +57,6 @@ def parameters(inst: TokenSequence) -> tuple[sp.Symbol, ...]:
     (theta_0, theta_1, theta_2, theta_3)
     """
     return forms.theta_symbols(inst.T * inst.V)
-
-
-def _distribution(ps: Sequence[sp.Expr], m: int) -> list[sp.Expr]:
-    """dist[k] = Pr[k successes] for k < m and dist[m] = Pr[>= m], by the dynamic programme over positions."""
-    dist: list[sp.Expr] = [sp.S.One]
-    for p in ps:
-        new = [sp.S.Zero] * min(len(dist) + 1, m + 1)
-        for k, w in enumerate(dist):
-            if k >= m:
-                new[m] += w
-                continue
-            new[k] += w * (1 - p)
-            new[k + 1] += w * p
-        dist = new
-    return dist
-
-
-def tail(ps: Sequence[sp.Expr], m: int) -> sp.Expr:
-    r"""Poisson-binomial tail :math:`\Pr[\sum_t B_t\ge m]`, :math:`B_t\sim\mathrm{Bernoulli}(p_t)` independent,
-    by the dynamic programme over positions (no enumeration of subsets).
-
-    Source: reconstruction §1 (product policy), DERIVED.
-
-    >>> a, b = sp.symbols("a b")
-    >>> sp.expand(tail((a, b), 1))
-    -a*b + a + b
-    """
-    if m <= 0:
-        return sp.S.One
-    if m > len(ps):
-        return sp.S.Zero
-    return _distribution(ps, m)[m]
-
-
-def head(ps: Sequence[sp.Expr], m: int) -> sp.Expr:
-    r"""The complement :math:`\Pr[\sum_t B_t<m]=\sum_{k<m}\Pr[\sum_tB_t=k]`, summed from the same dynamic
-    programme (no :math:`1-\text{tail}` cancellation when the tail is near 1).
-
-    >>> a, b = sp.symbols("a b")
-    >>> sp.expand(head((a, b), 1) + tail((a, b), 1))
-    1
-    """
-    if m <= 0:
-        return sp.S.Zero
-    dist = _distribution(ps, min(m, len(ps) + 1))
-    return sp.Add(*dist[:m])
 
 
 def block_moments(pi_t: Sequence[sp.Expr], star: int, others: Sequence[sp.Expr], m: int, *, stable: bool = True
@@ -215,14 +171,94 @@ def closed_forms(inst: TokenSequence) -> ClosedForms:
 
     Source: reconstruction §1-§2.1, DERIVED.
 
-    >>> closed_forms(TokenSequence(logits=((0.0, 0.0),), target=(1,))).J
+    >>> closed_forms(TokenSequence(logits=((0.0, 0.0),), target=(1,))).success_rate
     exp(theta_1)/(exp(theta_0) + exp(theta_1))
     """
     return _closed_forms(inst.T, inst.V, inst.target, inst.m)
 
 
-(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
- log_odds, success_rate) = forms.instance_quantities(closed_forms, __name__)
+def success_rate(inst: TokenSequence) -> sp.Expr:
+    r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`, exact at the instance; closed form
+    :math:`\Pr[\mathrm{PoissonBinomial}(p_1..p_T)\ge m]`.
+
+    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.success_rate, inst)
+
+
+def log_odds(inst: TokenSequence) -> sp.Expr:
+    r"""Log-odds :math:`\ell=\log\frac{J}{1-J}` (:math:`1-J` summed over the failures), exact.
+
+    Source: reconstruction §2.1 item 2, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.log_odds, inst)
+
+
+def gradient_gap(inst: TokenSequence) -> sp.ImmutableMatrix:
+    r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`, exact at the instance; closed form the table of this
+    module.
+
+    Source: reconstruction §2.1 (boxed definition), DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.gradient_gap, inst)
+
+
+def grad_log_odds(inst: TokenSequence) -> sp.ImmutableMatrix:
+    r""":math:`\nabla_\theta\ell` (by differentiating the closed form of :math:`\ell`), exact.
+
+    Source: reconstruction §2.1 item 2, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.grad_log_odds, inst)
+
+
+def grad_success_rate(inst: TokenSequence) -> sp.ImmutableMatrix:
+    r""":math:`\nabla_\theta J` (by differentiating the closed form of :math:`J`), exact.
+
+    Source: reconstruction §2.1, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.grad_success_rate, inst)
+
+
+def hessian_log_odds(inst: TokenSequence) -> sp.ImmutableMatrix:
+    r""":math:`\nabla^2_\theta\ell` (by differentiating the closed form twice), exact.
+
+    Source: reconstruction §4.1 (second-order form), DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.hessian_log_odds, inst)
+
+
+def expected_score(inst: TokenSequence) -> sp.ImmutableMatrix:
+    r""":math:`\mathbb E_\pi[s]=\sum_o\pi_\theta(o)\,s(o)` (which is 0), exact at the instance.
+
+    Source: reconstruction §2.1 (proof), DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.e_score, inst)
+
+
+def conditional_score(inst: TokenSequence, success: bool) -> sp.ImmutableMatrix:
+    r""":math:`\mathbb E_+[s]=\mathbb E[s\mid r=1]` (``success=True``) or :math:`\mathbb E_-[s]=\mathbb E[s\mid r=0]`,
+    exact at the instance; closed form the table of this module.
+
+    Source: reconstruction §2.1, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.e_score_success if success else cf.e_score_failure, inst)
+
+
+def alignment(inst: TokenSequence, w: Iterable[float]) -> sp.Expr:
+    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` for a direction ``w`` (exact).
+
+    Source: reconstruction §2.2, INFERRED.
+    """
+    wv = forms.check_direction(w, len(inst.theta))
+    return (wv.T * gradient_gap(inst))[0]
 
 
 def reward(inst: TokenSequence, response: Iterable[int]) -> int:
@@ -282,7 +318,7 @@ def _constants(T: int, V: int, m: int) -> FamilyConstants:
 def constants(inst: TokenSequence) -> FamilyConstants:
     r""":math:`L_o=1/2`, :math:`G_o=\sqrt{2T}` (supremum), smoothness of :math:`J` (only for T=1).
 
-    Source: issue 2 (family constants); proofs DERIVED here.
+    Source: reconstruction §3 (A1, A2: the constants), INFERRED; values and proofs DERIVED here.
 
     >>> constants(_EXAMPLE).G_o.value
     2
@@ -357,8 +393,6 @@ def _complement_proof(T: int, m: int) -> tuple[bool, str]:
 
 @lru_cache(maxsize=32)
 def _prove(T: int, V: int, target: tuple[int, ...], m: int) -> tuple[IdentityResult, ...]:
-    import time
-
     results: dict[str, list] = {}
     times: dict[str, float] = {}
     for t in range(T):

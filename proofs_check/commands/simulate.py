@@ -13,10 +13,9 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from gradgap.theory.instances import GradgapValueError
+from gradgap.theory.instances import RULES, GradgapValueError
 
 NAMES = ("threshold-sweep", "length-scaling", "success-scaling", "stagnation", "threshold-ratio")
-RULES = ("gap", "reinforce", "dr_grpo", "grpo")
 
 _SUMMARY_KEYS = {
     "length-scaling": ("setting", "rule", "lengths", "eta_crit_unnormalized", "eta_crit_closed_unnormalized",
