@@ -1,8 +1,8 @@
 """``gradgap threshold FAMILY ...``: the exact one-step threshold eta_star against Theorem 1's sufficient step.
 
 Prints ``eta_star`` (the largest step along the unit direction that never lowers J; JSON ``null`` when
-infinite), ``eta_theorem`` (Theorem 1's [Delta mu]_+ / (2 (L_o + 8 G_o^2))) and ``ratio``. Thin: the math is in
-``gradgap.theory.thresholds``.
+infinite), ``eta_theorem`` (Theorem 1's [Delta mu]_+ / (2 (L_o + 8 G_o^2))) and ``ratio``; ``certified`` is true only
+when Arb balls proved the enclosure ``eta_star_interval``. Thin: the math is in ``gradgap.theory.one_step_threshold``.
 """
 
 from __future__ import annotations
@@ -31,48 +31,71 @@ def _ints(field: str, text: str) -> tuple[int, ...]:
                                 value=text) from None
 
 
+def _int(field: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise GradgapValueError(f"{field}={text!r}: must be an integer", field=field, value=text) from None
+
+
 def _instance(args: argparse.Namespace) -> Any:
     if args.family == "softmax":
         return SoftmaxBandit(_floats("logits", args.logits), frozenset(_ints("correct", args.correct)))
     if args.family == "tokens":
         rows = tuple(_floats("logits", row) for row in args.logits.split(";"))
-        m = None if args.min_correct is None else int(args.min_correct)
+        m = None if args.min_correct is None else _int("min_correct", args.min_correct)
         return TokenSequence(rows, _ints("target", args.target), min_correct=m)
     feats = tuple(_floats("features", row) for row in args.features.split(";"))
     bias = None if args.bias is None else _floats("bias", args.bias)
     return SharedTokens(_floats("theta", args.theta), feats, frozenset(_ints("correct", args.correct)),
-                        T=int(args.T), bias=bias)
+                        T=_int("T", args.T), bias=bias)
 
 
-def _direction(inst: Any, text: str) -> tuple[Any, ...]:
-    from gradgap.theory import thresholds
+def _direction(inst: Any, text: str, gap: tuple[Any, ...]) -> tuple[Fraction, ...]:
+    """The direction as exact fractions, rescaled exactly so that its largest entry is 1 in absolute value."""
+    from gradgap.theory import one_step_threshold
 
     if text in ("gap", "grad"):
-        return tuple(float(x) for x in thresholds.gradient_gap_direction(inst, text, 30))
-    try:
-        return tuple(Fraction(x) for x in text.split(","))
-    except (ValueError, ZeroDivisionError):
-        raise GradgapValueError(f"direction={text!r}: use gap, grad or comma-separated numbers (e.g. 1,-1/2,0.25)",
-                                field="direction", value=text) from None
+        g = gap if text == "gap" else one_step_threshold.gradient_gap_direction(inst, text, 30)
+        w = tuple(Fraction(float(x)) for x in g)
+    else:
+        try:
+            w = tuple(Fraction(x.strip()) for x in text.split(","))
+        except (ValueError, ZeroDivisionError, OverflowError):
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise GradgapValueError(f"direction={shown!r}: use gap, grad or comma-separated numbers "
+                                    "(e.g. 1,-1/2,0.25)", field="direction", value=text) from None
+        if any(len(str(x)) > 2000 for x in w):
+            raise GradgapValueError("direction: an entry has more than 2000 digits", field="direction", value=text[:40])
+    big = max((abs(x) for x in w), default=Fraction(0))
+    if big == 0:
+        raise GradgapValueError(f"direction={text[:40]!r}: the direction is zero here (at a stationary point gap/grad "
+                                "vanish)", field="direction", value=text[:40])
+    return tuple(x / big for x in w)
+
+
+def _show(x: Fraction) -> str:
+    import mpmath
+
+    text = str(x)
+    return text if len(text) <= 40 else mpmath.nstr(mpmath.mpf(x.numerator) / x.denominator, 17)
 
 
 def compute(args: argparse.Namespace) -> dict[str, Any]:
     """The command's result as a dict (the library calls behind the printout)."""
-    from gradgap.theory import thresholds
+    from gradgap.theory import one_step_threshold
 
     inst = _instance(args)
-    w = _direction(inst, args.direction)
-    if not any(w):
-        raise GradgapValueError(f"direction={args.direction!r}: the direction is zero here (at a stationary "
-                                "point gap/grad vanish)", field="direction", value=args.direction)
-    star = thresholds.eta_star(inst, w)
-    eta_thm, norm = thresholds.eta_theorem(inst, w)
+    gap = one_step_threshold.gradient_gap_direction(inst, "gap", 30)
+    w = _direction(inst, args.direction, gap)
+    star = one_step_threshold.eta_star(inst, w)
+    eta_thm, norm = one_step_threshold.eta_theorem(inst, w, gap)
     eta_unit = star.value * norm  # a step eta along u = w/|w| is eta/|w| along w
     ratio = eta_unit / eta_thm if eta_thm > 0 else math.inf
-    return {"family": args.family, "direction": [str(x) for x in w],
+    return {"family": args.family, "direction": [_show(x) for x in w],
             "eta_star": None if math.isinf(eta_unit) else eta_unit,
             "eta_star_interval": None if math.isinf(eta_unit) else [star.lo * norm, star.hi * norm],
-            "route": star.route, "certified": star.certified,
+            "route": star.route, "certified": star.certified, "degree": star.degree, "boxes": star.boxes,
             "eta_theorem": eta_thm, "ratio": None if math.isinf(ratio) else ratio}
 
 
