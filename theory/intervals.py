@@ -34,7 +34,8 @@ from typing import Final
 from flint import arb, ctx, fmpq
 from gradgap.theory._loglinear import LineType, is_product
 
-__all__ = ["PRECISION_BITS", "BallLine", "Certificate", "ball", "certify_first_root", "certify_sign"]
+__all__ = ["PRECISION_BITS", "BallLine", "BoxCertificate", "Certificate", "ball", "certify_first_root", "certify_sign",
+           "certify_softmax3_one_step"]
 
 #: working precision of the balls (bits); the enclosures are rigorous at any precision
 PRECISION_BITS: Final[int] = 128
@@ -282,3 +283,70 @@ def certify_first_root(line: BallLine, lo: Fraction, hi: Fraction, *, max_boxes:
                 break
     sign, boxes, why = certify_sign(line, Fraction(0), end_cover, max_boxes=max_boxes, deadline=deadline)
     return Certificate(sign == 1, lo, hi, boxes + extra, line.evaluations, why)
+
+
+# --------------------------------------------------------------------------------------------------------
+# a one-step inequality certified over a bounded parameter box
+
+
+@dataclass(frozen=True)
+class BoxCertificate:
+    r"""The outcome of a box certification: ``certified``, the box in words (``scope``), the number of Arb
+    ``boxes`` of the final subdivision, and ``reason`` when not certified (the first box that failed)."""
+
+    certified: bool
+    scope: str
+    boxes: int
+    reason: str = ""
+
+
+def _sigmoid_slope(t: arb) -> arb:
+    r""":math:`\sigma'(t)=\sigma(t)(1-\sigma(t))=1/(e^{t/2}+e^{-t/2})^2` over a ball t (no dependency problem:
+    the form is :math:`1/(2\cosh(t/2))^2`)."""
+    c = (t / 2).cosh()
+    return 1 / (4 * c * c)
+
+
+def certify_softmax3_one_step(C: Fraction, theta_bound: Fraction, eta_max: Fraction, *, max_boxes: int = 20000,
+                              seconds: float = 20.0) -> BoxCertificate:
+    r"""Certify the one-step inequality :math:`\ell(\theta+\eta w)-\ell(\theta)\ge\eta\langle w,g\rangle-\eta^2C`
+    of the 3-armed softmax bandit with arm 0 correct, for every :math:`\theta\in[-B,B]^3`, every unit w and every
+    :math:`0\le\eta\le\eta_{\max}`.
+
+    Reduction (DERIVED): with :math:`q=\sigma(x)`, :math:`x=\theta_1-\theta_2`, :math:`\delta=\eta(w_1-w_2)`,
+
+    .. math::  \eta\langle w,g\rangle-\Delta\ell = D(x,\delta) = \log(1+q(e^\delta-1))-q\delta
+               = \delta^2\int_0^1(1-s)\,\sigma'(x+s\delta)\,ds,
+
+    (the wrong-arm log-partition is shift-invariant, so only :math:`\delta` matters; Taylor with integral
+    remainder), and :math:`\eta^2\ge\delta^2/2` for a unit w. So the inequality holds on the box as soon as
+    :math:`\sigma'(t) < C` for every :math:`t\in[-2B-\sqrt2\eta_{\max}, 2B+\sqrt2\eta_{\max}]`
+    (then :math:`D\le\delta^2C/2\le\eta^2C`). That bound is certified with Arb by bisecting the t-range until
+    each piece's enclosure of :math:`\sigma'` lies below C. Since :math:`\max\sigma'=1/4` (at t = 0), every
+    :math:`C>1/4=G_o^2/8` certifies and no :math:`C\le1/4` can.
+
+    Source: reconstruction §4.1 (the one-step inequality, DERIVED constants).
+
+    >>> certify_softmax3_one_step(Fraction(3, 2), Fraction(4), Fraction(10)).certified
+    True
+    """
+    ctx.prec = PRECISION_BITS
+    deadline = time.monotonic() + seconds
+    reach = 2 * theta_bound + Fraction(1415, 1000) * eta_max  # 1.415 > sqrt(2)
+    scope = (f"theta in [-{float(theta_bound):g}, {float(theta_bound):g}]^3, unit w, "
+             f"eta in [0, {float(eta_max):g}]")
+    Cb = ball(C)
+    stack = [(-reach, reach)]
+    boxes = 0
+    while stack:
+        a, b = stack.pop()
+        enc = _sigmoid_slope(ball(a).union(ball(b)))
+        if enc < Cb:
+            boxes += 1
+            continue
+        if b - a < Fraction(1, 2**40) or boxes + len(stack) >= max_boxes or time.monotonic() > deadline:
+            return BoxCertificate(False, scope, boxes + len(stack) + 1,
+                                  f"sigma' not below C={float(C):g} on t in [{float(a):.6g}, {float(b):.6g}]")
+        mid = (a + b) / 2
+        stack.extend([(mid, b), (a, mid)])
+    return BoxCertificate(True, scope, boxes)

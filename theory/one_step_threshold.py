@@ -53,7 +53,7 @@ __all__ = ["MAX_DEGREE", "S_MAX", "EtaStar", "estimate_degree", "eta_star", "eta
            "gradient_gap_direction"]
 
 #: largest polynomial degree the exact route builds (beyond it: the ball route)
-MAX_DEGREE: Final[int] = 400
+MAX_DEGREE: Final[int] = 120
 #: the ball route scans :math:`s\,\|w\|\in(0, S_{\max}]` (a unit step of at most S_MAX)
 S_MAX: Final[float] = 1e3
 _Z: Final = sp.Symbol("z", positive=True)

@@ -21,6 +21,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "gradgap.proofs_check.builtin.one_step",
     "gradgap.proofs_check.builtin.theorem1",
     "gradgap.proofs_check.builtin.dynamics",
+    "gradgap.proofs_check.builtin.certified",
 )
 
 

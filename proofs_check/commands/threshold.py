@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -59,19 +60,32 @@ def _direction(inst: Any, text: str, gap: tuple[Any, ...]) -> tuple[Fraction, ..
         g = gap if text == "gap" else one_step_threshold.gradient_gap_direction(inst, text, 30)
         w = tuple(Fraction(float(x)) for x in g)
     else:
-        try:
-            w = tuple(Fraction(x.strip()) for x in text.split(","))
-        except (ValueError, ZeroDivisionError, OverflowError):
-            shown = text if len(text) <= 40 else text[:37] + "..."
-            raise GradgapValueError(f"direction={shown!r}: use gap, grad or comma-separated numbers "
-                                    "(e.g. 1,-1/2,0.25)", field="direction", value=text) from None
-        if any(len(str(x)) > 2000 for x in w):
-            raise GradgapValueError("direction: an entry has more than 2000 digits", field="direction", value=text[:40])
+        w = tuple(_exact(x.strip(), text) for x in text.split(","))
     big = max((abs(x) for x in w), default=Fraction(0))
     if big == 0:
         raise GradgapValueError(f"direction={text[:40]!r}: the direction is zero here (at a stationary point gap/grad "
                                 "vanish)", field="direction", value=text[:40])
     return tuple(x / big for x in w)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE]([+-]?\d{1,4}))?|[+-]?\d+/\d+")
+#: largest decimal exponent and number of digits accepted in a direction entry (exact arithmetic follows)
+_MAX_EXPONENT, _MAX_DIGITS = 1000, 400
+
+
+def _exact(entry: str, text: str) -> Fraction:
+    """One direction entry as an exact fraction; the size is checked before the fraction is built."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    match = _NUMBER.fullmatch(entry)
+    if match is None or len(entry) > _MAX_DIGITS or (match.group(4) and abs(int(match.group(4))) > _MAX_EXPONENT):
+        raise GradgapValueError(f"direction={shown!r}: use gap, grad or comma-separated numbers (1,-1/2,0.25) "
+                                f"with at most {_MAX_DIGITS} characters and exponents within +-{_MAX_EXPONENT}",
+                                field="direction", value=shown)
+    try:
+        return Fraction(entry)
+    except ZeroDivisionError:
+        raise GradgapValueError(f"direction={shown!r}: division by zero in an entry", field="direction",
+                                value=shown) from None
 
 
 def _show(x: Fraction) -> str:
