@@ -342,10 +342,13 @@ _DIR_1E4 = ",".join(f"{((i * 104729) % 2001) / 1000 - 1:.3f}" for i in range(10_
       "--direction=-1"], True),
     (["threshold", "shared_tokens", "--theta", "0.2", "--features", "0;1;2", "--correct", "1", "--T", "1000000"],
      None),
-    (["threshold", "softmax", "--logits=" + _LOGITS_1E4[:6000 * 6], "--correct", "0,1"], None),
+    (["threshold", "softmax", "--logits=" + _LOGITS_1E4, "--correct", "0,1"], None),
+    (["threshold", "softmax", "--logits=" + ",".join(_LOGITS_1E4.split(",")[:1000]), "--correct", "0",
+      "--direction=grad"], None),
+    (["threshold", "softmax", "--logits=1e16,1e16,0", "--correct", "0"], None),
     (["threshold", "softmax", "--logits=" + _LOGITS_1E4, "--correct", "0", "--direction=" + _DIR_1E4], True),
 ], ids=["17-digits", "1.000001", "1.000000000001", "1e400", "1e-300", "degree-400", "T=1e6-w=-1", "T=1e6-gap",
-        "K=6000-gap", "K=1e4-random"])
+        "K=1e4-gap", "K=1000-grad", "logits-1e16", "K=1e4-random"])
 def test_threshold_command_answers_hostile_directions_within_budget(argv: list[str], finite: bool | None) -> None:
     rc, out, err, cpu = _run_cli([*argv, "--json"])
     assert rc == 0, err
@@ -380,7 +383,11 @@ def test_threshold_command_certified_interval_vs_direct_J() -> None:
     [*_SOFT, "--direction=0,0,0"],
     [*_SOFT, "--direction=1,2"],
     [*_SOFT, "--direction=1e99999999,1,1"],
-], ids=["min-correct-abc", "T-abc", "nan", "inf", "1/0", "zero", "short", "huge-exponent"])
+    ["threshold", "softmax", "--logits=1e300,-1e300,0", "--correct", "1", "--direction=0,1,-1"],
+    ["threshold", "tokens", "--logits=" + ";".join(["0.1,-0.2"] * 2000), "--target", ",".join(["0"] * 2000),
+     "--min-correct", "1000"],
+], ids=["min-correct-abc", "T-abc", "nan", "inf", "1/0", "zero", "short", "huge-exponent", "J-underflows",
+        "dp-budget"])
 def test_threshold_command_bad_input_one_line_exit_2(argv: list[str]) -> None:
     rc, out, err, cpu = _run_cli(argv)
     assert rc == 2, (out, err)

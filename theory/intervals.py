@@ -98,6 +98,8 @@ class BallLine:
         if not self.single and any(t.count != 1 for t in lines):  # expand repeated types (small counts only)
             lines = [LineType(t.z, t.a, t.correct, 1) for t in lines for _ in range(t.count)]
         self.types = tuple(_type_balls(t) for t in lines)
+        #: ball operations per evaluation, roughly: the terms, plus T * m for the at-least-m DP
+        self.cost = sum(len(t.terms) for t in self.types) + (0 if self.product else len(self.types) * m)
         self._cache: dict[Fraction, tuple[tuple[arb, arb, arb, arb], ...]] = {}
         self._dcache: dict[Fraction, tuple[arb, arb]] = {}
         self.evaluations = 0

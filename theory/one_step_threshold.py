@@ -54,9 +54,15 @@ __all__ = ["MAX_DEGREE", "S_MAX", "EtaStar", "estimate_degree", "eta_star", "eta
 
 #: largest polynomial degree the exact route builds (beyond it: the ball route)
 MAX_DEGREE: Final[int] = 120
+#: largest number of ball operations per evaluation of the line for which an Arb certificate is attempted
+CERTIFY_BUDGET: Final[int] = 200_000
+#: largest T * m of the at-least-m Poisson-binomial DP (Arb) that the gradient computes
+DP_BUDGET: Final[int] = 500_000
 #: the ball route scans :math:`s\,\|w\|\in(0, S_{\max}]` (a unit step of at most S_MAX)
 S_MAX: Final[float] = 1e3
 _Z: Final = sp.Symbol("z", positive=True)
+#: largest spread of the logits of one position for the polynomial route (its coefficients are e^{z_v - max z})
+_MAX_SPREAD: Final[int] = 10_000
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,8 @@ def _eta_star_polynomial(lines: Sequence[ll.LineType], m: int, q: int, digits: i
         return EtaStar(math.inf, math.inf, math.inf, "polynomial", False, P.degree())
     lo = float(q * sp.log(best[0]).evalf(30)) if best[0] > 1 else 0.0
     hi = float(q * sp.log(best[1]).evalf(30))
+    if line.cost > CERTIFY_BUDGET:
+        return EtaStar(0.5 * (lo + hi), lo, hi, "polynomial", False, P.degree())
     ok, lo_c, hi_c, boxes = _certify(line, lo, hi, seconds)
     return EtaStar(0.5 * (lo_c + hi_c), lo_c, hi_c, "polynomial", ok, P.degree(), boxes)
 
@@ -317,8 +325,8 @@ def _eta_star_ball(lines: Sequence[ll.LineType], m: int, norm: float, seconds: f
     size = sum(len(t.z) for t in lines)
     scan = int(min(2000, max(200, 2e6 // size)))  # grid points: at most ~2e6 terms per scan
     line = intervals.BallLine(lines, m)
-    at0 = line.enclose(Fraction(0), Fraction(0))
-    if at0 < 0:
+    affordable = line.cost <= CERTIFY_BUDGET
+    if affordable and line.enclose(Fraction(0), Fraction(0)) < 0:
         return EtaStar(0.0, 0.0, 0.0, "ball", True, None, 1)
     s = np.geomspace(1e-9, S_MAX, scan) / norm
     sig = _sigma_float(types, m, s)
@@ -337,6 +345,8 @@ def _eta_star_ball(lines: Sequence[ll.LineType], m: int, norm: float, seconds: f
             b = mid
         else:
             a = mid
+    if not affordable:
+        return EtaStar(0.5 * (a + b), a, b, "ball", False)
     ok, lo, hi, boxes = _certify(line, a, b, seconds)
     return EtaStar(0.5 * (lo + hi), lo, hi, "ball", ok, None, boxes)
 
@@ -369,7 +379,8 @@ def eta_star(inst: Instance, w: Sequence[object], *, digits: int = 40, max_degre
     if all(len(set(t.a)) == 1 for t in lines):  # every logit of a position moves alike: J is constant
         return EtaStar(math.inf, math.inf, math.inf, "constant", True)
     degree, q = estimate_degree(lines, m, limit=max_degree)
-    if degree <= max_degree:
+    spread = max(max(t.z) - min(t.z) for t in lines)  # e^{-spread} would be rationalised: keep it moderate
+    if degree <= max_degree and spread <= _MAX_SPREAD:
         res = _eta_star_polynomial(lines, m, q, digits, seconds)
     else:
         norm = math.sqrt(sum(float(x) ** 2 for x in unit))
@@ -398,7 +409,7 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
     try:
         d = ll.n_parameters(inst)
         lines, m = ll.line_types(inst, tuple(Fraction(0) for _ in range(d)))
-        probs, dlogs = [], []  # per position: p_t and grad log p_t as a sparse {index: value}
+        probs, comps, dlogs = [], [], []  # per position: p_t, 1 - p_t (summed directly), sparse grad log p_t
         for idx, t in enumerate(lines):
             top = max(t.z)
             ex = [intervals.ball(z - top).exp() for z in t.z]
@@ -406,24 +417,27 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
             pi = [e / den for e in ex]
             p = sum((pi[v] for v in t.correct), arb(0))
             probs.append(p)
+            comps.append(sum((pv for v, pv in enumerate(pi) if v not in t.correct), arb(0)))
             dlogs.append(_grad_log_p(inst, idx, pi, t.correct, p))
         gradJ: dict[int, arb] = {}
         if ll.is_product([t.count for t in lines], m):  # J = prod_t p_t^{n_t}: grad J = J sum_t n_t grad log p_t
-            J = arb(1)
-            for p, t in zip(probs, lines, strict=True):
-                J *= p ** t.count
+            logJ = sum((t.count * (-q).log1p() for q, t in zip(comps, lines, strict=True)), arb(0))
+            J, J_comp = logJ.exp(), -logJ.expm1()
             for t, dl in zip(lines, dlogs, strict=True):
                 for k, v in dl.items():
                     gradJ[k] = gradJ.get(k, arb(0)) + t.count * J * v
         else:  # at least m correct (every count is 1): grad J = sum_t dJ/dp_t p_t grad log p_t
-            J, dJdp = _at_least(probs, m)
+            if len(probs) * m > DP_BUDGET:
+                raise GradgapValueError(f"min_correct={m}: T*m = {len(probs) * m} exceeds the budget {DP_BUDGET} of "
+                                        "the exact at-least-m DP; use a smaller T or m", field="min_correct", value=m)
+            J, J_comp, dJdp = _at_least(probs, comps, m)
             for dp, p, dl in zip(dJdp, probs, dlogs, strict=True):
                 for k, v in dl.items():
                     gradJ[k] = gradJ.get(k, arb(0)) + dp * p * v
-        if kind == "gap" and not (J > 0 and J < 1):
-            raise GradgapValueError(f"J={J.mid().str(6)}: the Gradient Gap needs 0 < J < 1 (here J rounds to 0 or 1)",
-                                    field="J", value=float(J.mid()))
-        factor = 1 / (J * (1 - J)) if kind == "gap" else arb(1)
+        if kind == "gap" and not (J > 0 and J_comp > 0):
+            raise GradgapValueError("J: the Gradient Gap needs 0 < J < 1 (J or 1 - J is not resolved at "
+                                    f"{digits} digits)", field="J", value=float(J.mid()))
+        factor = 1 / (J * J_comp) if kind == "gap" else arb(1)
         mpmath.mp.dps = digits
         out = [mpmath.mpf(0)] * d
         for k, v in gradJ.items():
@@ -448,27 +462,36 @@ def _grad_log_p(inst: Instance, idx: int, pi: Sequence[arb], correct: frozenset[
     return out
 
 
-def _at_least(probs: Sequence[arb], m: int) -> tuple[arb, list[arb]]:
-    r""":math:`P(\ge m` correct) of independent positions and :math:`\partial/\partial p_t` (exactly m - 1 of the
-    others), from prefix and suffix count distributions."""
+def _at_least(probs: Sequence[arb], comps: Sequence[arb], m: int) -> tuple[arb, arb, list[arb]]:
+    r"""(:math:`P(\ge m)`, :math:`P(<m)`, :math:`\partial P(\ge m)/\partial p_t` = P(exactly m - 1 of the others))
+    for independent positions with success probabilities ``probs`` and failure probabilities ``comps``, from
+    prefix and suffix count distributions truncated at m (entry m holds ":math:`\ge m`"); both tails are summed
+    directly, so neither is lost to cancellation near 0 or 1."""
     n = len(probs)
 
-    def step(dist: list[arb], p: arb) -> list[arb]:
-        return [dist[k] * (1 - p) + (dist[k - 1] * p if k else arb(0)) for k in range(len(dist))] + [dist[-1] * p]
+    def step(dist: list[arb], p: arb, q: arb) -> list[arb]:
+        out = [dist[k] * q + (dist[k - 1] * p if k else arb(0)) for k in range(len(dist))]
+        if len(dist) <= m:
+            out.append(dist[-1] * p)
+        else:
+            out[m] += dist[m] * p  # "at least m" absorbs
+        return out
 
     prefix = [[arb(1)]]
-    for p in probs:
-        prefix.append(step(prefix[-1], p))
+    for p, q in zip(probs, comps, strict=True):
+        prefix.append(step(prefix[-1], p, q))
     suffix = [[arb(1)]]
-    for p in reversed(probs):
-        suffix.append(step(suffix[-1], p))
+    for p, q in zip(reversed(probs), reversed(comps), strict=True):
+        suffix.append(step(suffix[-1], p, q))
     suffix.reverse()  # suffix[t]: distribution of positions t..n-1
-    J = sum(prefix[n][m:], arb(0))
+    full = prefix[n]
+    J = full[m] if len(full) > m else arb(0)
+    J_comp = sum(full[:m], arb(0))
     dJ = []
     for t in range(n):
         pre, suf = prefix[t], suffix[t + 1]
-        dJ.append(sum((pre[k] * suf[m - 1 - k] for k in range(len(pre)) if 0 <= m - 1 - k < len(suf)), arb(0)))
-    return J, dJ
+        dJ.append(sum((pre[k] * suf[m - 1 - k] for k in range(min(len(pre), m)) if m - 1 - k < len(suf)), arb(0)))
+    return J, J_comp, dJ
 
 
 def _mpf_ball(x: mpmath.mpf) -> arb:
