@@ -26,7 +26,8 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from gradgap.proofs_check.claims import Claim, Relation, relation_claim
+from gradgap.proofs_check.claims import Claim, Relation
+from gradgap.proofs_check.search import relation_claim
 from gradgap.theory.instances import GradgapError, GradgapValueError
 
 __all__ = ["KEYS", "load_file", "load_files", "parse_claim"]

@@ -45,41 +45,24 @@ class LineType:
 
 def n_parameters(inst: Instance) -> int:
     """The number d of parameters of ``inst`` (the length of ``theta``)."""
-    if isinstance(inst, SoftmaxBandit):
-        return inst.K
-    if isinstance(inst, TokenSequence):
-        return inst.T * inst.V
-    if isinstance(inst, SharedTokens):
-        return len(inst.theta)
-    raise GradgapValueError(f"instance={inst!r}: not a gradgap instance", field="instance", value=inst)
+    return len(inst.theta)
 
 
 def types(inst: Instance) -> tuple[tuple[Type, ...], int]:
-    """The position types of an instance (exact rationals) and the number m of positions that must be correct.
-
-    Builds the full V x d feature matrices: meant for small d (the symbolic critical step).
-    """
+    """The position types of an instance (exact rationals, from its ``structure()``) and the number m of
+    positions that must be correct. Builds the full V x d feature matrices: meant for small d (the symbolic
+    critical step)."""
+    form = inst.structure()
     R = sp.Rational
-    if isinstance(inst, SoftmaxBandit):
-        K = inst.K
-        feats = tuple(tuple(R(int(i == j)) for j in range(K)) for i in range(K))
-        return (Type(feats, (R(0),) * K, inst.correct, 1),), 1
-    if isinstance(inst, TokenSequence):
-        T, V = inst.T, inst.V
-        out = []
-        for t in range(T):
-            feats = tuple(tuple(R(int(j == t * V + v)) for j in range(T * V)) for v in range(V))
-            out.append(Type(feats, (R(0),) * V, frozenset({inst.target[t]}), 1))
-        return tuple(out), inst.m
-    if isinstance(inst, SharedTokens):
-        feats = tuple(tuple(R(x) for x in row) for row in inst.features)
-        return (Type(feats, tuple(R(b) for b in inst.biases), inst.correct, inst.T),), inst.T
-    raise GradgapValueError(f"instance={inst!r}: not a gradgap instance", field="instance", value=inst)
+    out = tuple(Type(tuple(tuple(R(x) for x in row) for row in pos.features), tuple(R(b) for b in pos.bias),
+                     pos.correct, pos.count) for pos in form.positions)
+    return out, form.min_hits
 
 
 def line_types(inst: Instance, w: Sequence[Fraction]) -> tuple[tuple[LineType, ...], int]:
     r"""Logits :math:`z_v(\theta)` and slopes :math:`a_v = \langle w,\phi(v)\rangle` per position type, exact,
-    in O(d) per position for the tabular families; and m."""
+    and m. The tabular families take a sparse path (their features are unit vectors: ``structure()`` would build a
+    dense K x K matrix, 10^8 entries at K = 10^4); any other instance goes through ``structure()``."""
     f = Fraction
     if isinstance(inst, SoftmaxBandit):
         return (LineType(tuple(f(x) for x in inst.logits), tuple(w), inst.correct, 1),), 1
@@ -96,7 +79,16 @@ def line_types(inst: Instance, w: Sequence[Fraction]) -> tuple[tuple[LineType, .
             z.append(f(b) + sum((t * x for t, x in zip(theta, fr, strict=True) if x), f(0)))
             a.append(sum((wi * x for wi, x in zip(w, fr, strict=True) if x), f(0)))
         return (LineType(tuple(z), tuple(a), inst.correct, inst.T),), inst.T
-    raise GradgapValueError(f"instance={inst!r}: not a gradgap instance", field="instance", value=inst)
+    form = inst.structure()
+    theta = [f(x) for x in inst.theta]
+    out = []
+    for pos in form.positions:
+        rows = [[f(x) for x in row] for row in pos.features]
+        z = tuple(f(b) + sum((t * x for t, x in zip(theta, r, strict=True) if x), f(0)) for r, b in zip(rows, pos.bias,
+                                                                                                       strict=True))
+        a = tuple(sum((wi * x for wi, x in zip(w, r, strict=True) if x), f(0)) for r in rows)
+        out.append(LineType(z, a, pos.correct, pos.count))
+    return tuple(out), form.min_hits
 
 
 def is_product(counts: Sequence[int], m: int) -> bool:

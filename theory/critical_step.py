@@ -346,7 +346,7 @@ def separating_ray_gap_limit() -> sp.Expr:
     token 1 correct, any T): with :math:`u = 1-p\to0`, :math:`g = T u/(1-(1-u)^T) \to 1`.
 
     So exact Gradient-Gap steps at a constant :math:`\eta` keep moving :math:`\theta` by about :math:`\eta` and
-    :math:`J\to1`: no fixed-step plateau (the perceptron-type argument of issue 4), whatever T.
+    :math:`J\to1`: no fixed-step plateau (a perceptron-type argument), whatever T.
 
     Source: reconstruction §4.3 (stagnation, DERIVED corollary); this project.
 

@@ -113,9 +113,9 @@ def build_instance(args: argparse.Namespace) -> Any:
 def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """The report as a JSON-ready dict: values, ``*_stderr`` for ``mc``, and ``notes`` for nulls."""
     import numpy as np
-    from gradgap import numerics
+    from gradgap.proofs_check import families
 
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     kwargs: dict[str, Any] = {"n": n, "seed": seed} if method == "mc" else {}
     out: dict[str, Any] = {"family": num.FAMILY.name, "method": method}
     notes: dict[str, str] = {}
