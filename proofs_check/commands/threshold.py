@@ -2,7 +2,8 @@
 
 Prints ``eta_star`` (the largest step along the unit direction that never lowers J; JSON ``null`` when
 infinite), ``eta_theorem`` (Theorem 1's [Delta mu]_+ / (2 (L_o + 8 G_o^2))) and ``ratio``; ``certified`` is true only
-when Arb balls proved the enclosure ``eta_star_interval``. Thin: the math is in ``gradgap.theory.one_step_threshold``.
+when Arb balls proved the enclosure ``eta_star_interval``; ``searched_to`` (ball route, infinite answer) is the largest
+unit step scanned. Thin: the math is in ``gradgap.theory.one_step_threshold``.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
             "eta_star": None if math.isinf(eta_unit) else eta_unit,
             "eta_star_interval": None if math.isinf(eta_unit) else [star.lo * norm, star.hi * norm],
             "route": star.route, "certified": star.certified, "degree": star.degree, "boxes": star.boxes,
+            "searched_to": one_step_threshold.S_MAX if math.isinf(eta_unit) and star.route == "ball" else None,
             "eta_theorem": eta_thm, "ratio": None if math.isinf(ratio) else ratio}
 
 
@@ -120,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         star = "inf" if out["eta_star"] is None else f"{out['eta_star']:.12g}"
         ratio = "inf" if out["ratio"] is None else f"{out['ratio']:.6g}"
-        print(f"eta_star    {star}   ({out['route']}{', certified' if out['certified'] else ''})")
+        reach = f", no crossing up to {out['searched_to']:g}" if out["searched_to"] is not None else ""
+        print(f"eta_star    {star}   ({out['route']}{', certified' if out['certified'] else ''}{reach})")
         print(f"eta_theorem {out['eta_theorem']:.6g}")
         print(f"ratio       {ratio}")
     return 0
