@@ -386,8 +386,9 @@ def test_threshold_command_certified_interval_vs_direct_J() -> None:
     ["threshold", "softmax", "--logits=1e300,-1e300,0", "--correct", "1", "--direction=0,1,-1"],
     ["threshold", "tokens", "--logits=" + ";".join(["0.1,-0.2"] * 2000), "--target", ",".join(["0"] * 2000),
      "--min-correct", "1000"],
+    ["threshold", "shared_tokens", "--theta", "0", "--features", "0;1;2", "--correct", "1", "--T", "3"],
 ], ids=["min-correct-abc", "T-abc", "nan", "inf", "1/0", "zero", "short", "huge-exponent", "J-underflows",
-        "dp-budget"])
+        "dp-budget", "gap-at-optimum"])
 def test_threshold_command_bad_input_one_line_exit_2(argv: list[str]) -> None:
     rc, out, err, cpu = _run_cli(argv)
     assert rc == 2, (out, err)

@@ -395,7 +395,7 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
     ``digits`` digits, from the exact log-linear form: :math:`\nabla\log p_t = \mathbb E_{\pi_t^+}\phi -
     \mathbb E_{\pi_t}\phi` per position, and :math:`\partial J/\partial p_t = P(\text{exactly } m-1 \text{ of
     the others correct})`. Evaluated in Arb balls (cost linear in the number of logits); the midpoints are
-    returned.
+    returned, and a component whose ball contains 0 (a stationary point, say) is returned as exactly 0.
 
     Source: reconstruction §2.1 (Gradient Gap, QUOTED), DERIVED form for log-linear policies.
 
@@ -441,7 +441,8 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
         mpmath.mp.dps = digits
         out = [mpmath.mpf(0)] * d
         for k, v in gradJ.items():
-            out[k] = mpmath.mpf((v * factor).mid())
+            val = v * factor
+            out[k] = mpmath.mpf(0) if val.contains(0) else mpmath.mpf(val.mid())  # unresolved from 0: exactly 0
         return tuple(out)
     finally:
         flint_ctx.prec = saved
