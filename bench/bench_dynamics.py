@@ -9,7 +9,7 @@ import time
 import numpy as np
 from gradgap.experiments import bandits as ex
 from gradgap.numerics import dynamics as nd
-from gradgap.theory import thresholds as th
+from gradgap.theory import critical_step as th
 
 
 def plain_loop(Ts: list[int], etas: np.ndarray, steps: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-r"""The bandit experiments (reconstruction §5): closed forms (``gradgap.theory.thresholds``) against simulations
+r"""The bandit experiments (reconstruction §5): closed forms (``gradgap.theory.critical_step``) against simulations
 (``gradgap.numerics.dynamics``), with JSON data and PNG figures.
 
 =====================  ===================================================================================
@@ -31,10 +31,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import sympy as sp
 from gradgap.numerics import dynamics as nd
-from gradgap.numerics import thresholds as nt
+from gradgap.numerics import one_step_threshold as nt
 from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL
-from gradgap.theory import thresholds as th
+from gradgap.theory import critical_step as th
+from gradgap.theory import one_step_threshold as ost
+from gradgap.theory.algorithms import gain_limit
 from gradgap.theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = [
@@ -137,7 +140,7 @@ def run_length_scaling(cfg: LengthConfig, progress: Callable[[str], None] | None
     r"""Critical step vs T, closed form (SymPy law) and simulation bisection, both normalisations.
 
     Source: reconstruction §4.3 (length, QUOTED-2nd/DERIVED);
-    laws of :func:`gradgap.theory.thresholds.critical_step_law`.
+    laws of :func:`gradgap.theory.critical_step.critical_step_law`.
     """
     setting = "worked" if cfg.fixed_success is None else "fixed_success"
     Ts = list(cfg.lengths)
@@ -325,7 +328,8 @@ def run_threshold_sweep(cfg: SweepConfig, progress: Callable[[str], None] | None
             "collapsed_fraction": frac.tolist(), "collapsed_expected": exp_frac.tolist(),
             "eta_half_stochastic": _crossing(grid, frac), "eta_half_expected": _crossing(grid, exp_frac),
             "single_success_gain": single,
-            "expected_gain_at_optimum": float(th.gain(rule, th.sp.Rational(1, 3**Ts))),
+            "expected_gain_at_optimum": float(1 if rule == "gap" else
+                                              gain_limit(rule, JJ=sp.Rational(1, 3**Ts), T=1)),
             "eta_single_success_prediction": closed_family("worked", "gap", False, Ts, None) / single,
         }
     out["stochastic"] = stoch
@@ -511,8 +515,8 @@ def _random_instance(family: str, rng: np.random.Generator) -> SoftmaxBandit | T
 def run_threshold_ratio(cfg: RatioConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     r"""Per family: :math:`\eta^\star/\eta_{\rm thm}` along the unit Gradient Gap and along a random unit
     direction with :math:`\Delta\mu>0`, on random instances; the worst (smallest) ratio and the median.
-    :math:`\eta^\star` by the numeric twin (``gradgap.numerics.thresholds``), the theorem's step by
-    ``gradgap.theory.thresholds.eta_theorem``.
+    :math:`\eta^\star` by the numeric twin (``gradgap.numerics.one_step_threshold``), the theorem's step by
+    ``gradgap.theory.one_step_threshold.eta_theorem``.
 
     Source: reconstruction §4.1 (Theorem 1, QUOTED-2nd).
     """
@@ -533,7 +537,7 @@ def run_threshold_ratio(cfg: RatioConfig, progress: Callable[[str], None] | None
                 if norm < 1e-8:
                     continue
                 u = w / norm
-                eta_thm, _ = th.eta_theorem(inst, tuple(float(x) for x in u))
+                eta_thm, _ = ost.eta_theorem(inst, tuple(float(x) for x in u))
                 star = nt.eta_star(inst, u).value
                 if math.isinf(star):
                     infinite[kind] += 1

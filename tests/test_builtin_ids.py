@@ -65,6 +65,8 @@ BUILTIN_IDS: tuple[str, ...] = (
     "tabular-no-stagnation",
     "stagnation-shared-not-reproduced",
     "stochastic-threshold-single-success",
+    "one-step-derived-softmax-box",
+    "theorem1-step-below-eta-star",
 )
 
 

@@ -15,9 +15,9 @@ Reads ``DIR/runs.jsonl`` (and each run's ``metrics.jsonl``) written by :func:`gr
 3. **Prediction.** Without length normalisation (``dr_grpo``: a constant normaliser) the critical step of the
    theory falls like :math:`1/T` (slope -1, reconstruction §4.3); ``grpo`` (:math:`1/|o_i|`), ``dapo`` and
    ``bnpo`` (token means) divide the update by the length and cancel it (slope 0). The report also shows, for
-   comparison only, the slope of :func:`gradgap.theory.thresholds.critical_step_law` for its ``fixed_success`` family at
-   the measured :math:`J_0` (a project-derived law in which the per-token curvature shrinks as T grows at fixed
-   J; its slopes are about 0 and +1).
+   comparison only, the slope of :func:`gradgap.theory.critical_step.critical_step_law` for its ``fixed_success``
+   family at the measured :math:`J_0` (a project-derived law in which the per-token curvature shrinks as T grows at
+   fixed J; its slopes are about 0 and +1).
 4. **Verdict.** Per loss type: ``INCONCLUSIVE`` with fewer than two closed lengths, or when the interval contains
    both -1 and 0; ``FAIL`` when the interval excludes the prediction; ``PASS`` otherwise. Overall: ``FAIL`` if any
    loss type fails, ``PASS`` if at least one passes and none fails or is inconclusive, else ``INCONCLUSIVE``.
@@ -154,12 +154,12 @@ def predicted_slope(loss_type: str) -> float:
 
 
 def alternative_slope(loss_type: str, lengths: Sequence[int], j0: float | None) -> float | None:
-    r"""The slope of :func:`gradgap.theory.thresholds.critical_step_law` (``fixed_success`` family at the measured
+    r"""The slope of :func:`gradgap.theory.critical_step.critical_step_law` (``fixed_success`` family at the measured
     :math:`J_0`) over ``lengths``: a second, project-derived reading of the theory, shown for comparison only."""
     if j0 is None or not 0 < j0 < 1 or len(set(lengths)) < 2:
         return None
     try:
-        from gradgap.theory.thresholds import critical_step_law
+        from gradgap.theory.critical_step import critical_step_law
 
         law = critical_step_law("fixed_success", "grpo" if loss_type == "grpo" else "dr_grpo",
                                 loss_type in NORMALISED)
@@ -356,7 +356,7 @@ def render_markdown(report: Report, directory: Path, plots: Sequence[str]) -> st
                      f"{f.predicted:.2f} | {f.verdict} | {_fmt(f.alternative, '.2f')} |")
     lines += ["", "Prediction (reconstruction §4.3): slope -1 for a constant normaliser (`dr_grpo`), 0 with length "
               "normalisation (`grpo`, `dapo`, `bnpo`). Last column, for comparison only: the slope of "
-              "`theory.thresholds.critical_step_law('fixed_success', ...)` at the measured J0.", "",
+              "`theory.critical_step.critical_step_law('fixed_success', ...)` at the measured J0.", "",
               "## Brackets", "",
               "| T | loss | scaling | optim | seed | stable lr | unstable lr | critical | J0 | note |",
               "|---|---|---|---|---|---|---|---|---|---|"]

@@ -20,7 +20,7 @@ from gradgap.experiments import bandits as ex
 from gradgap.numerics import dynamics as nd
 from gradgap.proofs_check.claims import Check, Claim, Evidence, Profile, Strength, named_check
 from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL, PREASYMPTOTIC_SLACK, SLOPE_SLACK
-from gradgap.theory import thresholds as th
+from gradgap.theory import critical_step as th
 
 __all__ = ["claims"]
 
@@ -36,7 +36,7 @@ def _collapse_proved(factor: float) -> Callable[[Profile], Evidence]:
         law = th.critical_step_law("worked", "gap", False)
         claimed = factor * 3 * (1 - sp.Integer(3) ** (-th.T_SYM)) / th.T_SYM
         diff = sp.simplify(law.eta_crit - claimed)
-        per_T = {T: th.local_critical_step(th.worked_example(T)).eta_crit for T in (1, 2, 3)}
+        per_T = {T: th.critical_step(th.worked_example(T)).eta_crit for T in (1, 2, 3)}
         ok_T = all(sp.simplify(v - claimed.subs(th.T_SYM, T)) == 0 for T, v in per_T.items())
         if diff == 0 and ok_T:
             return Evidence.holds(Strength.PROVED, {"law": str(law.eta_crit)}, "local stability, symbolic T")

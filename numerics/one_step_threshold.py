@@ -1,13 +1,12 @@
-r"""Numeric twin of ``gradgap.theory.thresholds``: :math:`\eta^\star` by a fine scan plus high-precision bisection,
-and the local critical step from a finite-difference Jacobian. No SymPy, no formula from ``theory/``.
+r"""Numeric twin of ``gradgap.theory.one_step_threshold``: :math:`\eta^\star` by a fine scan plus high-precision
+bisection. No SymPy, no formula from ``theory/``.
 
-Notation (paper symbol -> name): :math:`\eta^\star(\theta,w)` = :func:`eta_star`, :math:`\eta_c` =
-:func:`critical_step`, :math:`J` = success rate, :math:`g` = Gradient Gap.
+Notation (paper symbol -> name): :math:`\eta^\star(\theta,w)` = :func:`eta_star`, :math:`J` = success rate.
 
 Route of :func:`eta_star`: the sign of :math:`\log J(\theta+sw)-\log J(\theta)` (same sign as the difference of
 J, and free of underflow) on a geometric grid of ``scan`` steps in float64 (vectorised, ``gradgap.numerics.dynamics``);
 the first sign change is then bisected with an independent mpmath evaluation at ``digits`` digits (the grid
-only locates it). Source: issue 4 (definition of :math:`\eta^\star`).
+only locates it). Source: reconstruction §4.1 (the threshold along a direction, DERIVED by this project).
 """
 
 from __future__ import annotations
@@ -21,11 +20,11 @@ import numpy as np
 from gradgap.numerics import dynamics
 from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
-__all__ = ["NumericEtaStar", "critical_step", "eta_star", "log_success_mp"]
+__all__ = ["EtaStar", "eta_star", "log_success_mp"]
 
 
 @dataclass(frozen=True)
-class NumericEtaStar:
+class EtaStar:
     """``value`` (``math.inf`` if no crossing up to ``s_max``), bracket ``(lo, hi)``, grid points scanned."""
 
     value: float
@@ -64,7 +63,7 @@ def log_success_mp(inst: Instance, theta: Sequence[object]) -> mpmath.mpf:
 
 
 def eta_star(inst: Instance, w: Sequence[float], *, scan: int = 20000, s_min: float = 1e-7,
-             s_max: float = 1e3, digits: int = 40) -> NumericEtaStar:
+             s_max: float = 1e3, digits: int = 40) -> EtaStar:
     r""":math:`\eta^\star(\theta, w)` numerically: first sign change of :math:`\log J(\theta+sw)-\log J(\theta)`
     for :math:`s\in[s_{\min}, s_{\max}]/\|w\|` on a geometric grid, bisected at ``digits`` digits.
 
@@ -79,7 +78,7 @@ def eta_star(inst: Instance, w: Sequence[float], *, scan: int = 20000, s_min: fl
                                 value=tuple(w))
     norm = float(np.linalg.norm(wv))
     if norm == 0.0:
-        return NumericEtaStar(math.inf, math.inf, math.inf, 0)
+        return EtaStar(math.inf, math.inf, math.inf, 0)
     s = np.geomspace(s_min, s_max, scan) / norm
     base = float(dynamics.log_success_rate(model, theta))
     vals = dynamics.log_success_rate(model, theta[None, :] + s[:, None] * wv[None, :]) - base
@@ -99,7 +98,7 @@ def eta_star(inst: Instance, w: Sequence[float], *, scan: int = 20000, s_min: fl
         if f(hi) >= -eps:
             continue
         if idx == 0:  # J already below its start at the first grid point: it decreases at once
-            return NumericEtaStar(0.0, 0.0, float(hi), 1)
+            return EtaStar(0.0, 0.0, float(hi), 1)
         lo = mpmath.mpf(float(s[idx - 1]))
         for _ in range(400):
             mid = (lo + hi) / 2
@@ -109,27 +108,5 @@ def eta_star(inst: Instance, w: Sequence[float], *, scan: int = 20000, s_min: fl
                 lo = mid
             if hi - lo <= mpmath.mpf(10) ** (12 - digits) * hi:
                 break
-        return NumericEtaStar(float((lo + hi) / 2), float(lo), float(hi), int(idx + 1))
-    return NumericEtaStar(math.inf, math.inf, math.inf, scan)
-
-
-def critical_step(inst: Instance, rule: str = "gap", *, normalized: bool = False, h: float = 1e-4) -> float:
-    r"""Local critical step at the optimum ``inst.theta`` from a central-difference Jacobian of the expected
-    update :math:`c(J)g`: :math:`\eta_c = 2/\lambda_{\max}(-\partial(c g)/\partial\theta)`, times T when
-    ``normalized``. ``nan`` if the Jacobian has a positive eigenvalue (not a maximum).
-
-    >>> round(critical_step(SharedTokens((0.0,), ((0.,), (1.,), (2.,)), frozenset({1}), T=1)), 6)
-    2.0
-    """
-    model = dynamics.LogLinearModel.from_instance(inst)
-    theta = np.asarray(inst.theta, dtype=float)
-    d = theta.size
-    eye = np.eye(d) * h
-    plus = dynamics.expected_update(model, theta[None, :] + eye, rule)
-    minus = dynamics.expected_update(model, theta[None, :] - eye, rule)
-    jac = (plus - minus).T / (2 * h)
-    eig = np.linalg.eigvals(0.5 * (jac + jac.T)).real
-    if np.any(eig > 1e-9 * np.max(np.abs(eig))) or np.all(eig >= 0):
-        return float("nan")
-    eta = 2.0 / float(np.max(-eig))
-    return eta * float(model.T) if normalized else eta
+        return EtaStar(float((lo + hi) / 2), float(lo), float(hi), int(idx + 1))
+    return EtaStar(math.inf, math.inf, math.inf, scan)

@@ -1,0 +1,142 @@
+r"""Built-in claims established with rigorous ball arithmetic (Arb, ``gradgap.theory.intervals``): CERTIFIED.
+
+=====================================  =====================================================================
+id                                     statement / evidence
+=====================================  =====================================================================
+``one-step-derived-softmax-box``       :math:`\Delta\ell\ge\eta\langle w,g\rangle-\eta^2(L_o+G_o^2/2)` for the
+                                       3-armed bandit (arm 0 correct) on :math:`\theta\in[-4,4]^3`, unit w,
+                                       :math:`\eta\in[0,10]` (CERTIFIED on that box, with its subdivision)
+``theorem1-step-below-eta-star``       Theorem 1's step is below the exact one-step threshold,
+                                       :math:`\eta_{\rm thm}\le\eta^\star`, on the pinned instances of the
+                                       threshold-ratio experiment (CERTIFIED: Arb enclosures of
+                                       :math:`\eta^\star`)
+=====================================  =====================================================================
+
+Each has a mutant that must fail: the one-step constant below the sharp :math:`G_o^2/8` (refuted at a
+50-digit point), and a step 10^4 times Theorem 1's (refuted by a certified upper end of :math:`\eta^\star`).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Final
+
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+
+__all__ = ["PINNED_THRESHOLD_CASES", "claims"]
+
+_BOX: Final[tuple[Fraction, Fraction]] = (Fraction(4), Fraction(10))  # theta bound, eta_max
+_SOURCE: Final[str] = "§4.1 (one-step inequality and Theorem 1's step, QUOTED-2nd; constants DERIVED)"
+
+#: (instance, direction) pairs with a finite threshold: a random direction with Delta mu > 0 per family
+PINNED_THRESHOLD_CASES: Final[tuple[tuple[Instance, tuple[float, ...]], ...]] = (
+    (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0})), (0.0, 1.0, -1.000001)),
+    (SoftmaxBandit((1.0, 0.5, -0.5, 0.0), frozenset({0})), (0.5, 1.0, -1.0, 0.25)),
+    (TokenSequence(((0.0, 0.0, 0.0), (0.5, 0.0, -0.5)), target=(0, 0)), (0.2, 1.0, -1.0, 0.5, 0.0, 0.0)),
+    (SharedTokens((0.2,), ((0.0,), (1.0,), (2.0,)), frozenset({1}), T=4), (-1.0,)),
+    (SharedTokens((0.0, 0.0), ((1.0, 0.0), (0.0, 1.0), (-1.0, -1.0)), frozenset({0}), T=3), (0.2, 1.0)),
+)
+
+
+def _box_check(C: Fraction) -> Any:
+    def run(profile: Profile) -> Evidence:
+        from gradgap.theory import intervals
+
+        cert = intervals.certify_softmax3_one_step(C, *_BOX)
+        figs = {"C": float(C), "scope": cert.scope, "boxes": cert.boxes}
+        if cert.certified:
+            return Evidence.holds(Strength.CERTIFIED, figs, f"CERTIFIED on {cert.scope} ({cert.boxes} Arb boxes)")
+        # not certified: look for a true violation at 50 digits (x = 0, w along e1 - e2, small eta)
+        margin = _softmax3_margin(C, eta=Fraction(1, 100))
+        if margin < 0:
+            return Evidence.fails(Strength.TESTED, {"theta": [0, 0, 0], "w": "(0, 1, -1)/sqrt(2)", "eta": 0.01,
+                                                    "margin": str(margin)[:24], "digits": 50}, figs,
+                                  "the inequality is violated at a 50-digit point")
+        return Evidence.undecided(f"not certified: {cert.reason}", figs)
+
+    return run
+
+
+def _softmax3_margin(C: Fraction, eta: Fraction) -> Any:
+    r""":math:`\Delta\ell-\eta\langle w,g\rangle+\eta^2C` at :math:`\theta=0`, :math:`w=(0,1,-1)/\sqrt2`, from
+    :math:`\ell=\theta_0-\log(e^{\theta_1}+e^{\theta_2})` directly at 50 digits (no reduction)."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    r = 1 / mpmath.sqrt(2)
+    e = mpmath.mpf(eta.numerator) / eta.denominator
+
+    def ell(t1: Any, t2: Any) -> Any:
+        return -mpmath.log(mpmath.exp(t1) + mpmath.exp(t2))
+
+    g_dot_w = r * (-mpmath.mpf(1) / 2) + (-r) * (-mpmath.mpf(1) / 2)  # g = (1, -1/2, -1/2) at theta = 0
+    return ell(e * r, -e * r) - ell(0, 0) - e * g_dot_w + e * e * mpmath.mpf(C.numerator) / C.denominator
+
+
+def _eta_star_check(factor: float) -> Any:
+    r"""For each pinned case, Arb's enclosure :math:`[lo, hi]\ni\eta^\star` along the unit direction against
+    ``factor`` times Theorem 1's step: HOLDS (CERTIFIED) when every certified lo is above it, FAILS (CERTIFIED)
+    at the first certified hi below it; cases whose enclosure is not certified count as undecided."""
+
+    def run(profile: Profile) -> Evidence:
+        from gradgap.theory import one_step_threshold as ost
+
+        ratios, boxes, skipped = [], 0, 0
+        for inst, raw in PINNED_THRESHOLD_CASES:
+            big = max(abs(Fraction(x)) for x in raw)
+            w = tuple(Fraction(x) / big for x in raw)
+            star = ost.eta_star(inst, w)
+            eta_thm, norm = ost.eta_theorem(inst, w)
+            step = factor * eta_thm
+            if not star.certified or star.hi == float("inf"):
+                skipped += 1
+                continue
+            boxes += star.boxes
+            lo, hi = star.lo * norm, star.hi * norm
+            if hi < step:
+                return Evidence.fails(Strength.CERTIFIED, {"instance": repr(inst), "w": [str(x) for x in w],
+                                                           "eta_star_interval": [lo, hi], "step": step},
+                                      {"boxes": boxes}, "a certified eta* lies below the step")
+            if not lo > step:
+                skipped += 1
+                continue
+            ratios.append(lo / eta_thm if eta_thm > 0 else float("inf"))
+        figs = {"instances": len(ratios), "undecided": skipped, "boxes": boxes,
+                "min_ratio": min(ratios) if ratios else None,
+                "scope": f"{len(ratios)} pinned instances (Arb enclosures of eta*)"}
+        if skipped or not ratios:
+            return Evidence.undecided(f"{skipped} of {len(PINNED_THRESHOLD_CASES)} enclosures not certified", figs)
+        return Evidence.holds(Strength.CERTIFIED, figs,
+                              f"CERTIFIED on {len(ratios)} pinned instances: eta* >= {min(ratios):.3g} eta_thm")
+
+    return run
+
+
+def claims() -> list[Claim]:
+    """The built-in claims of this module."""
+    derived = Fraction(3, 2)  # L_o + G_o^2/2 with L_o = 1/2, G_o = sqrt(2) (softmax)
+    return [
+        Claim(
+            id="one-step-derived-softmax-box",
+            title="one-step inequality, derived constant, certified on a box (softmax K = 3)",
+            family="softmax",
+            statement=(r"For $K=3$, arm 0 correct, $\theta\in[-4,4]^3$, $\|w\|=1$, $0\le\eta\le10$: "
+                       r"$\ell(\theta+\eta w)-\ell(\theta)\ge\eta\langle w,g\rangle-\eta^2(L_o+G_o^2/2)$."),
+            source=_SOURCE,
+            checks=(named_check("arb-box", _box_check(derived)),),
+            mutants=lambda: [mutant_claim("one-step-derived-softmax-box", "C_below_sharp",
+                                          named_check("arb-box", _box_check(Fraction(1, 5))), family="softmax")],
+        ),
+        Claim(
+            id="theorem1-step-below-eta-star",
+            title="Theorem 1's step is below the exact one-step threshold (pinned instances)",
+            family="all",
+            statement=(r"$[\Delta\mu]_+/(2(L_o+8G_o^2))\le\eta^\star(\theta,w)$ along the unit direction $w$ on the "
+                       r"pinned instances of the threshold-ratio experiment."),
+            source=_SOURCE,
+            checks=(named_check("arb-eta-star", _eta_star_check(1.0)),),
+            mutants=lambda: [mutant_claim("theorem1-step-below-eta-star", "step_x1e4",
+                                          named_check("arb-eta-star", _eta_star_check(1e4)))],
+        ),
+    ]
