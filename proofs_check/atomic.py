@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable_file"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable_file", "prepare_folder"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -81,3 +81,18 @@ def check_writable_file(path: str | os.PathLike[str]) -> str | None:
     with contextlib.suppress(OSError):
         os.unlink(probe)
     return None
+
+
+def prepare_folder(path: str | os.PathLike[str]) -> str | None:
+    """Create the output folder ``path`` if missing and check that it takes files; why not (``None``: fine)."""
+    text = os.fspath(path)
+    if not text.strip():
+        return "empty path; give a folder"
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        return "is a file; give a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the folder ({exc.strerror})"
+    return check_writable_file(folder / "probe")
