@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2, already printed as one line)
         return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 2
     if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
+        print(f"gradgap: error: choose a command: {', '.join(COMMANDS)} (gradgap --help describes them)",
+              file=sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)

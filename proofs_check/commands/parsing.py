@@ -79,6 +79,7 @@ def json_depth(text: str) -> int:
 def parse_json(field: str, text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """JSON text as Python data; nesting deeper than ``max_depth`` is refused before ``json`` recurses, and
     ``NaN``/``Infinity`` are refused (they are not JSON)."""
+    text = _text(text)
     depth = json_depth(text)
     if depth > max_depth:
         raise _bad(field, text, f"JSON nested {depth} levels deep (at most {max_depth})")
@@ -94,9 +95,16 @@ def parse_json(field: str, text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any
         raise _bad(field, text, "JSON nested too deeply") from None
 
 
+def _text(value: Any) -> str:
+    """The option's text (argparse hands ``--x=--`` over as a list)."""
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
 def _items(field: str, text: str) -> list[Any]:
     """A list from ``1,2,3`` or from a JSON array ``[1, 2, 3]``."""
-    text = text.strip()
+    text = _text(text).strip()
     if text.startswith("["):
         data = parse_json(field, text)
         if not isinstance(data, list):
@@ -133,7 +141,7 @@ def _integer(item: Any) -> int:
         if not item.is_integer():
             raise ValueError(item)
         return int(item)
-    text = str(item).strip()
+    text = _text(item).strip()
     if len(text) > 30:  # int() of a 5,000-digit text is slow and useless here
         raise ValueError(item)
     return int(text)
@@ -151,7 +159,7 @@ def parse_indices(field: str, text: str) -> list[int]:
 
 def parse_table(field: str, text: str) -> tuple[tuple[Any, ...], ...]:
     """A JSON array of rows, ``[[...], [...]]``, as a tuple of tuples (entries are checked by the instance)."""
-    data = parse_json(field, text.strip())
+    data = parse_json(field, _text(text).strip())
     if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
         raise _bad(field, text, "must be a JSON array of arrays (rows)", GradgapTypeError)
     return tuple(tuple(row) for row in data)
@@ -193,6 +201,7 @@ def parse_sizes(text: str | None, spec: Mapping[str, tuple[int, int, int]]) -> d
     out = {name: default for name, (_, _, default) in spec.items()}
     if text is None:
         return out
+    text = _text(text)
     example = ",".join(f"{k}={v[2]}" for k, v in spec.items())
     seen: set[str] = set()
     for item in (x.strip() for x in text.split(",")):
