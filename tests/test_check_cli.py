@@ -107,8 +107,8 @@ def test_examples_pass_as_expected(capsys):
     assert main(["check", *files, "--profile", "quick", "--no-progress"]) == 0
 
 
-def test_check_command_module_imports_no_sympy_or_torch():
-    code = ("import sys, proofs_check.commands.check, proofs_check.commands.latex; "
+def test_cli_and_its_command_modules_import_no_sympy_or_torch():
+    code = ("import sys, gradgap.proofs_check.cli; "
             "print('sympy' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
@@ -118,7 +118,7 @@ def test_check_command_module_imports_no_sympy_or_torch():
 def test_gradgap_check_with_no_arguments_exits_0(tmp_path):
     """The README's main job: every built-in claim as expected (quick profile here; CI runs the ci profile)."""
     js = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, "-m", "proofs_check.cli", "check", "--profile", "quick", "--json",
+    proc = subprocess.run([sys.executable, "-m", "gradgap.proofs_check.cli", "check", "--profile", "quick", "--json",
                            str(js)], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     summary = json.loads(js.read_text())["summary"]

@@ -106,16 +106,17 @@ def _hostile() -> list[list[str]]:
     cases += [[*SOFTMAX, "--method", "mc", f"--seed={v}"] for v in ["-1", "abc", "1.5", str(2**64)]]
     cases += [[*SOFTMAX, "--n", "100"], [*SOFTMAX, "--seed", "1"], [*SOFTMAX, "--max-cost=abc"],
               [*SOFTMAX, "--max-cost=0"], [*SOFTMAX, "--bogus"], ["gap", "softmax"], ["gap", "nofamily"]]
-    cases += [_with(SHARED, "--T", "1000000000") + ["--method", "autograd"],
-              _with(SHARED, "--T", "10000") + ["--method", "enumerate"],
-              _with(TOKENS, "--logits", json.dumps([[0.0, 1.0]] * 40)) + ["--target=" + ",".join("0" * 40),
-                                                                           "--method", "enumerate"]]
+    cases += [[*_with(SHARED, "--T", "1000000000"), "--method", "autograd"],
+              [*_with(SHARED, "--T", "10000"), "--method", "enumerate"],
+              [*_with(TOKENS, "--logits", json.dumps([[0.0, 1.0]] * 40)), "--target=" + ",".join("0" * 40),
+               "--method", "enumerate"]]
     derive = ["derive"]
     cases += [[*derive, "softmax", f"--size={v}"] for v in ["K=3,K=4", "K=1", "K=99", "K=abc", "T=3", "K", "=3",
                                                            "K=3,", "K=" + "9" * 50, "K=-2"]]
     cases += [[*derive, "tokens", f"--size={v}"] for v in ["T=2,T=3", "T=0", "V=1", "K=3"]]
     cases += [[*derive, "shared_tokens", "--size=d=1,T=3,V=3", f"--features={v}"]
-              for v in ["[" * 60000 + "]" * 60000, "abc", "[[0], [1]]", "[[0, 1], [1, 0], [2, 2]]", "[[NaN], [1], [2]]"]]
+              for v in ["[" * 60000 + "]" * 60000, "abc", "[[0], [1]]", "[[0, 1], [1, 0], [2, 2]]",
+                        "[[NaN], [1], [2]]"]]
     cases += [[*derive, "softmax", f"--correct={v}"] for v in ["abc", "5", "-1", "0,1,2"]]
     cases += [[*derive, "tokens", f"--target={v}"] for v in ["abc", "9,9", "0"]]
     cases += [[*derive, "tokens", f"--min-correct={v}"] for v in ["abc", "0", "7"]]
@@ -201,10 +202,10 @@ BOMBS = {
     "power-of-powers": lambda d: ["check", _claim_file(d, "J <= (((10.0**64)**64)**64)**64"), "--profile", "quick"],
     "toml-nested-5000": lambda d: ["check", _nested_toml(d), "--profile", "quick"],
     "size-million": lambda d: ["check", _claim_file(d, "J >= 0", "{ K = [1000000, 1000000] }"), "--profile", "quick"],
-    "autograd-T-1e9": lambda d: _with(SHARED, "--T", "1000000000") + ["--method", "autograd"],
+    "autograd-T-1e9": lambda d: [*_with(SHARED, "--T", "1000000000"), "--method", "autograd"],
     "mc-n-1e8": lambda d: [*SOFTMAX, "--method", "mc", "--n", "100000000"],
     "mc-n-1e12": lambda d: [*SOFTMAX, "--method", "mc", "--n", "1000000000000"],
-    "enumerate-T-1e4": lambda d: _with(SHARED, "--T", "10000") + ["--method", "enumerate"],
+    "enumerate-T-1e4": lambda d: [*_with(SHARED, "--T", "10000"), "--method", "enumerate"],
     "derive-features-60000-deep": lambda d: ["derive", "shared_tokens", "--features", "[" * 60000 + "]" * 60000],
 }
 
@@ -473,7 +474,8 @@ def _kill_mid_write(tmp_path: pathlib.Path, where: str, argv: list[str]) -> None
                 pytest.fail("the writer did not reach the stall point in 120 s")
             time.sleep(0.05)
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         if proc.stderr:
             proc.stderr.close()
