@@ -537,3 +537,60 @@ def test_kill_9_during_simulate_out_keeps_the_old_files(tmp_path: pathlib.Path, 
     for path, data in files.items():
         assert path.read_bytes() == data, path.name
     json.loads(files[out / "threshold-ratio.json"])
+
+
+# ------------------------------------------------------------------- the limits keep legitimate input
+
+
+LEGITIMATE = ["J <= 10**64", "(J + 1)**64 >= 1", "J**eta <= 1", "exp(-1000) <= J + 1", "J >= -(-(-(-(J))))",
+              "2**(2**5) >= 1", "J*(1 - J) <= 0.25", "ell_next - ell >= eta*Delta_mu - eta**2*(L_o + 8*G_o**2) - 1e9",
+              " + ".join(["J"] * 50) + " >= 0", "J >= " + "9" * 100 + " - 10**64"]
+
+
+@pytest.mark.parametrize("text", LEGITIMATE)
+def test_expression_limits_keep_legitimate_relations(text: str) -> None:
+    from gradgap.proofs_check import expressions
+
+    expressions.parse_relation(text)
+    expressions.relation_latex(text)
+
+
+@pytest.mark.parametrize(("a", "b", "want"), [("2", "1e20", "+inf"), ("0.5", "1e20", "0.0"), ("-2", "1e20", "+inf"),
+                                             ("-2", "100000000000000000001", "-inf"), ("-2", "0.5", "nan"),
+                                             ("0", "-1", "+inf"), ("3", "2", "9.0")])
+def test_mp_power_saturates_instead_of_building_a_huge_integer(a: str, b: str, want: str) -> None:
+    import mpmath
+    from gradgap.proofs_check import expressions
+
+    with mpmath.workdps(expressions.HP_DIGITS):
+        env = {"J": mpmath.mpf(a), "eta": mpmath.mpf(b)}
+    value = expressions.evaluate(expressions.parse_expression("J**eta"), env, precision="mp")
+    assert str(value) == want
+
+
+def test_route_cost_refuses_the_issue_examples_and_keeps_the_defaults() -> None:
+    from gradgap.proofs_check import quantities
+    from gradgap.theory.instances import SharedTokens, SoftmaxBandit
+
+    shared = SharedTokens(theta=(0.5,), features=((0.0,), (1.0,), (2.0,)), correct={1}, T=1_000_000_000)
+    small = SoftmaxBandit(logits=(0.0, 1.0), correct={0})
+    budget = quantities.DEFAULT_BUDGET
+    assert quantities.route_cost(shared, "autograd") > budget
+    assert quantities.route_cost(shared, "structured") < budget
+    assert quantities.route_cost(small, "mc", 100_000_000) > budget
+    assert quantities.route_cost(small, "mc") < budget  # the default sample size stays allowed
+    for method in ("enumerate", "structured", "autograd", "fd"):
+        assert quantities.route_cost(small, method) < 100
+
+
+def test_atomic_write_replaces_and_keeps_the_mode(tmp_path: pathlib.Path) -> None:
+    from gradgap.proofs_check.atomic import atomic_write_text, check_writable_file
+
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    target.chmod(0o640)
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new" and (target.stat().st_mode & 0o777) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
+    assert check_writable_file(tmp_path) is not None and check_writable_file(tmp_path / "x" / "y") is not None
+    assert check_writable_file(tmp_path / "fine.json") is None
