@@ -24,7 +24,7 @@ class BenchConfig:
     profile: str = "ci"
     """profile of the checks (quick | ci | thorough)"""
     budget_s: float = 120.0
-    """the gate's budget for all built-ins, seconds (issue 3)"""
+    """the gate's budget for all built-ins, seconds (docs/DESIGN.md, the gate)"""
 
 
 def bench(config: BenchConfig, only: Sequence[str] | None = None) -> dict:

@@ -1,4 +1,4 @@
-r"""The bandit experiments of issue 4: closed forms (``gradgap.theory.thresholds``) against simulations
+r"""The bandit experiments (reconstruction §5): closed forms (``gradgap.theory.thresholds``) against simulations
 (``gradgap.numerics.dynamics``), with JSON data and PNG figures.
 
 =====================  ===================================================================================
@@ -266,7 +266,7 @@ def run_threshold_sweep(cfg: SweepConfig, progress: Callable[[str], None] | None
     the step where half of the seeded chains collapse (tail-mean J < J*/2) against the same statistic of the
     expected dynamics and the closed-form critical step.
 
-    Source: reconstruction §4.2 (collapse, QUOTED-2nd), §4.4; pitfalls of issue 4.
+    Source: reconstruction §4.2 (collapse, QUOTED-2nd), §4.4; §5 (bandit simulations), INFERRED.
     """
     inst = th.worked_example(cfg.T)
     model = _model(inst)

@@ -2,8 +2,9 @@ r"""The family-independent routes of the numeric twins: enumeration, autograd, f
 
 A family module (``softmax``, ``tokens``, ``shared_tokens``) describes itself by a :class:`Family` of small
 primitives (its structured closed forms, a torch formula for :math:`\log J` and :math:`\log(1-J)`, how to
-enumerate, score and sample responses); the functions here turn those primitives into every quantity of
-docs/DESIGN.md by each named route. A route a quantity lacks raises ``NotImplementedError`` naming both.
+enumerate, score and sample responses); the functions here hold the one body per route of every quantity of
+docs/DESIGN.md, and each family module's public ``def`` calls them with its primitives. A route a quantity lacks
+raises ``NotImplementedError`` naming both.
 
 Routes (style rule 3):
 
@@ -26,8 +27,31 @@ from gradgap.numerics.montecarlo import Estimate, Moments, difference_estimate, 
 from gradgap.theory.instances import GradgapTypeError, GradgapValueError
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["FD_STEP", "MAX_RESPONSES", "METHODS", "PUBLIC_NAMES", "Family", "PublicFunctions", "Structured",
-           "public_functions"]
+__all__ = [
+    "FD_STEP",
+    "MAX_RESPONSES",
+    "MC_SAMPLES",
+    "METHODS",
+    "PUBLIC_NAMES",
+    "Family",
+    "Structured",
+    "alignment",
+    "as_responses",
+    "conditional_score",
+    "expected_score",
+    "grad_success_rate",
+    "gradient_gap",
+    "hessian_log_odds",
+    "log_odds",
+    "score",
+    "success_rate",
+    "zero",
+]
+
+#: the public names every numeric family module defines, sorted
+PUBLIC_NAMES: tuple[str, ...] = (
+    "alignment", "conditional_score", "expected_score", "grad_log_odds", "grad_success_rate", "gradient_gap",
+    "hessian_log_odds", "log_odds", "reward", "rewards", "sample_responses", "score", "success_rate")
 
 #: the route vocabulary (style rule 3)
 METHODS: tuple[str, ...] = ("enumerate", "structured", "autograd", "fd", "mc")
@@ -55,7 +79,13 @@ class Structured(NamedTuple):
 
 @dataclass(frozen=True)
 class Family:
-    """The primitives of one family; every callable takes the instance first."""
+    r"""The primitives of one family; every callable takes the instance first.
+
+    ``structured``, ``log_parts``, ``torch_log_parts`` and ``torch_log_prob`` take a displacement :math:`\delta`
+    of the flat parameter and evaluate at :math:`	heta+\delta`: each forms the per-position logit *differences*
+    of the instance first (relative to the largest logit of the position) and adds :math:`\delta` to those,
+    so no magnitude of :math:`	heta` swamps a difference (logits :math:`(10^{16}, 10^{16})` give
+    :math:`J=1/2`). The routes differentiate in :math:`\delta` at :math:`\delta=0`."""
 
     name: str
     structured: Callable[[Any, Array], Structured]
@@ -147,6 +177,11 @@ def _n_params(fam: Family, inst: Any) -> int:
     return int(fam.theta(inst).size)
 
 
+def zero(fam: Family, inst: Any) -> Array:
+    """The zero displacement :math:`\\delta=0` (the primitives evaluate at :math:`\theta+\\delta`)."""
+    return np.zeros(_n_params(fam, inst))
+
+
 # ---------------------------------------------------------------------------------------------- enumerate
 
 
@@ -203,17 +238,17 @@ def enumerate_parts(fam: Family, inst: Any, *, second_moments: bool = False) -> 
 # ----------------------------------------------------------------------------------------------- autograd
 
 
-def _torch_theta(fam: Family, inst: Any) -> Any:
+def _torch_delta(fam: Family, inst: Any) -> Any:
     import torch
 
-    return torch.tensor(fam.theta(inst), dtype=torch.float64, requires_grad=True)
+    return torch.zeros(_n_params(fam, inst), dtype=torch.float64, requires_grad=True)
 
 
 def autograd_value_and_grad(fam: Family, inst: Any, fn: Callable[[Any, Any], Any]) -> tuple[float, Array]:
     r"""Value and torch-autograd gradient of ``fn(log J, log(1-J))`` at the instance's parameter."""
     import torch
 
-    theta = _torch_theta(fam, inst)
+    theta = _torch_delta(fam, inst)
     log_j, log_1mj = fam.torch_log_parts(inst, theta)
     value = fn(log_j, log_1mj)
     (grad,) = torch.autograd.grad(value, theta)
@@ -229,7 +264,7 @@ def autograd_hessian_log_odds(fam: Family, inst: Any) -> Array:
         log_j, log_1mj = fam.torch_log_parts(inst, theta)
         return log_j - log_1mj
 
-    theta = torch.tensor(fam.theta(inst), dtype=torch.float64)
+    theta = torch.zeros(_n_params(fam, inst), dtype=torch.float64)
     return hessian(ell, theta).detach().numpy().copy()
 
 
@@ -237,7 +272,7 @@ def autograd_score(fam: Family, inst: Any, response: NDArray[np.int64]) -> Array
     r"""Torch gradient of :math:`\log\pi_\theta(o)`."""
     import torch
 
-    theta = _torch_theta(fam, inst)
+    theta = _torch_delta(fam, inst)
     (grad,) = torch.autograd.grad(fam.torch_log_prob(inst, theta, response), theta)
     return grad.detach().numpy().copy()
 
@@ -319,11 +354,11 @@ def _log_1mj(lj: Any, l1: Any) -> Any:
     return l1
 
 
-def _success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> float | Estimate:
+def success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> float | Estimate:
     check_method("success_rate", method, ("enumerate", "structured", "autograd", "mc"))
     _check_mc_args(method, n, seed)
     if method == "structured":
-        return float(np.exp(fam.log_parts(inst, fam.theta(inst))[0]))
+        return float(np.exp(fam.log_parts(inst, zero(fam, inst))[0]))
     if method == "enumerate":
         return float(np.exp(enumerate_parts(fam, inst).log_j))
     if method == "autograd":
@@ -335,10 +370,10 @@ def _success_rate(fam: Family, inst: Any, method: str, n: int | None = None, see
     return Estimate(float(est.mean[0]), float(est.stderr[0]), n)
 
 
-def _log_odds(fam: Family, inst: Any, method: str) -> float:
+def log_odds(fam: Family, inst: Any, method: str) -> float:
     check_method("log_odds", method, ("enumerate", "structured", "autograd"))
     if method == "structured":
-        lj, l1 = fam.log_parts(inst, fam.theta(inst))
+        lj, l1 = fam.log_parts(inst, zero(fam, inst))
     elif method == "enumerate":
         parts = enumerate_parts(fam, inst)
         lj, l1 = parts.log_j, parts.log_1mj
@@ -347,12 +382,12 @@ def _log_odds(fam: Family, inst: Any, method: str) -> float:
     return float(lj - l1)
 
 
-def _gradient_gap(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
+def gradient_gap(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
                  h: float = FD_STEP, quantity: str = "gradient_gap") -> Array | Estimate:
     check_method(quantity, method, METHODS)
     _check_mc_args(method, n, seed)
     if method == "structured":
-        return fam.structured(inst, fam.theta(inst)).gap
+        return fam.structured(inst, zero(fam, inst)).gap
     if method == "enumerate":
         parts = enumerate_parts(fam, inst)
         return parts.plus - parts.minus
@@ -360,18 +395,18 @@ def _gradient_gap(fam: Family, inst: Any, method: str, n: int | None = None, see
         return autograd_value_and_grad(fam, inst, _ell)[1]
     if method == "fd":
         h = _check_h(h)
-        return fd_gradient(lambda th: float(np.subtract(*fam.log_parts(inst, th))), fam.theta(inst), h)
+        return fd_gradient(lambda th: float(np.subtract(*fam.log_parts(inst, th))), zero(fam, inst), h)
     R, success, n = _mc_sample(fam, inst, n, seed)
     plus, minus, _ = _mc_moments(fam, inst, R, success)
     return difference_estimate(plus, minus, n)
 
 
-def _grad_success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
+def grad_success_rate(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None,
                       h: float = FD_STEP) -> Array | Estimate:
     check_method("grad_success_rate", method, METHODS)
     _check_mc_args(method, n, seed)
     if method == "structured":
-        parts = fam.structured(inst, fam.theta(inst))
+        parts = fam.structured(inst, zero(fam, inst))
         return np.exp(parts.log_j + parts.log_1mj) * parts.gap
     if method == "enumerate":
         parts = enumerate_parts(fam, inst)
@@ -380,20 +415,20 @@ def _grad_success_rate(fam: Family, inst: Any, method: str, n: int | None = None
         return autograd_value_and_grad(fam, inst, _exp_log_j)[1]
     if method == "fd":
         h = _check_h(h)
-        return fd_gradient(lambda th: float(np.exp(fam.log_parts(inst, th)[0])), fam.theta(inst), h)
+        return fd_gradient(lambda th: float(np.exp(fam.log_parts(inst, th)[0])), zero(fam, inst), h)
     R, success, n = _mc_sample(fam, inst, n, seed)
     _, _, allm = _mc_moments(fam, inst, R, success, lambda S, r: S * r[:, None])
     return mean_estimate(allm, n)
 
 
-def _conditional_score(fam: Family, inst: Any, success: bool, method: str, n: int | None = None,
+def conditional_score(fam: Family, inst: Any, success: bool, method: str, n: int | None = None,
                       seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
     check_method("conditional_score", method, METHODS)
     _check_mc_args(method, n, seed)
     if not isinstance(success, bool | np.bool_):
         raise GradgapTypeError(f"success={success!r}: must be True or False", field="success", value=success)
     if method == "structured":
-        parts = fam.structured(inst, fam.theta(inst))
+        parts = fam.structured(inst, zero(fam, inst))
         return parts.plus if success else parts.minus
     if method == "enumerate":
         ep = enumerate_parts(fam, inst)
@@ -403,17 +438,17 @@ def _conditional_score(fam: Family, inst: Any, success: bool, method: str, n: in
     if method == "fd":
         h = _check_h(h)
         k = 0 if success else 1
-        return fd_gradient(lambda th: float(fam.log_parts(inst, th)[k]), fam.theta(inst), h)
+        return fd_gradient(lambda th: float(fam.log_parts(inst, th)[k]), zero(fam, inst), h)
     R, ok, n = _mc_sample(fam, inst, n, seed)
     plus, minus, _ = _mc_moments(fam, inst, R, ok)
     return mean_estimate(plus if success else minus, n)
 
 
-def _expected_score(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> Array | Estimate:
+def expected_score(fam: Family, inst: Any, method: str, n: int | None = None, seed: Any = None) -> Array | Estimate:
     check_method("expected_score", method, ("enumerate", "structured", "autograd", "mc"))
     _check_mc_args(method, n, seed)
     if method == "structured":
-        parts = fam.structured(inst, fam.theta(inst))
+        parts = fam.structured(inst, zero(fam, inst))
         return np.exp(parts.log_j) * parts.plus + np.exp(parts.log_1mj) * parts.minus
     if method == "enumerate":
         ep = enumerate_parts(fam, inst)
@@ -427,7 +462,7 @@ def _expected_score(fam: Family, inst: Any, method: str, n: int | None = None, s
     return mean_estimate(allm, n)
 
 
-def _hessian_log_odds(fam: Family, inst: Any, method: str, h: float = FD_STEP) -> Array:
+def hessian_log_odds(fam: Family, inst: Any, method: str, h: float = FD_STEP) -> Array:
     supported = ("enumerate", "autograd", "fd") + (("structured",) if fam.structured_hessian else ())
     check_method("hessian_log_odds", method, supported)
     if method == "structured" and fam.structured_hessian is not None:
@@ -439,7 +474,7 @@ def _hessian_log_odds(fam: Family, inst: Any, method: str, h: float = FD_STEP) -
     if method == "autograd":
         return autograd_hessian_log_odds(fam, inst)
     h = _check_h(h)
-    jac = fd_jacobian(lambda th: fam.structured(inst, th).gap, fam.theta(inst), h)
+    jac = fd_jacobian(lambda th: fam.structured(inst, th).gap, zero(fam, inst), h)
     return 0.5 * (jac + jac.T)
 
 
@@ -454,16 +489,16 @@ def _direction(fam: Family, inst: Any, w: ArrayLike) -> Array:
     return arr
 
 
-def _alignment(fam: Family, inst: Any, w: ArrayLike, method: str, n: int | None = None, seed: Any = None,
+def alignment(fam: Family, inst: Any, w: ArrayLike, method: str, n: int | None = None, seed: Any = None,
               h: float = FD_STEP) -> float | Estimate:
     check_method("alignment", method, METHODS)
     _check_mc_args(method, n, seed)
     direction = _direction(fam, inst, w)
     if method in ("structured", "enumerate", "autograd"):
-        return float(direction @ _gradient_gap(fam, inst, method))
+        return float(direction @ gradient_gap(fam, inst, method))
     if method == "fd":
         h = _check_h(h)
-        theta = fam.theta(inst)
+        theta = zero(fam, inst)
 
         def ell(th: Array) -> float:
             return float(np.subtract(*fam.log_parts(inst, th)))
@@ -475,7 +510,7 @@ def _alignment(fam: Family, inst: Any, w: ArrayLike, method: str, n: int | None 
     return Estimate(float(est.mean[0]), float(est.stderr[0]), n)
 
 
-def _score(fam: Family, inst: Any, response: ArrayLike, method: str) -> Array:
+def score(fam: Family, inst: Any, response: ArrayLike, method: str) -> Array:
     check_method("score", method, ("structured", "autograd"))
     R = as_responses(inst, fam, response)
     if R.shape[0] != 1:
@@ -483,150 +518,3 @@ def _score(fam: Family, inst: Any, response: ArrayLike, method: str) -> Array:
     if method == "structured":
         return fam.scores(inst, R)[0]
     return autograd_score(fam, inst, R[0])
-
-
-# ------------------------------------------------------------------------------ the public family functions
-
-
-class PublicFunctions(NamedTuple):
-    """The public functions of one family module (docs/DESIGN.md), fields in the order of its ``__all__``."""
-
-    alignment: Callable[..., float | Estimate]
-    conditional_score: Callable[..., Array | Estimate]
-    expected_score: Callable[..., Array | Estimate]
-    grad_log_odds: Callable[..., Array | Estimate]
-    grad_success_rate: Callable[..., Array | Estimate]
-    gradient_gap: Callable[..., Array | Estimate]
-    hessian_log_odds: Callable[..., Array]
-    log_odds: Callable[..., float]
-    reward: Callable[..., int]
-    rewards: Callable[..., NDArray[np.int64]]
-    sample_responses: Callable[..., NDArray[np.int64]]
-    score: Callable[..., Array]
-    success_rate: Callable[..., float | Estimate]
-
-
-#: the public names every family module defines, sorted
-PUBLIC_NAMES: tuple[str, ...] = PublicFunctions._fields
-
-_MC = " ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``."
-
-#: the family-independent docstrings; ``{module}`` is the family module, whose notation table gives the
-#: family's structured form and whose docstring ends with the family's worked example
-_DOCS: dict[str, str] = {
-    "alignment": r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` (``fd``: central difference of :math:`\ell`
-    along :math:`w`).{mc}
-
-    Source: reconstruction §2.2, INFERRED. Example: :mod:`{module}`.""",
-    "conditional_score": r"""Conditional mean score :math:`\mathbb E_\pm[s]=\mathbb E_\pi[s(o)\mid r(o)=\pm]`
-    (``success=True``: :math:`+`); ``fd``/``autograd``: :math:`\nabla\log J`, :math:`\nabla\log(1-J)`.{mc}
-
-    Source: reconstruction §2.1 (conditional laws), DERIVED; structured form: the table of :mod:`{module}`.""",
-    "expected_score": r"""Mean score :math:`\mathbb E_\pi[s]=J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]` (zero).{mc}
-
-    Source: reconstruction §2.1 (proof), DERIVED. Example: :mod:`{module}`.""",
-    "grad_log_odds": r"""Gradient of the log-odds :math:`\nabla\ell`, equal to :math:`g` (the routes of
-    ``gradient_gap``).{mc}
-
-    Source: reconstruction §2.1 item 2, DERIVED. Example: :mod:`{module}`.""",
-    "grad_success_rate": r"""Policy gradient :math:`\nabla J=J(1-J)\,g`, structured as
-    :math:`e^{\log J+\log(1-J)}\,g`.{mc}
-
-    Source: reconstruction §2.1 (:math:`\nabla J=\mathrm{Var}(r)\,g`), QUOTED-2nd. Example: :mod:`{module}`.""",
-    "gradient_gap": r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`.{mc}
-
-    Source: reconstruction §2.1 (boxed definition), DERIVED; structured form: the table of :mod:`{module}`.""",
-    "hessian_log_odds": r"""Hessian :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)` (:math:`\nabla^2\log\pi(o)`
-    does not depend on :math:`o` in these log-linear families).
-
-    Source: reconstruction §4.1 (second-order form), DERIVED; routes: the table of :mod:`{module}`.""",
-    "log_odds": r"""Log-odds :math:`\ell=\log\frac{J}{1-J}=\log J-\log(1-J)`, each term computed as a logarithm.
-
-    Source: reconstruction §2.1 item 2 and §4.1 (potential), QUOTED (reviews); structured form: the table of
-    :mod:`{module}`.""",
-    "reward": r"""Binary reward :math:`r(o)\in\{0,1\}` of one response (a tuple of token indices).
-
-    Source: reconstruction §1 (binary verifiable reward), INFERRED; the family's rule: :mod:`{module}`.""",
-    "rewards": r"""Vectorised ``reward`` over an ``(N, L)`` array of responses :math:`(r(o_i))_{i\le N}`.
-
-    Source: reconstruction §1, INFERRED. Example: :mod:`{module}`.""",
-    "sample_responses": r"""``n`` responses :math:`o\sim\pi_\theta` drawn with ``rng``, as an ``(n, L)`` int array.
-
-    Example: :mod:`{module}`.""",
-    "score": r"""Score :math:`s(o)=\nabla_\theta\log\pi_\theta(o)` of one response (``structured`` or ``autograd``).
-
-    Source: reconstruction §1 (score), QUOTED; structured form: the table of :mod:`{module}`.""",
-    "success_rate": r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`.{mc}
-
-    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd; structured form: the table of :mod:`{module}`.""",
-}
-
-
-def public_functions(fam: Family, module: str) -> PublicFunctions:
-    r"""The public functions of the family module ``module`` (docs/DESIGN.md): each takes the instance and a
-    keyword-only ``method`` (``structured`` by default; ``hessian_log_odds``: ``autograd`` when the family has no
-    structured Hessian) and runs the route of that name.
-
-    >>> from numerics import softmax
-    >>> from theory.instances import SoftmaxBandit
-    >>> api = public_functions(softmax.FAMILY, "gradgap.numerics.softmax")
-    >>> api.success_rate(SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({0}))), api.log_odds.__module__
-    (0.5, 'gradgap.numerics.softmax')
-    """
-    hessian_default = "structured" if fam.structured_hessian is not None else "autograd"
-
-    def alignment(inst: Any, w: ArrayLike, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                  h: float = FD_STEP) -> float | Estimate:
-        return _alignment(fam, inst, w, method, n, seed, h)
-
-    def conditional_score(inst: Any, success: bool, *, method: str = "structured", n: int | None = None,
-                          seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
-        return _conditional_score(fam, inst, success, method, n, seed, h)
-
-    def expected_score(inst: Any, *, method: str = "structured", n: int | None = None,
-                       seed: Any = None) -> Array | Estimate:
-        return _expected_score(fam, inst, method, n, seed)
-
-    def grad_log_odds(inst: Any, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                      h: float = FD_STEP) -> Array | Estimate:
-        return _gradient_gap(fam, inst, method, n, seed, h, quantity="grad_log_odds")
-
-    def grad_success_rate(inst: Any, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                          h: float = FD_STEP) -> Array | Estimate:
-        return _grad_success_rate(fam, inst, method, n, seed, h)
-
-    def gradient_gap(inst: Any, *, method: str = "structured", n: int | None = None, seed: Any = None,
-                     h: float = FD_STEP) -> Array | Estimate:
-        return _gradient_gap(fam, inst, method, n, seed, h)
-
-    def hessian_log_odds(inst: Any, *, method: str = hessian_default, h: float = FD_STEP) -> Array:
-        return _hessian_log_odds(fam, inst, method, h)
-
-    def log_odds(inst: Any, *, method: str = "structured") -> float:
-        return _log_odds(fam, inst, method)
-
-    def reward(inst: Any, response: ArrayLike) -> int:
-        return int(rewards(inst, [response])[0])
-
-    def rewards(inst: Any, responses: ArrayLike) -> NDArray[np.int64]:
-        return fam.rewards(inst, as_responses(inst, fam, responses))
-
-    def sample_responses(inst: Any, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
-        return fam.sample(inst, n, rng)
-
-    def score(inst: Any, response: ArrayLike, *, method: str = "structured") -> Array:
-        return _score(fam, inst, response, method)
-
-    def success_rate(inst: Any, *, method: str = "structured", n: int | None = None,
-                     seed: Any = None) -> float | Estimate:
-        return _success_rate(fam, inst, method, n, seed)
-
-    api = PublicFunctions(
-        alignment=alignment, conditional_score=conditional_score, expected_score=expected_score,
-        grad_log_odds=grad_log_odds, grad_success_rate=grad_success_rate, gradient_gap=gradient_gap,
-        hessian_log_odds=hessian_log_odds, log_odds=log_odds, reward=reward, rewards=rewards,
-        sample_responses=sample_responses, score=score, success_rate=success_rate)
-    for name, fn in zip(PUBLIC_NAMES, api, strict=True):
-        fn.__module__, fn.__qualname__ = module, name
-        fn.__doc__ = _DOCS[name].replace("{mc}", _MC).replace("{module}", module)
-    return api

@@ -24,7 +24,7 @@ from typing import Final, final
 
 import numpy as np
 from gradgap.numerics.montecarlo import Estimate
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import GradgapValueError, Instance, SoftmaxBandit  # noqa: F401 (doctests)
 from numpy.typing import NDArray
 
 __all__ = [
@@ -141,30 +141,22 @@ def finite_policy(inst: Instance | EosTokens) -> FinitePolicy:
     >>> fp.J, fp.gap().tolist()
     (0.5, [1.0, -1.0])
     """
-    if isinstance(inst, SoftmaxBandit):
-        pi = _softmax(np.asarray(inst.logits))
-        K = inst.K
-        rewards = np.array([int(a in inst.correct) for a in range(K)])
-        return FinitePolicy(pi, np.eye(K) - pi[None, :], rewards, np.ones(K, dtype=np.int64))
-    if isinstance(inst, TokenSequence):
-        T, V = inst.T, inst.V
-        pis = _softmax(np.asarray(inst.logits))
-        R = np.array(list(itertools.product(range(V), repeat=T)), dtype=np.int64)
-        probs = np.prod(pis[np.arange(T)[None, :], R], axis=1)
-        onehot = np.zeros((len(R), T, V))
-        onehot[np.arange(len(R))[:, None], np.arange(T)[None, :], R] = 1.0
-        scores = (onehot - pis[None]).reshape(len(R), T * V)
-        hits = (R == np.asarray(inst.target)[None, :]).sum(axis=1)
-        return FinitePolicy(probs, scores, (hits >= inst.m).astype(np.int64), np.full(len(R), T))
-    if isinstance(inst, SharedTokens):
-        phi = np.asarray(inst.features)
-        pi = _softmax(phi @ np.asarray(inst.theta) + np.asarray(inst.biases))
-        T, V = inst.T, inst.V
-        R = np.array(list(itertools.product(range(V), repeat=T)), dtype=np.int64)
-        probs = np.prod(pi[R], axis=1)
-        scores = phi[R].sum(axis=1) - T * (pi @ phi)[None, :]
-        ok = np.array([v in inst.correct for v in range(V)])
-        return FinitePolicy(probs, scores, ok[R].all(axis=1).astype(np.int64), np.full(len(R), T))
+    if not isinstance(inst, EosTokens):
+        form = inst.structure()
+        theta = np.asarray(inst.theta, dtype=float)
+        positions = form.expanded()
+        phis = [np.asarray(p.features, dtype=float) for p in positions]
+        pis = [_softmax(phi @ theta + np.asarray(p.bias, dtype=float)) for phi, p in zip(phis, positions, strict=True)]
+        R = np.array(form.responses(), dtype=np.int64)
+        T = len(positions)
+        probs = np.ones(len(R))
+        scores = np.zeros((len(R), form.n_params))
+        hits = np.zeros(len(R), dtype=np.int64)
+        for t, (phi, pi, p) in enumerate(zip(phis, pis, positions, strict=True)):
+            probs *= pi[R[:, t]]
+            scores += phi[R[:, t]] - (pi @ phi)[None, :]
+            hits += np.isin(R[:, t], sorted(p.correct))
+        return FinitePolicy(probs, scores, (hits >= form.min_hits).astype(np.int64), np.full(len(R), T))
     if isinstance(inst, EosTokens):
         pis = _softmax(np.asarray(inst.logits))
         T, V = inst.T_max, inst.V

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, final
 
 import numpy as np
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit  # noqa: F401 (doctests)
 
 __all__ = [
     "CLASSES",
@@ -115,30 +115,19 @@ class LogLinearModel:
 
     @classmethod
     def from_instance(cls, inst: Instance) -> LogLinearModel:
-        """The model of a gradgap instance (tokens: exact match only)."""
-        if isinstance(inst, SoftmaxBandit):
-            K = inst.K
-            mask = np.zeros((1, K), dtype=bool)
-            mask[0, sorted(inst.correct)] = True
-            return cls(np.eye(K)[None], np.zeros((1, K)), mask, np.array([1]))
-        if isinstance(inst, TokenSequence):
-            if inst.m != inst.T:
-                raise GradgapValueError(
-                    f"min_correct={inst.min_correct}: the simulator needs a product reward (exact match, "
-                    "min_correct=None or T)", field="min_correct", value=inst.min_correct)
-            T, V = inst.T, inst.V
-            feats = np.zeros((T, V, T * V))
-            for t in range(T):
-                feats[t, :, t * V:(t + 1) * V] = np.eye(V)
-            mask = np.zeros((T, V), dtype=bool)
-            mask[np.arange(T), list(inst.target)] = True
-            return cls(feats, np.zeros((T, V)), mask, np.ones(T, dtype=int))
-        if isinstance(inst, SharedTokens):
-            mask = np.zeros((1, inst.V), dtype=bool)
-            mask[0, sorted(inst.correct)] = True
-            return cls(np.array(inst.features, dtype=float)[None], np.array(inst.biases, dtype=float)[None],
-                       mask, np.array([inst.T]))
-        raise GradgapValueError(f"instance={inst!r}: not a gradgap instance", field="instance", value=inst)
+        """The model of a gradgap instance, read off its log-linear form (a product reward only: tokens need
+        exact match)."""
+        form = inst.structure()
+        if not form.product_reward:
+            raise GradgapValueError(
+                f"min_correct={form.min_hits}: the simulator needs a product reward (exact match, "
+                f"min_correct=None or T={form.T})", field="min_correct", value=form.min_hits)
+        feats = np.array([p.features for p in form.positions], dtype=float)
+        bias = np.array([p.bias for p in form.positions], dtype=float)
+        mask = np.zeros(bias.shape, dtype=bool)
+        for j, p in enumerate(form.positions):
+            mask[j, sorted(p.correct)] = True
+        return cls(feats, bias, mask, np.array([p.count for p in form.positions]))
 
 
 def stack_models(models: Sequence[LogLinearModel]) -> LogLinearModel:

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 from gradgap.numerics import _routes
-from gradgap.numerics._routes import Family, Structured
+from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import log_geometric_sum, logsumexp, softplus
+from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import SharedTokens
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [*_routes.PUBLIC_NAMES]
 
@@ -51,8 +52,17 @@ def _phi(inst: SharedTokens) -> Array:
     return np.asarray(inst.features, dtype=np.float64)
 
 
-def _z(inst: SharedTokens, theta: Array) -> Array:
-    return _phi(inst) @ np.asarray(theta, dtype=np.float64) + np.asarray(inst.biases, dtype=np.float64)
+def _relative(inst: SharedTokens) -> Array:
+    r"""The logit differences :math:`z_v-z_r=(\phi(v)-\phi(r))^\top\theta+(b_v-b_r)`, :math:`r` the largest
+    logit, formed from the feature and bias differences before the parameter multiplies them."""
+    phi, theta = _phi(inst), np.asarray(inst.theta, dtype=np.float64)
+    bias = np.asarray(inst.biases, dtype=np.float64)
+    ref = int(np.argmax(phi @ theta + bias))
+    return (phi - phi[ref]) @ theta + (bias - bias[ref])
+
+
+def _z(inst: SharedTokens, delta: Array) -> Array:
+    return _relative(inst) + _phi(inst) @ np.asarray(delta, dtype=np.float64)
 
 
 def _log_p_q(inst: SharedTokens, z: Array) -> tuple[float, float, float, float]:
@@ -62,13 +72,13 @@ def _log_p_q(inst: SharedTokens, z: Array) -> tuple[float, float, float, float]:
     return lse_c, lse_n, -float(softplus(lse_n - lse_c)), -float(softplus(lse_c - lse_n))
 
 
-def _log_parts(inst: SharedTokens, theta: Array) -> tuple[float, float]:
-    _, _, log_p, log_q = _log_p_q(inst, _z(inst, theta))
+def _log_parts(inst: SharedTokens, delta: Array) -> tuple[float, float]:
+    _, _, log_p, log_q = _log_p_q(inst, _z(inst, delta))
     return inst.T * log_p, log_q + log_geometric_sum(log_p, inst.T)
 
 
-def _structured(inst: SharedTokens, theta: Array) -> Structured:
-    z, phi, mask = _z(inst, theta), _phi(inst), _mask(inst)
+def _structured(inst: SharedTokens, delta: Array) -> Structured:
+    z, phi, mask = _z(inst, delta), _phi(inst), _mask(inst)
     lse_c, lse_n, log_p, log_q = _log_p_q(inst, z)
     mu_c = np.exp(z[mask] - lse_c) @ phi[mask]
     mu_n = np.exp(z[~mask] - lse_n) @ phi[~mask]
@@ -82,11 +92,10 @@ def _structured(inst: SharedTokens, theta: Array) -> Structured:
     return Structured(log_j, log_1mj, plus, minus, gap)
 
 
-def _torch_log_parts(inst: SharedTokens, theta: Any) -> tuple[Any, Any]:
+def _torch_log_parts(inst: SharedTokens, delta: Any) -> tuple[Any, Any]:
     import torch
 
-    phi = torch.as_tensor(_phi(inst))
-    z = phi @ theta + torch.as_tensor(inst.biases, dtype=torch.float64)
+    z = torch.as_tensor(_relative(inst)) + torch.as_tensor(_phi(inst)) @ delta
     mask = torch.as_tensor(_mask(inst))
     lse_c, lse_n = torch.logsumexp(z[mask], 0), torch.logsumexp(z[~mask], 0)
     zero = torch.zeros((), dtype=torch.float64)
@@ -96,15 +105,15 @@ def _torch_log_parts(inst: SharedTokens, theta: Any) -> tuple[Any, Any]:
     return inst.T * log_p, log_q + torch.logsumexp(k * log_p, 0)
 
 
-def _torch_log_prob(inst: SharedTokens, theta: Any, response: NDArray[np.int64]) -> Any:
+def _torch_log_prob(inst: SharedTokens, delta: Any, response: NDArray[np.int64]) -> Any:
     import torch
 
-    z = torch.as_tensor(_phi(inst)) @ theta + torch.as_tensor(inst.biases, dtype=torch.float64)
+    z = torch.as_tensor(_relative(inst)) + torch.as_tensor(_phi(inst)) @ delta
     return torch.log_softmax(z, 0)[torch.as_tensor(response)].sum()
 
 
 def _log_pi(inst: SharedTokens) -> Array:
-    z = _z(inst, np.asarray(inst.theta))
+    z = _relative(inst)
     return z - logsumexp(z)
 
 
@@ -132,5 +141,130 @@ FAMILY = Family(
     rewards=_rewards, scores=_scores, sample=_sample,
 )
 
-(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
- log_odds, reward, rewards, sample_responses, score, success_rate) = _routes.public_functions(FAMILY, __name__)
+
+# ------------------------------------------------------------------------------------------ quantities
+# Each quantity runs the route named by ``method`` (one body per route, in :mod:`gradgap.numerics._routes`).
+
+
+def success_rate(inst: SharedTokens, *, method: str = "structured", n: int | None = None,
+                 seed: Any = None) -> float | Estimate:
+    r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`; structured: :math:`e^{T\log p}`.
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
+    """
+    return _routes.success_rate(FAMILY, inst, method, n, seed)
+
+
+def log_odds(inst: SharedTokens, *, method: str = "structured") -> float:
+    r"""Log-odds :math:`\ell=\log\frac{J}{1-J}=\log J-\log(1-J)`, each term computed as a logarithm;
+    structured: :math:`T\log p-\log(1-p)-\log\sum_{k<T}p^k`.
+
+    Source: reconstruction §2.1 item 2 and §4.1 (potential), QUOTED (reviews).
+    """
+    return _routes.log_odds(FAMILY, inst, method)
+
+
+def gradient_gap(inst: SharedTokens, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                 h: float = FD_STEP) -> Array | Estimate:
+    r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`; structured:
+    :math:`\frac{T(1-p)}{1-p^T}(\mu_C-\mu_{\bar C})`.
+    ``fd``: central differences of :math:`\ell`. ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from
+    ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (boxed definition), DERIVED.
+    """
+    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h)
+
+
+def grad_log_odds(inst: SharedTokens, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                  h: float = FD_STEP) -> Array | Estimate:
+    r"""Gradient of the log-odds :math:`\nabla\ell`, equal to :math:`g` (the routes of :func:`gradient_gap`).
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 item 2, DERIVED.
+    """
+    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h, quantity="grad_log_odds")
+
+
+def grad_success_rate(inst: SharedTokens, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                      h: float = FD_STEP) -> Array | Estimate:
+    r"""Policy gradient :math:`\nabla J=J(1-J)\,g`, structured as :math:`e^{\log J+\log(1-J)}\,g`.
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (:math:`\nabla J=\mathrm{Var}(r)\,g`), QUOTED-2nd.
+    """
+    return _routes.grad_success_rate(FAMILY, inst, method, n, seed, h)
+
+
+def conditional_score(inst: SharedTokens, success: bool, *, method: str = "structured", n: int | None = None,
+                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
+    r"""Conditional mean score :math:`\mathbb E_\pm[s]=\mathbb E_\pi[s(o)\mid r(o)=\pm]` (``success=True``:
+    :math:`+`); structured: :math:`\mathbb E_+[s]=T(1-p)(\mu_C-\mu_{\bar C})`, :math:`\mathbb
+    E_-[s]=-\frac{J}{1-J}\mathbb E_+[s]`; ``fd``/``autograd``: :math:`\nabla\log J`,
+    :math:`\nabla\log(1-J)`. ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn
+    with ``seed``.
+
+    Source: reconstruction §2.1 (conditional laws), DERIVED.
+    """
+    return _routes.conditional_score(FAMILY, inst, success, method, n, seed, h)
+
+
+def expected_score(inst: SharedTokens, *, method: str = "structured", n: int | None = None,
+                   seed: Any = None) -> Array | Estimate:
+    r"""Mean score :math:`\mathbb E_\pi[s]=J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]` (zero). ``mc``: an
+    :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (proof), DERIVED.
+    """
+    return _routes.expected_score(FAMILY, inst, method, n, seed)
+
+
+def hessian_log_odds(inst: SharedTokens, *, method: str = "autograd", h: float = FD_STEP) -> Array:
+    r"""Hessian :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)` (:math:`\nabla^2\log\pi(o)` does not
+    depend on :math:`o` in this log-linear family); routes enumerate, autograd (default), fd.
+
+    Source: reconstruction §4.1 (second-order form), DERIVED.
+    """
+    return _routes.hessian_log_odds(FAMILY, inst, method, h)
+
+
+def alignment(inst: SharedTokens, w: ArrayLike, *, method: str = "structured", n: int | None = None, seed: Any = None,
+              h: float = FD_STEP) -> float | Estimate:
+    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` (``fd``: central difference of :math:`\ell` along
+    :math:`w`). ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.2, INFERRED.
+    """
+    return _routes.alignment(FAMILY, inst, w, method, n, seed, h)
+
+
+def score(inst: SharedTokens, response: ArrayLike, *, method: str = "structured") -> Array:
+    r"""Score :math:`s(o)=\nabla_\theta\log\pi_\theta(o)` of one response; structured: :math:`\sum_t\phi(o_t)-T\mu`
+    (``structured`` or ``autograd``).
+
+    Source: reconstruction §1 (score), QUOTED.
+    """
+    return _routes.score(FAMILY, inst, response, method)
+
+
+def reward(inst: SharedTokens, response: ArrayLike) -> int:
+    r"""Binary reward :math:`r(o)\in\{0,1\}` of one response (a tuple of token indices): :math:`\mathbb 1[\forall
+    t: o_t\in C]`.
+
+    Source: reconstruction §1 (binary verifiable reward), INFERRED.
+    """
+    return int(rewards(inst, [response])[0])
+
+
+def rewards(inst: SharedTokens, responses: ArrayLike) -> NDArray[np.int64]:
+    r"""Vectorised :func:`reward` over an ``(N, L)`` array of responses: :math:`(r(o_i))_{i\le N}`.
+
+    Source: reconstruction §1, INFERRED.
+    """
+    return _rewards(inst, _routes.as_responses(inst, FAMILY, responses))
+
+
+def sample_responses(inst: SharedTokens, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    r"""``n`` responses :math:`o\sim\pi_\theta` drawn with ``rng``, as an ``(n, L)`` int array."""
+    return FAMILY.sample(inst, n, rng)

@@ -37,10 +37,11 @@ from typing import Any
 
 import numpy as np
 from gradgap.numerics import _routes
-from gradgap.numerics._routes import Family, Structured
+from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import logsumexp
+from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import SoftmaxBandit
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [*_routes.PUBLIC_NAMES]
 
@@ -51,8 +52,16 @@ def _mask(inst: SoftmaxBandit) -> NDArray[np.bool_]:
     return _routes.correct_mask(inst.K, inst.correct)
 
 
-def _conditional_laws(inst: SoftmaxBandit, theta: Array) -> tuple[float, float, float, Array, Array, Array]:
-    """``lse(theta)``, ``lse(theta_C)``, ``lse(theta_notC)``, ``pi``, ``q_plus``, ``q_minus``."""
+def _relative(inst: SoftmaxBandit) -> Array:
+    r"""The logit differences :math:`\theta_a-\max_b\theta_b`, formed before anything is added to them."""
+    theta = np.asarray(inst.logits, dtype=np.float64)
+    return theta - np.max(theta)
+
+
+def _conditional_laws(inst: SoftmaxBandit, delta: Array) -> tuple[float, float, float, Array, Array, Array]:
+    """``lse(theta)``, ``lse(theta_C)``, ``lse(theta_notC)``, ``pi``, ``q_plus``, ``q_minus`` at the relative
+    logits displaced by ``delta``."""
+    theta = _relative(inst) + delta
     mask = _mask(inst)
     lse_all = float(logsumexp(theta))
     lse_c = float(logsumexp(theta[mask]))
@@ -64,38 +73,41 @@ def _conditional_laws(inst: SoftmaxBandit, theta: Array) -> tuple[float, float, 
     return lse_all, lse_c, lse_n, pi, q_plus, q_minus
 
 
-def _log_parts(inst: SoftmaxBandit, theta: Array) -> tuple[float, float]:
+def _log_parts(inst: SoftmaxBandit, delta: Array) -> tuple[float, float]:
+    theta = _relative(inst) + delta
     mask = _mask(inst)
     lse_all = float(logsumexp(theta))
     return float(logsumexp(theta[mask])) - lse_all, float(logsumexp(theta[~mask])) - lse_all
 
 
-def _structured(inst: SoftmaxBandit, theta: Array) -> Structured:
-    lse_all, lse_c, lse_n, pi, q_plus, q_minus = _conditional_laws(inst, theta)
+def _structured(inst: SoftmaxBandit, delta: Array) -> Structured:
+    lse_all, lse_c, lse_n, pi, q_plus, q_minus = _conditional_laws(inst, delta)
     return Structured(lse_c - lse_all, lse_n - lse_all, q_plus - pi, q_minus - pi, q_plus - q_minus)
 
 
 def _structured_hessian(inst: SoftmaxBandit) -> Array:
-    _, _, _, _, qp, qm = _conditional_laws(inst, np.asarray(inst.logits, dtype=np.float64))
+    _, _, _, _, qp, qm = _conditional_laws(inst, np.zeros(inst.K))
     return np.diag(qp) - np.outer(qp, qp) - np.diag(qm) + np.outer(qm, qm)
 
 
-def _torch_log_parts(inst: SoftmaxBandit, theta: Any) -> tuple[Any, Any]:
+def _torch_log_parts(inst: SoftmaxBandit, delta: Any) -> tuple[Any, Any]:
     import torch
 
+    theta = torch.as_tensor(_relative(inst)) + delta
     mask = torch.as_tensor(_mask(inst))
     lse_all = torch.logsumexp(theta, 0)
     return torch.logsumexp(theta[mask], 0) - lse_all, torch.logsumexp(theta[~mask], 0) - lse_all
 
 
-def _torch_log_prob(inst: SoftmaxBandit, theta: Any, response: NDArray[np.int64]) -> Any:
+def _torch_log_prob(inst: SoftmaxBandit, delta: Any, response: NDArray[np.int64]) -> Any:
     import torch
 
+    theta = torch.as_tensor(_relative(inst)) + delta
     return theta[int(response[0])] - torch.logsumexp(theta, 0)
 
 
 def _log_pi(inst: SoftmaxBandit) -> Array:
-    theta = np.asarray(inst.logits, dtype=np.float64)
+    theta = _relative(inst)
     return theta - logsumexp(theta)
 
 
@@ -124,5 +136,127 @@ FAMILY = Family(
     rewards=_rewards, scores=_scores, sample=_sample, structured_hessian=_structured_hessian,
 )
 
-(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
- log_odds, reward, rewards, sample_responses, score, success_rate) = _routes.public_functions(FAMILY, __name__)
+
+# ------------------------------------------------------------------------------------------ quantities
+# Each quantity runs the route named by ``method`` (one body per route, in :mod:`gradgap.numerics._routes`).
+
+
+def success_rate(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None,
+                 seed: Any = None) -> float | Estimate:
+    r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`; structured: :math:`e^{L_C-L}`.
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
+    """
+    return _routes.success_rate(FAMILY, inst, method, n, seed)
+
+
+def log_odds(inst: SoftmaxBandit, *, method: str = "structured") -> float:
+    r"""Log-odds :math:`\ell=\log\frac{J}{1-J}=\log J-\log(1-J)`, each term computed as a logarithm;
+    structured: :math:`L_C-L_{\bar C}`.
+
+    Source: reconstruction §2.1 item 2 and §4.1 (potential), QUOTED (reviews).
+    """
+    return _routes.log_odds(FAMILY, inst, method)
+
+
+def gradient_gap(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                 h: float = FD_STEP) -> Array | Estimate:
+    r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`; structured: :math:`q_+-q_-`.
+    ``fd``: central differences of :math:`\ell`. ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from
+    ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (boxed definition), DERIVED.
+    """
+    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h)
+
+
+def grad_log_odds(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                  h: float = FD_STEP) -> Array | Estimate:
+    r"""Gradient of the log-odds :math:`\nabla\ell`, equal to :math:`g` (the routes of :func:`gradient_gap`).
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 item 2, DERIVED.
+    """
+    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h, quantity="grad_log_odds")
+
+
+def grad_success_rate(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                      h: float = FD_STEP) -> Array | Estimate:
+    r"""Policy gradient :math:`\nabla J=J(1-J)\,g`, structured as :math:`e^{\log J+\log(1-J)}\,g`.
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (:math:`\nabla J=\mathrm{Var}(r)\,g`), QUOTED-2nd.
+    """
+    return _routes.grad_success_rate(FAMILY, inst, method, n, seed, h)
+
+
+def conditional_score(inst: SoftmaxBandit, success: bool, *, method: str = "structured", n: int | None = None,
+                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
+    r"""Conditional mean score :math:`\mathbb E_\pm[s]=\mathbb E_\pi[s(o)\mid r(o)=\pm]` (``success=True``:
+    :math:`+`); structured: :math:`q_\pm-\pi`; ``fd``/``autograd``: :math:`\nabla\log J`,
+    :math:`\nabla\log(1-J)`. ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn
+    with ``seed``.
+
+    Source: reconstruction §2.1 (conditional laws), DERIVED.
+    """
+    return _routes.conditional_score(FAMILY, inst, success, method, n, seed, h)
+
+
+def expected_score(inst: SoftmaxBandit, *, method: str = "structured", n: int | None = None,
+                   seed: Any = None) -> Array | Estimate:
+    r"""Mean score :math:`\mathbb E_\pi[s]=J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]` (zero). ``mc``: an
+    :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (proof), DERIVED.
+    """
+    return _routes.expected_score(FAMILY, inst, method, n, seed)
+
+
+def hessian_log_odds(inst: SoftmaxBandit, *, method: str = "structured", h: float = FD_STEP) -> Array:
+    r"""Hessian :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)` (:math:`\nabla^2\log\pi(o)` does not
+    depend on :math:`o` in this log-linear family); structured: :math:`Q(q_+)-Q(q_-)`.
+
+    Source: reconstruction §4.1 (second-order form), DERIVED.
+    """
+    return _routes.hessian_log_odds(FAMILY, inst, method, h)
+
+
+def alignment(inst: SoftmaxBandit, w: ArrayLike, *, method: str = "structured", n: int | None = None, seed: Any = None,
+              h: float = FD_STEP) -> float | Estimate:
+    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` (``fd``: central difference of :math:`\ell` along
+    :math:`w`). ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.2, INFERRED.
+    """
+    return _routes.alignment(FAMILY, inst, w, method, n, seed, h)
+
+
+def score(inst: SoftmaxBandit, response: ArrayLike, *, method: str = "structured") -> Array:
+    r"""Score :math:`s(o)=\nabla_\theta\log\pi_\theta(o)` of one response; structured: :math:`e_a-\pi`
+    (``structured`` or ``autograd``).
+
+    Source: reconstruction §1 (score), QUOTED.
+    """
+    return _routes.score(FAMILY, inst, response, method)
+
+
+def reward(inst: SoftmaxBandit, response: ArrayLike) -> int:
+    r"""Binary reward :math:`r(o)\in\{0,1\}` of one response (a tuple of token indices): :math:`\mathbb 1[a\in C]`.
+
+    Source: reconstruction §1 (binary verifiable reward), INFERRED.
+    """
+    return int(rewards(inst, [response])[0])
+
+
+def rewards(inst: SoftmaxBandit, responses: ArrayLike) -> NDArray[np.int64]:
+    r"""Vectorised :func:`reward` over an ``(N, L)`` array of responses: :math:`(r(o_i))_{i\le N}`.
+
+    Source: reconstruction §1, INFERRED.
+    """
+    return _rewards(inst, _routes.as_responses(inst, FAMILY, responses))
+
+
+def sample_responses(inst: SoftmaxBandit, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    r"""``n`` responses :math:`o\sim\pi_\theta` drawn with ``rng``, as an ``(n, L)`` int array."""
+    return FAMILY.sample(inst, n, rng)

@@ -42,8 +42,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from gradgap.numerics import _routes
-from gradgap.numerics._routes import Family, Structured
+from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import logsumexp, softplus
+from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import GradgapValueError, TokenSequence
 from numpy.typing import ArrayLike, NDArray
 
@@ -224,12 +225,18 @@ def gap_arrays(logits: ArrayLike, target: ArrayLike, *, min_correct: int | None 
 # ------------------------------------------------------------------------------------ family primitives
 
 
-def _X(inst: TokenSequence, theta: Array) -> Array:
-    return np.asarray(theta, dtype=np.float64).reshape(inst.T, inst.V)
+def _relative(inst: TokenSequence) -> Array:
+    r"""The logit differences :math:`\theta_{tv}-\max_u\theta_{tu}` per row, formed before anything is added."""
+    X = np.asarray(inst.logits, dtype=np.float64)
+    return X - np.max(X, axis=1, keepdims=True)
 
 
-def _structured(inst: TokenSequence, theta: Array) -> Structured:
-    X, tgt = _X(inst, theta), np.asarray(inst.target, dtype=np.int64)
+def _X(inst: TokenSequence, delta: Array) -> Array:
+    return _relative(inst) + np.asarray(delta, dtype=np.float64).reshape(inst.T, inst.V)
+
+
+def _structured(inst: TokenSequence, delta: Array) -> Structured:
+    X, tgt = _X(inst, delta), np.asarray(inst.target, dtype=np.int64)
     E = np.empty_like(X)
     stats = _exp_pass(X, tgt, E)
     log_j, log_1mj, log_pd = _coefficients(stats, inst.m)
@@ -241,8 +248,8 @@ def _structured(inst: TokenSequence, theta: Array) -> Structured:
     return Structured(log_j, log_1mj, outs[0], outs[1], outs[2])
 
 
-def _log_parts(inst: TokenSequence, theta: Array) -> tuple[float, float]:
-    X, tgt = _X(inst, theta), np.asarray(inst.target, dtype=np.int64)
+def _log_parts(inst: TokenSequence, delta: Array) -> tuple[float, float]:
+    X, tgt = _X(inst, delta), np.asarray(inst.target, dtype=np.int64)
     log_j, log_1mj, _ = _coefficients(_exp_pass(X, tgt, np.empty_like(X)), inst.m)
     return log_j, log_1mj
 
@@ -264,10 +271,10 @@ def _torch_count_dp(log_hit: Any, log_miss: Any, cap: int) -> tuple[Any, Any]:
     return below, F[cap] if F.shape[0] == cap + 1 else torch.tensor(-np.inf, dtype=torch.float64)
 
 
-def _torch_log_parts(inst: TokenSequence, theta: Any) -> tuple[Any, Any]:
+def _torch_log_parts(inst: TokenSequence, delta: Any) -> tuple[Any, Any]:
     import torch
 
-    X = theta.reshape(inst.T, inst.V)
+    X = torch.as_tensor(_relative(inst)) + delta.reshape(inst.T, inst.V)
     onehot = torch.zeros(inst.T, inst.V, dtype=torch.bool)
     onehot[torch.arange(inst.T), torch.as_tensor(inst.target)] = True
     lse = torch.logsumexp(X, 1)
@@ -281,15 +288,15 @@ def _torch_log_parts(inst: TokenSequence, theta: Any) -> tuple[Any, Any]:
     return below, above
 
 
-def _torch_log_prob(inst: TokenSequence, theta: Any, response: NDArray[np.int64]) -> Any:
+def _torch_log_prob(inst: TokenSequence, delta: Any, response: NDArray[np.int64]) -> Any:
     import torch
 
-    logpi = torch.log_softmax(theta.reshape(inst.T, inst.V), 1)
+    logpi = torch.log_softmax(torch.as_tensor(_relative(inst)) + delta.reshape(inst.T, inst.V), 1)
     return logpi[torch.arange(inst.T), torch.as_tensor(response)].sum()
 
 
 def _log_pi(inst: TokenSequence) -> Array:
-    X = np.asarray(inst.logits, dtype=np.float64)
+    X = _relative(inst)
     return X - logsumexp(X, axis=1)[:, None]
 
 
@@ -315,5 +322,131 @@ FAMILY = Family(
     rewards=_rewards, scores=_scores, sample=lambda inst, n, rng: _routes.sample_rows(_log_pi(inst), n, rng),
 )
 
-(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
- log_odds, reward, rewards, sample_responses, score, success_rate) = _routes.public_functions(FAMILY, __name__)
+
+# ------------------------------------------------------------------------------------------ quantities
+# Each quantity runs the route named by ``method`` (one body per route, in :mod:`gradgap.numerics._routes`).
+
+
+def success_rate(inst: TokenSequence, *, method: str = "structured", n: int | None = None,
+                 seed: Any = None) -> float | Estimate:
+    r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`; structured: exact match :math:`\prod_t p_t`, at
+    least m: a Poisson-binomial tail.
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
+    """
+    return _routes.success_rate(FAMILY, inst, method, n, seed)
+
+
+def log_odds(inst: TokenSequence, *, method: str = "structured") -> float:
+    r"""Log-odds :math:`\ell=\log\frac{J}{1-J}=\log J-\log(1-J)`, each term computed as a logarithm;
+    structured: :math:`\log J-\log(1-J)`, both from logs.
+
+    Source: reconstruction §2.1 item 2 and §4.1 (potential), QUOTED (reviews).
+    """
+    return _routes.log_odds(FAMILY, inst, method)
+
+
+def gradient_gap(inst: TokenSequence, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                 h: float = FD_STEP) -> Array | Estimate:
+    r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`; structured: row t:
+    :math:`\frac{p_tD_t}{J(1-J)}\,s_t(o^\star)`.
+    ``fd``: central differences of :math:`\ell`. ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from
+    ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (boxed definition), DERIVED.
+    """
+    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h)
+
+
+def grad_log_odds(inst: TokenSequence, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                  h: float = FD_STEP) -> Array | Estimate:
+    r"""Gradient of the log-odds :math:`\nabla\ell`, equal to :math:`g` (the routes of :func:`gradient_gap`).
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 item 2, DERIVED.
+    """
+    return _routes.gradient_gap(FAMILY, inst, method, n, seed, h, quantity="grad_log_odds")
+
+
+def grad_success_rate(inst: TokenSequence, *, method: str = "structured", n: int | None = None, seed: Any = None,
+                      h: float = FD_STEP) -> Array | Estimate:
+    r"""Policy gradient :math:`\nabla J=J(1-J)\,g`, structured as :math:`e^{\log J+\log(1-J)}\,g`.
+    ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (:math:`\nabla J=\mathrm{Var}(r)\,g`), QUOTED-2nd.
+    """
+    return _routes.grad_success_rate(FAMILY, inst, method, n, seed, h)
+
+
+def conditional_score(inst: TokenSequence, success: bool, *, method: str = "structured", n: int | None = None,
+                      seed: Any = None, h: float = FD_STEP) -> Array | Estimate:
+    r"""Conditional mean score :math:`\mathbb E_\pm[s]=\mathbb E_\pi[s(o)\mid r(o)=\pm]` (``success=True``:
+    :math:`+`); structured: row t: :math:`\pm\frac{p_tD_t}{J_\pm}\,s_t(o^\star)`; ``fd``/``autograd``:
+    :math:`\nabla\log J`,
+    :math:`\nabla\log(1-J)`. ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn
+    with ``seed``.
+
+    Source: reconstruction §2.1 (conditional laws), DERIVED.
+    """
+    return _routes.conditional_score(FAMILY, inst, success, method, n, seed, h)
+
+
+def expected_score(inst: TokenSequence, *, method: str = "structured", n: int | None = None,
+                   seed: Any = None) -> Array | Estimate:
+    r"""Mean score :math:`\mathbb E_\pi[s]=J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]` (zero). ``mc``: an
+    :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.1 (proof), DERIVED.
+    """
+    return _routes.expected_score(FAMILY, inst, method, n, seed)
+
+
+def hessian_log_odds(inst: TokenSequence, *, method: str = "autograd", h: float = FD_STEP) -> Array:
+    r"""Hessian :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)` (:math:`\nabla^2\log\pi(o)` does not
+    depend on :math:`o` in this log-linear family); routes enumerate, autograd (default), fd.
+
+    Source: reconstruction §4.1 (second-order form), DERIVED.
+    """
+    return _routes.hessian_log_odds(FAMILY, inst, method, h)
+
+
+def alignment(inst: TokenSequence, w: ArrayLike, *, method: str = "structured", n: int | None = None, seed: Any = None,
+              h: float = FD_STEP) -> float | Estimate:
+    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` (``fd``: central difference of :math:`\ell` along
+    :math:`w`). ``mc``: an :class:`~gradgap.numerics.montecarlo.Estimate` from ``n`` responses drawn with ``seed``.
+
+    Source: reconstruction §2.2, INFERRED.
+    """
+    return _routes.alignment(FAMILY, inst, w, method, n, seed, h)
+
+
+def score(inst: TokenSequence, response: ArrayLike, *, method: str = "structured") -> Array:
+    r"""Score :math:`s(o)=\nabla_\theta\log\pi_\theta(o)` of one response; structured: row t: :math:`e_{o_t}-\pi_t`
+    (``structured`` or ``autograd``).
+
+    Source: reconstruction §1 (score), QUOTED.
+    """
+    return _routes.score(FAMILY, inst, response, method)
+
+
+def reward(inst: TokenSequence, response: ArrayLike) -> int:
+    r"""Binary reward :math:`r(o)\in\{0,1\}` of one response (a tuple of token indices): :math:`\mathbb
+    1[\#\{t:o_t=o^\star_t\}\ge m]`.
+
+    Source: reconstruction §1 (binary verifiable reward), INFERRED.
+    """
+    return int(rewards(inst, [response])[0])
+
+
+def rewards(inst: TokenSequence, responses: ArrayLike) -> NDArray[np.int64]:
+    r"""Vectorised :func:`reward` over an ``(N, L)`` array of responses: :math:`(r(o_i))_{i\le N}`.
+
+    Source: reconstruction §1, INFERRED.
+    """
+    return _rewards(inst, _routes.as_responses(inst, FAMILY, responses))
+
+
+def sample_responses(inst: TokenSequence, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    r"""``n`` responses :math:`o\sim\pi_\theta` drawn with ``rng``, as an ``(n, L)`` int array."""
+    return FAMILY.sample(inst, n, rng)

@@ -30,12 +30,13 @@ results with :func:`combine`: a verified ``FAILS`` wins, then ``ERROR``, then ``
 claim's ``aggregate`` rule gives (capped at ``SIMULATED`` when a check simulated), then ``UNDECIDED``.
 
 A claim over the claim language (see :mod:`gradgap.proofs_check.expressions`) carries a :class:`Relation`; build it with
-:func:`relation_claim`, which adds the generic Hypothesis search of :mod:`gradgap.proofs_check.search` as its
-``TESTED`` check, and whose wrong variants :mod:`gradgap.proofs_check.mutants` derives from the relation's syntax tree.
+:func:`gradgap.proofs_check.search.relation_claim`, which adds the generic Hypothesis search as its ``TESTED`` check
+(this module imports neither the search nor the families, so the search builds on it without an import cycle);
+:mod:`gradgap.proofs_check.mutants` derives its wrong variants from the relation's syntax tree.
 A claim without a relation may carry ``mutants``: a callable returning wrong variant claims.
 
 Stable API (other modules build on it; do not rename): ``Strength``, ``Status``, ``Evidence``, ``Profile``,
-``PROFILES``, ``get_profile``, ``Check``, ``Relation``, ``Claim``, ``relation_claim``, ``named_check``,
+``PROFILES``, ``get_profile``, ``Check``, ``Relation``, ``Claim``, ``named_check``,
 ``check_name``, ``combine``, ``run_claim``, ``ClaimResult``, ``Aggregate``, ``AGGREGATES``, ``mutant_claim``.
 
 >>> ev = Evidence.holds(Strength.PROVED, {"identities": 3})
@@ -53,7 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
-from gradgap.theory.instances import GradgapValueError
+from gradgap.theory.instances import FAMILIES, GradgapValueError
 
 __all__ = [
     "AGGREGATES",
@@ -72,7 +73,6 @@ __all__ = [
     "get_profile",
     "mutant_claim",
     "named_check",
-    "relation_claim",
     "run_claim",
 ]
 
@@ -221,12 +221,10 @@ def check_name(check: Callable[..., Any]) -> str:
     return str(name or type(check).__name__)
 
 
-#: the size parameters of each family, with the default inclusive ranges of a search
+#: the size parameters of each family, with the default inclusive ranges of a search (read off the instance
+#: types, where each family describes itself)
 SIZE_PARAMETERS: Final[dict[str, dict[str, tuple[int, int]]]] = {
-    "softmax": {"K": (2, 5)},
-    "tokens": {"T": (1, 3), "V": (2, 3)},
-    "shared_tokens": {"d": (1, 3), "T": (1, 3), "V": (2, 4)},
-}
+    name: dict(cls.SIZE_PARAMETERS) for name, cls in FAMILIES.items()}
 #: the direction kinds of a relation: unit gradient gap, the policy gradient grad J, a random unit vector
 DIRECTIONS: Final[tuple[str, ...]] = ("gap", "grad", "random")
 
@@ -368,35 +366,6 @@ def mutant_claim(of: str, kind: str, *checks: Check, family: str = "all") -> Cla
     """
     return Claim(id=f"{of}~{kind}", title=f"mutant ({kind})", family=family, statement=" ",
                  source=f"mutant of {of}", checks=checks)
-
-
-def relation_claim(
-    id: str,
-    relation: Relation,
-    *,
-    title: str = "",
-    statement: str = "",
-    source: str = "user claim",
-    expect: Literal["holds", "fails"] = "holds",
-    extra_checks: Sequence[Check] = (),
-    mutants: Callable[[], Sequence[Claim]] | None = None,
-    closed_forms: Callable[[], Sequence[tuple[str, str]]] | None = None,
-) -> Claim:
-    r"""A claim in the claim language: ``extra_checks`` (e.g. a PROVED one) plus the generic TESTED search.
-
-    The relation texts are parsed now, so a malformed expression raises a
-    :class:`~gradgap.theory.instances.GradgapValueError` at construction, not at check time.
-    """
-    from gradgap.proofs_check import expressions, search  # lazy: keep this module light
-
-    expressions.parse_relation(relation.claim)
-    for hyp in relation.given:
-        expressions.parse_relation(hyp)
-    if not statement:
-        statement = expressions.relation_latex(relation.claim, relation.given)
-    return Claim(id=id, title=title or id, family=relation.family, statement=statement, source=source,
-                 checks=(*extra_checks, search.search_check(relation)), expect=expect, relation=relation,
-                 mutants=mutants, closed_forms=closed_forms)
 
 
 _PRIORITY: Final[dict[Status, int]] = {Status.FAILS: 3, Status.ERROR: 2, Status.HOLDS: 1, Status.UNDECIDED: 0}

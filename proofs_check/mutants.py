@@ -29,8 +29,12 @@ from typing import Any, Final
 
 import numpy as np
 from gradgap.proofs_check import expressions as ex
-from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Relation, Status, get_profile, relation_claim
+from gradgap.proofs_check import search
+from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Relation, Status, get_profile
+from gradgap.proofs_check.report import run_all
+from gradgap.proofs_check.search import relation_claim
 from gradgap.proofs_check.tolerances import SCREEN_RTOL
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["MutationOutcome", "format_outcome", "generate", "mutants_of", "outcome_json", "run_mutation"]
 
@@ -126,7 +130,6 @@ def generate(text: str) -> list[tuple[str, str]]:
 
 def _sample_envs(relation: Relation, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """Float environments at random points of the family that satisfy the hypotheses."""
-    from gradgap.proofs_check import search
 
     comp = search._compile(relation)
     rng = np.random.default_rng(seed)
@@ -144,9 +147,6 @@ def _sample_envs(relation: Relation, n: int, seed: int = 0) -> list[dict[str, An
 
 
 def _random_case(relation: Relation, rng: np.random.Generator) -> Any:
-    from gradgap.proofs_check import search
-    from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
-
     def size(key: str) -> int:
         lo, hi = relation.sizes[key]
         return int(rng.integers(lo, min(hi, max(lo, 4)) + 1))
@@ -232,7 +232,6 @@ class MutationOutcome:
 def run_mutation(claims: Sequence[Claim], profile: Profile | str = "ci", *, progress: bool | None = None,
                  runner: Callable[[Claim, Profile], ClaimResult] | None = None) -> MutationOutcome:
     """Generate and run the mutants of every claim; a mutant is killed when its status is FAILS."""
-    from gradgap.proofs_check.report import run_all
 
     prof = get_profile(profile)
     rows: list[tuple[str, str, str, bool]] = []

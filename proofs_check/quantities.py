@@ -82,10 +82,10 @@ def report(inst: Any, method: str, n: int | None = None, seed: int | None = None
            budget: float = DEFAULT_BUDGET) -> dict[str, Any]:
     """The report as a JSON-ready dict: values, ``*_stderr`` for ``mc``, and ``notes`` for nulls."""
     import numpy as np
-    from gradgap import numerics
+    from gradgap.proofs_check import families
 
     check_budget(inst, method, n, budget)
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     kwargs: dict[str, Any] = {"n": n, "seed": seed} if method == "mc" else {}
     out: dict[str, Any] = {"family": family_name(inst), "method": method}
     notes: dict[str, str] = {}

@@ -12,7 +12,7 @@ Screening is in float64; a candidate is **re-evaluated at 50 digits** with the t
 more than :data:`HP_RTOL` (relative to :math:`1+|\text{lhs}|+|\text{rhs}|`). So rounding never fails a true claim
 and a near-tight true bound is not flagged. Hypothesis then shrinks to a minimal counterexample.
 
-Source: issue 3 (TESTED evidence); reconstruction §2-4 for the quantities.
+Source: reconstruction §2-4 for the quantities; the evidence levels are docs/DESIGN.md's (TESTED).
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import mpmath
 import numpy as np
 from gradgap.proofs_check import expressions as ex
-from gradgap.proofs_check.claims import Evidence, Profile, Relation, Strength, named_check
+from gradgap.proofs_check import families
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, named_check
+from gradgap.proofs_check.families import LOGIT_BOUND
 from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import GradgapValueError, Instance
 from hypothesis import HealthCheck, Phase, assume, given, settings, target
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -41,15 +43,13 @@ __all__ = [
     "Case",
     "evaluate_case",
     "instance_strategy",
+    "relation_claim",
     "search_check",
     "search_relation",
 ]
 
-# the screens SCREEN_RTOL, SCREEN_EQ_RTOL and the 50-digit verdict HP_RTOL are in proofs_check.tolerances
-#: bound on the logits / parameters the search draws
-LOGIT_BOUND: Final[float] = 4.0
-#: largest number of responses of an instance the search enumerates (V**T for the token families)
-MAX_RESPONSES: Final[int] = 256
+# the screens SCREEN_RTOL, SCREEN_EQ_RTOL and the 50-digit verdict HP_RTOL are in proofs_check.tolerances;
+# LOGIT_BOUND and MAX_RESPONSES (what a search draws) are the registry's, proofs_check.families
 _NEXT: Final[frozenset[str]] = frozenset({"J_next", "ell_next"})
 
 
@@ -64,56 +64,11 @@ def _floats(bound: float) -> st.SearchStrategy[float]:
     return st.floats(-bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
-def _size(sizes: Mapping[str, tuple[int, int]], key: str, cap: int) -> st.SearchStrategy[int]:
-    lo, hi = sizes[key]
-    return st.integers(lo, max(lo, min(hi, cap)))
-
-
 def instance_strategy(family: str, sizes: Mapping[str, tuple[int, int]], cap: int,
                       bound: float = LOGIT_BOUND) -> st.SearchStrategy[Instance]:
     r"""Instances of ``family`` with size parameters in ``sizes`` (each capped at ``cap``, and the number of
-    responses at :data:`MAX_RESPONSES`)."""
-
-    @st.composite
-    def softmax(draw: st.DrawFn) -> SoftmaxBandit:
-        k = draw(_size(sizes, "K", cap))
-        logits = draw(st.lists(_floats(bound), min_size=k, max_size=k))
-        correct = draw(st.sets(st.integers(0, k - 1), min_size=1, max_size=k - 1))
-        return SoftmaxBandit(logits=tuple(logits), correct=frozenset(correct))
-
-    @st.composite
-    def tokens(draw: st.DrawFn) -> TokenSequence:
-        t = draw(_size(sizes, "T", cap))
-        v = draw(_size(sizes, "V", cap))
-        assume(v**t <= MAX_RESPONSES)
-        rows = draw(st.lists(st.lists(_floats(bound), min_size=v, max_size=v), min_size=t, max_size=t))
-        target_ = draw(st.lists(st.integers(0, v - 1), min_size=t, max_size=t))
-        m = draw(st.none() | st.integers(1, t))
-        return TokenSequence(logits=tuple(map(tuple, rows)), target=tuple(target_), min_correct=m)
-
-    @st.composite
-    def shared(draw: st.DrawFn) -> SharedTokens:
-        d = draw(_size(sizes, "d", cap))
-        v = draw(_size(sizes, "V", cap))
-        t = draw(_size(sizes, "T", cap))
-        assume(v**t <= MAX_RESPONSES)
-        theta = draw(st.lists(_floats(bound / 2), min_size=d, max_size=d))
-        feats = draw(st.lists(st.lists(st.integers(-2, 2).map(float), min_size=d, max_size=d),
-                              min_size=v, max_size=v))
-        correct = draw(st.sets(st.integers(0, v - 1), min_size=1, max_size=v - 1))
-        bias = draw(st.none() | st.lists(_floats(1.0), min_size=v, max_size=v).map(tuple))
-        return SharedTokens(theta=tuple(theta), features=tuple(map(tuple, feats)), correct=frozenset(correct),
-                            T=t, bias=bias)
-
-    return {"softmax": softmax, "tokens": tokens, "shared_tokens": shared}[family]()
-
-
-def _sizes_of(inst: Instance) -> dict[str, int]:
-    if isinstance(inst, SoftmaxBandit):
-        return {"K": inst.K}
-    if isinstance(inst, TokenSequence):
-        return {"T": inst.T, "V": inst.V}
-    return {"d": inst.d, "T": inst.T, "V": inst.V}
+    responses at :data:`MAX_RESPONSES`): the registry's strategy of the family."""
+    return families.instance_strategy(family, sizes, cap, bound)
 
 
 def _structure(inst: Instance) -> Instance:
@@ -122,14 +77,8 @@ def _structure(inst: Instance) -> Instance:
 
 
 def instance_dict(inst: Instance) -> dict[str, Any]:
-    """A JSON-ready description of an instance (for counterexamples)."""
-    if isinstance(inst, SoftmaxBandit):
-        return {"logits": list(inst.logits), "correct": sorted(inst.correct)}
-    if isinstance(inst, TokenSequence):
-        return {"logits": [list(r) for r in inst.logits], "target": list(inst.target),
-                "min_correct": inst.min_correct}
-    return {"theta": list(inst.theta), "features": [list(r) for r in inst.features],
-            "correct": sorted(inst.correct), "T": inst.T, "bias": None if inst.bias is None else list(inst.bias)}
+    """A JSON-ready description of an instance (for counterexamples): its ``as_dict()``."""
+    return inst.as_dict()
 
 
 # ------------------------------------------------------------------ the two evaluators
@@ -142,9 +91,7 @@ def _constants_float(structure: Instance) -> dict[str, float]:
 
 @lru_cache(maxsize=256)
 def _constants_mp(structure: Instance) -> dict[str, Any]:
-    from gradgap import theory
-
-    consts = theory.family_module(structure).constants(structure)
+    consts = families.theory_module(structure).constants(structure)
     out: dict[str, Any] = {}
     for name in ("L_o", "G_o"):
         value = getattr(consts, name).value
@@ -166,9 +113,8 @@ class _HPFunctions:
 def _hp_functions(structure: Instance) -> _HPFunctions:
     """The theory's closed forms of this structure, compiled for mpmath (exact-to-50-digits evaluation)."""
     import sympy
-    from gradgap import theory
 
-    cf = theory.family_module(structure).closed_forms(structure)
+    cf = families.theory_module(structure).closed_forms(structure)
     args = list(cf.theta)
 
     def comp(expr: Any) -> Callable[..., Any]:
@@ -179,9 +125,7 @@ def _hp_functions(structure: Instance) -> _HPFunctions:
 
 
 def _float_quantities(inst: Instance) -> dict[str, Any]:
-    from gradgap import numerics
-
-    mod = numerics.family_module(inst)
+    mod = families.numerics_module(inst)
     g = np.asarray(mod.gradient_gap(inst), dtype=float)
     return {"J": float(mod.success_rate(inst)), "ell": float(mod.log_odds(inst)), "g": g,
             "grad_J": np.asarray(mod.grad_success_rate(inst), dtype=float)}
@@ -289,7 +233,7 @@ def _float_env(comp: _Compiled, case: Case) -> dict[str, Any] | None:
     """The vocabulary at ``case`` in float64 (numerics), or ``None`` where the point is degenerate."""
     inst = case.inst
     names = comp.names
-    env: dict[str, Any] = dict(_sizes_of(inst))
+    env: dict[str, Any] = dict(inst.sizes)
     if names & {"L_o", "G_o"}:
         consts = _constants_float(_structure(inst))
         if not names & {"L_o", "G_o"} <= set(consts):
@@ -306,9 +250,7 @@ def _float_env(comp: _Compiled, case: Case) -> dict[str, Any] | None:
         return None
     env["eta"] = eta
     if names & _NEXT:
-        from gradgap import numerics
-
-        mod = numerics.family_module(inst)
+        mod = families.numerics_module(inst)
         nxt = inst.with_theta(tuple(float(x) for x in np.asarray(inst.theta) + eta * w))
         env["J_next"] = float(mod.success_rate(nxt))
         env["ell_next"] = float(mod.log_odds(nxt))
@@ -323,7 +265,7 @@ def _mp_env(comp: _Compiled, case: Case) -> dict[str, Any] | None:
     with mpmath.workdps(ex.HP_DIGITS + 10):
         fns = _hp_functions(structure)
         theta = [mpmath.mpf(x) for x in inst.theta]  # exact: every float is a dyadic rational
-        env: dict[str, Any] = {k: mpmath.mpf(v) for k, v in _sizes_of(inst).items()}
+        env: dict[str, Any] = {k: mpmath.mpf(v) for k, v in inst.sizes.items()}
         if names & {"L_o", "G_o"}:
             consts = _constants_mp(structure)
             if not names & {"L_o", "G_o"} <= set(consts):
@@ -534,3 +476,30 @@ def _figures(stats: _Stats, start: float, confirmed: Any = None) -> dict[str, An
 def search_check(relation: Relation) -> Any:
     """The TESTED check of a relation claim (named ``hypothesis-search``)."""
     return named_check("hypothesis-search", lambda profile: search_relation(relation, profile))
+
+
+def relation_claim(
+    id: str,
+    relation: Relation,
+    *,
+    title: str = "",
+    statement: str = "",
+    source: str = "user claim",
+    expect: Literal["holds", "fails"] = "holds",
+    extra_checks: Sequence[Any] = (),
+    mutants: Callable[[], Sequence[Claim]] | None = None,
+    closed_forms: Callable[[], Sequence[tuple[str, str]]] | None = None,
+) -> Claim:
+    r"""A claim in the claim language: ``extra_checks`` (e.g. a PROVED one) plus the generic TESTED search.
+
+    The relation texts are parsed now, so a malformed expression raises a
+    :class:`~gradgap.theory.instances.GradgapValueError` at construction, not at check time.
+    """
+    ex.parse_relation(relation.claim)
+    for hyp in relation.given:
+        ex.parse_relation(hyp)
+    if not statement:
+        statement = ex.relation_latex(relation.claim, relation.given)
+    return Claim(id=id, title=title or id, family=relation.family, statement=statement, source=source,
+                 checks=(*extra_checks, search_check(relation)), expect=expect, relation=relation,
+                 mutants=mutants, closed_forms=closed_forms)

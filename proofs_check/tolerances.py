@@ -71,7 +71,8 @@ MC_ALPHA: Final[float] = 1e-4
 
 # ------------------------------------------------------------------ dynamics (simulated vs closed form)
 
-#: closed-form critical step vs simulated: the issue's 5 % (issue 4), ten times the bisection's resolution
+#: closed-form critical step vs simulated: 5 % (the agreement docs/thresholds.md asks of a simulation), ten times the
+#: bisection's resolution
 AGREEMENT: Final[float] = 0.05
 #: bisection resolution of a simulated critical step: relative width of the final bracket (a tenth of
 #: :data:`AGREEMENT`, so the bracket never decides an agreement)

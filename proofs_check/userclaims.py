@@ -26,7 +26,8 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from gradgap.proofs_check.claims import Claim, Relation, relation_claim
+from gradgap.proofs_check.claims import Claim, Relation
+from gradgap.proofs_check.search import relation_claim
 from gradgap.theory.instances import GradgapError, GradgapValueError
 
 __all__ = ["KEYS", "load_file", "load_files", "parse_claim"]
@@ -138,9 +139,9 @@ def parse_claim(table: Mapping[str, Any], path: str = "<claims>") -> Claim:
             ranges=dict(table.get("ranges", {})),
             given=tuple(given),
         )
-        from gradgap.proofs_check import search
+        from gradgap.proofs_check import families, search
 
-        _check_sizes(relation, search.MAX_RESPONSES)
+        _check_sizes(relation, families.MAX_RESPONSES)
         search._compile(relation)  # names against the family's vocabulary
         return relation_claim(
             cid, relation,

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
-from gradgap import numerics
 from gradgap.numerics import algorithms as na
 from gradgap.numerics.montecarlo import z_critical
+from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT, MC_ALPHA
 from gradgap.theory import algorithms as ta
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
@@ -46,7 +46,7 @@ def _assert_close(a: np.ndarray, b: np.ndarray, what: str, tol: tuple[float, flo
 @example(inst=TokenSequence(((0.2, -0.5, 0.1), (0.7, 0.0, -0.3)), target=(0, 1)), G=3)
 def test_expected_update_enumerate_equals_gain_times_gap(alg: str, inst, G: int) -> None:
     fp = na.finite_policy(inst)
-    mod = numerics.family_module(inst)
+    mod = families.numerics_module(inst)
     J = float(mod.success_rate(inst))
     g = np.asarray(mod.gradient_gap(inst))
     T = getattr(inst, "T", 1)
@@ -186,7 +186,7 @@ def test_mass_form_and_closed_forms_proved() -> None:
 @given(inst=SMALL)
 def test_finite_policy_gap_equals_family_gradient_gap(inst) -> None:
     fp = na.finite_policy(inst)
-    _assert_close(fp.gap(), np.asarray(numerics.family_module(inst).gradient_gap(inst)), "g")
+    _assert_close(fp.gap(), np.asarray(families.numerics_module(inst).gradient_gap(inst)), "g")
 
 
 def test_algorithm_claims_hold_in_quick_profile() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from gradgap.proofs_check.builtin import builtin_claims
-from gradgap.proofs_check.claims import Relation, Status, relation_claim
+from gradgap.proofs_check.claims import Relation, Status
 from gradgap.proofs_check.mutants import generate, mutants_of, run_mutation
+from gradgap.proofs_check.search import relation_claim
 
 
 def test_generated_kinds_cover_flip_constant_drop_and_exponent():

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gradgap import numerics
 from gradgap.numerics import logspace, montecarlo, shared_tokens, softmax, tokens
+from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT, FD, MC_ALPHA
 from gradgap.theory.instances import GradgapError, GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import example, given, settings
@@ -51,7 +51,7 @@ EXACT_ROUTES = ("enumerate", "structured", "autograd")
 @given(any_instance())
 @example(EXTREME_EXAMPLE)
 def test_success_rate_and_log_odds_enumerate_vs_structured_vs_autograd(inst: Any) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     J, ell = num.success_rate(inst, method="enumerate"), num.log_odds(inst, method="enumerate")
     for method in ("structured", "autograd"):
         assert_close("success_rate", f"enumerate vs {method}", inst, num.success_rate(inst, method=method), J, EXACT)
@@ -61,7 +61,7 @@ def test_success_rate_and_log_odds_enumerate_vs_structured_vs_autograd(inst: Any
 @given(any_instance())
 @example(EXTREME_EXAMPLE)
 def test_gradient_gap_enumerate_vs_structured_vs_autograd(inst: Any) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     want = num.gradient_gap(inst, method="enumerate")
     for method in ("structured", "autograd"):
         assert_close("gradient_gap", f"enumerate vs {method}", inst, num.gradient_gap(inst, method=method), want,
@@ -72,7 +72,7 @@ def test_gradient_gap_enumerate_vs_structured_vs_autograd(inst: Any) -> None:
 
 @given(any_instance(bound=EXTREME))
 def test_gradient_gap_and_log_odds_near_deterministic_enumerate_vs_structured_vs_autograd(inst: Any) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     want_g, want_ell = num.gradient_gap(inst, method="enumerate"), num.log_odds(inst, method="enumerate")
     for method in ("structured", "autograd"):
         assert_close("gradient_gap", f"enumerate vs {method}", inst, num.gradient_gap(inst, method=method), want_g,
@@ -82,7 +82,7 @@ def test_gradient_gap_and_log_odds_near_deterministic_enumerate_vs_structured_vs
 
 @given(any_instance())
 def test_grad_success_rate_and_conditional_scores_enumerate_vs_structured_vs_autograd(inst: Any) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     gJ = num.grad_success_rate(inst, method="enumerate")
     plus, minus = num.conditional_score(inst, True, method="enumerate"), num.conditional_score(inst, False,
                                                                                                 method="enumerate")
@@ -99,7 +99,7 @@ def test_grad_success_rate_and_conditional_scores_enumerate_vs_structured_vs_aut
 
 @given(any_instance())
 def test_gradient_gap_fd_vs_structured(inst: Any) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     want = num.gradient_gap(inst)
     assert_close("gradient_gap", "structured vs fd", inst, num.gradient_gap(inst, method="fd"), want, FD)
     assert_close("grad_success_rate", "structured vs fd", inst, num.grad_success_rate(inst, method="fd"),
@@ -110,7 +110,7 @@ def test_gradient_gap_fd_vs_structured(inst: Any) -> None:
 
 @given(any_instance(), st.data())
 def test_alignment_fd_along_unit_direction_vs_structured(inst: Any, data: st.DataObject) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     w = data.draw(unit_directions(len(inst.theta)))
     want = num.alignment(inst, w)
     for method in ("enumerate", "autograd"):
@@ -121,7 +121,7 @@ def test_alignment_fd_along_unit_direction_vs_structured(inst: Any, data: st.Dat
 @settings(max_examples=FEW)
 @given(any_instance())
 def test_hessian_log_odds_enumerate_vs_autograd_vs_fd(inst: Any) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     want = num.hessian_log_odds(inst, method="autograd")
     assert_close("hessian_log_odds", "autograd vs enumerate", inst, num.hessian_log_odds(inst, method="enumerate"),
                  want, EXACT)
@@ -132,7 +132,7 @@ def test_hessian_log_odds_enumerate_vs_autograd_vs_fd(inst: Any) -> None:
 
 @given(any_instance(), st.data())
 def test_score_structured_vs_autograd(inst: Any, data: st.DataObject) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     response = num.sample_responses(inst, 1, np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))))[0]
     assert_close("score", "structured vs autograd", inst, num.score(inst, response),
                  num.score(inst, response, method="autograd"), EXACT)
@@ -244,7 +244,7 @@ MC_INSTANCES = [
 @settings(max_examples=min(3, settings.default.max_examples))
 @given(st.sampled_from(MC_INSTANCES), st.integers(0, 2**32 - 1))
 def test_gradient_gap_mc_vs_structured(inst: Any, seed: int) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     _z_test("gradient_gap", inst, num.gradient_gap(inst, method="mc", n=4000, seed=seed), num.gradient_gap(inst))
     _z_test("success_rate", inst, num.success_rate(inst, method="mc", n=4000, seed=seed), num.success_rate(inst))
     _z_test("grad_success_rate", inst, num.grad_success_rate(inst, method="mc", n=4000, seed=seed),

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from gradgap import numerics, theory
 from gradgap.numerics import algorithms as na
+from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT, FD
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import given, settings
@@ -24,14 +24,14 @@ SMALL = st.one_of(
 
 
 def _G_o(inst) -> float:
-    return float(theory.family_module(inst).constants(inst).G_o.value)
+    return float(families.theory_module(inst).constants(inst).G_o.value)
 
 
 @settings(max_examples=20)
 @given(SMALL)
 def test_log_odds_hessian_covariance_formula_vs_autograd(inst) -> None:
     H_cov = na.log_odds_hessian(na.finite_policy(inst))
-    H_ad = np.asarray(numerics.family_module(inst).hessian_log_odds(inst, method="autograd"))
+    H_ad = np.asarray(families.numerics_module(inst).hessian_log_odds(inst, method="autograd"))
     err = float(np.max(np.abs(H_cov - H_ad)))
     assert err <= FD[1] + FD[0] * float(np.max(np.abs(H_ad))), f"{inst}: Cov+ - Cov- vs autograd error {err:.2e}"
 
@@ -55,7 +55,7 @@ def test_taylor_deficit_ratio_tends_to_sharp_constant(eta: float) -> None:
     """(eta <w,g> - Delta ell)/eta^2 -> 1/4 at the softmax extremal point, from below (log cosh)."""
     inst = SoftmaxBandit((0.0, 0.0, 0.0), frozenset({0}))
     w = np.array([0.0, 1.0, -1.0]) / math.sqrt(2)
-    mod = numerics.family_module(inst)
+    mod = families.numerics_module(inst)
     nxt = inst.with_theta(tuple(np.asarray(inst.theta) + eta * w))
     ratio = (eta * float(w @ mod.gradient_gap(inst)) - (mod.log_odds(nxt) - mod.log_odds(inst))) / eta**2
     expected = math.log(math.cosh(eta / math.sqrt(2))) / eta**2  # exact: Delta ell = -log cosh(eta/sqrt2)
@@ -82,7 +82,7 @@ def test_sharpest_constant_search_values(make, n: int, low: float, high: float) 
 
 def test_paper_constant_is_at_least_64_times_the_loglinear_bound() -> None:
     for inst in (SoftmaxBandit((0.0, 0.0, 0.0), frozenset({0})), TokenSequence(((0.0, 0.0),) * 3, (0, 0, 0))):
-        c = theory.family_module(inst).constants(inst)
+        c = families.theory_module(inst).constants(inst)
         L, G = float(c.L_o.value), float(c.G_o.value)
         assert (L + 8 * G**2) / (G**2 / 8) >= 64
 
@@ -92,7 +92,7 @@ def test_paper_constant_is_at_least_64_times_the_loglinear_bound() -> None:
 def test_one_step_holds_with_loglinear_constant_random_directions(inst, data) -> None:
     w = np.asarray(data.draw(unit_directions(inst.K)))
     eta = data.draw(st.floats(0.0, 10.0))
-    mod = numerics.family_module(inst)
+    mod = families.numerics_module(inst)
     nxt = inst.with_theta(tuple(np.asarray(inst.theta) + eta * w))
     lhs = mod.log_odds(nxt) - mod.log_odds(inst)
     rhs = eta * float(w @ mod.gradient_gap(inst)) - eta**2 * _G_o(inst) ** 2 / 8

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from gradgap import numerics, theory
 from gradgap.numerics import algorithms as na
+from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT
 from gradgap.theory import algorithms as ta
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
@@ -28,12 +28,12 @@ def test_logit_inversion_proved_and_wrong_exponent_rejected() -> None:
 
 
 def _constants(inst) -> tuple[float, float]:
-    c = theory.family_module(inst).constants(inst)
+    c = families.theory_module(inst).constants(inst)
     return float(c.L_o.value), float(c.G_o.value)
 
 
 def _quantities(inst) -> tuple[float, np.ndarray]:
-    mod = numerics.family_module(inst)
+    mod = families.numerics_module(inst)
     return float(mod.success_rate(inst)), np.asarray(mod.gradient_gap(inst))
 
 
@@ -48,7 +48,7 @@ def test_theorem1_monotone_and_rate_bound_along_trajectory(inst, which: str, dir
     assert tr.M > 0
     assert tr.J[-1] >= tr.bound(0.5), (tr.J[-1], tr.bound(0.5))
     # the final J from the theory side at 50 digits agrees with the numerics
-    hp = theory.family_module(inst).success_rate(inst.with_theta(tuple(tr.thetas[-1]))).evalf(50)
+    hp = families.theory_module(inst).success_rate(inst.with_theta(tuple(tr.thetas[-1]))).evalf(50)
     assert math.isclose(float(hp), float(tr.J[-1]), rel_tol=EXACT[0])
 
 
@@ -56,7 +56,7 @@ def test_log_odds_gain_is_at_least_half_of_M() -> None:
     inst = STARTS[0]
     _, G = _constants(inst)
     tr = na.theorem1_trajectory(inst, C=G**2 / 8, steps=8, direction="gap", seed=0, quantities=_quantities)
-    mod = numerics.family_module(inst)
+    mod = families.numerics_module(inst)
     ell = [mod.log_odds(inst.with_theta(tuple(t))) for t in tr.thetas]
     assert ell[-1] - ell[0] >= tr.M / 2
     assert ell[-1] - ell[0] < 2 * tr.M  # so the exponent-2 variant of the bound is refuted here

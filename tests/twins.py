@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import sympy as sp
-from gradgap import numerics, theory
+from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT, FD, MC_ALPHA
 from gradgap.theory.instances import Instance
 from hypothesis import example, given
@@ -52,21 +52,21 @@ def assert_close(quantity: str, routes: str, inst: Instance, got: Any, want: Any
 
 
 def check_success_rate(inst: Instance, methods: tuple[str, ...]) -> None:
-    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    sym, num = families.theory_module(inst), families.numerics_module(inst)
     want = sym_scalar(sym.success_rate(inst))
     for method in methods:
         assert_close("success_rate", f"symbolic vs {method}", inst, num.success_rate(inst, method=method), want, EXACT)
 
 
 def check_log_odds(inst: Instance, methods: tuple[str, ...]) -> None:
-    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    sym, num = families.theory_module(inst), families.numerics_module(inst)
     want = sym_scalar(sym.log_odds(inst))
     for method in methods:
         assert_close("log_odds", f"symbolic vs {method}", inst, num.log_odds(inst, method=method), want, EXACT)
 
 
 def check_gradient_gap(inst: Instance, methods: tuple[str, ...]) -> None:
-    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    sym, num = families.theory_module(inst), families.numerics_module(inst)
     want = sym_vector(sym.gradient_gap(inst))
     for method in methods:
         tol = FD if method == "fd" else EXACT
@@ -75,21 +75,21 @@ def check_gradient_gap(inst: Instance, methods: tuple[str, ...]) -> None:
 
 def check_grad_success_rate_is_variance_times_gap(inst: Instance) -> None:
     r"""numeric :math:`\nabla J` (autograd) against symbolic :math:`J(1-J)\,g`."""
-    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    sym, num = families.theory_module(inst), families.numerics_module(inst)
     want = sym_vector(sym.success_rate(inst) * (1 - sym.success_rate(inst)) * sym.gradient_gap(inst))
     got = num.grad_success_rate(inst, method="autograd")
     assert_close("grad_J vs J(1-J)g", "autograd vs symbolic", inst, got, want, EXACT)
 
 
 def check_hessian_log_odds(inst: Instance) -> None:
-    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    sym, num = families.theory_module(inst), families.numerics_module(inst)
     want = sym_matrix(sym.hessian_log_odds(inst))
     got = num.hessian_log_odds(inst, method="autograd")
     assert_close("hessian_log_odds", "symbolic vs autograd", inst, got, want, EXACT)
 
 
 def check_score_mean_zero_by_enumeration(inst: Instance) -> None:
-    num = numerics.family_module(inst)
+    num = families.numerics_module(inst)
     got = num.expected_score(inst, method="enumerate")
     assert_close("E[score]", "enumerate vs 0", inst, got, np.zeros_like(got), EXACT)
 
@@ -98,7 +98,7 @@ def check_gradient_gap_monte_carlo(inst: Instance, n: int = 4000, seed: int = 0)
     r"""z-test per coordinate: :math:`|\hat g_i - g_i| \le z_{1-\alpha/(2n)}\,\widehat{se}_i` (Bonferroni)."""
     from statistics import NormalDist
 
-    sym, num = theory.family_module(inst), numerics.family_module(inst)
+    sym, num = families.theory_module(inst), families.numerics_module(inst)
     want = sym_vector(sym.gradient_gap(inst))
     est = num.gradient_gap(inst, method="mc", n=n, seed=seed)
     mean, se = np.asarray(est.mean), np.asarray(est.stderr)
@@ -129,7 +129,7 @@ def twin_tests(family: str, instances: SearchStrategy[Any], *, near_deterministi
 
     class TwinTests:
         def test_public_functions_are_named_after_their_quantity(self) -> None:
-            for module in (theory.family_module(family), numerics.family_module(family)):
+            for module in (families.theory_module(family), families.numerics_module(family)):
                 for name in module.__all__:
                     assert getattr(module, name).__name__ == name, f"{module.__name__}.{name}"
 

@@ -1,17 +1,26 @@
-"""gradgap theory: see docs/DESIGN.md for the names this package shares with its twin."""
+"""gradgap theory: see docs/DESIGN.md for the names this package shares with its twin.
+
+The family registry (name -> instance type, twin modules, strategy, size parameters) is
+``gradgap.proofs_check.families``; this package keeps the package import light (``gradgap.theory.instances``
+is imported by the numeric twin, which must not load sympy).
+"""
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from gradgap.theory.instances import FAMILIES, GradgapValueError, Instance, family_name
+from gradgap.theory.instances import Instance
 
 
 def family_module(instance_or_name: Instance | str) -> ModuleType:
-    """The module of this package for a family name or an instance (``softmax``, ``tokens``, ``shared_tokens``)."""
+    """The symbolic family module of a family name or an instance, for dispatch inside ``theory/`` (which may not
+    read the registry in ``proofs_check/``); elsewhere use ``gradgap.proofs_check.families.theory_module``."""
+    from gradgap.theory import shared_tokens, softmax, tokens  # static; deferred so the package import stays light
+    from gradgap.theory.instances import FAMILIES, GradgapValueError, family_name
+
     name = instance_or_name if isinstance(instance_or_name, str) else family_name(instance_or_name)
-    if name not in FAMILIES:
+    modules = {module.__name__.rsplit(".", 1)[1]: module for module in (softmax, tokens, shared_tokens)}
+    if name not in modules:
         raise GradgapValueError(f"family={name!r}: unknown; choose one of {', '.join(FAMILIES)}",
                                 field="family", value=name)
-    return importlib.import_module(f"{__name__}.{name}")
+    return modules[name]

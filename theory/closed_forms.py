@@ -15,9 +15,9 @@ Notation: :math:`J` = ``J``, :math:`g` = ``gradient_gap``, :math:`\ell=\log\frac
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal
 
 import sympy as sp
 
@@ -29,13 +29,12 @@ __all__ = [
     "Constant",
     "FamilyConstants",
     "IdentityResult",
-    "InstanceQuantities",
     "at_instance",
     "evaluate",
     "exact",
-    "instance_quantities",
     "prove_zero",
     "prove_zero_matrix",
+    "substitute",
 ]
 
 #: digits of the high-precision re-evaluation
@@ -227,7 +226,7 @@ def prove_zero(diff: sp.Expr, substitution: Mapping[sp.Basic, sp.Basic] | None =
     numerator is 0; ``cancel`` is 0; ``simplify`` is 0. A difference that no strategy reduces to the
     literal 0 is reported as not proved (never as proved).
 
-    Source: issue 2 (identities proved symbolically), DERIVED.
+    Source: reconstruction §2.1 (the identities it proves), DERIVED; the strategies are this project's.
 
     >>> x = sp.Symbol("x", positive=True)
     >>> prove_zero(x / (1 + x) - 1 + 1 / (1 + x))
@@ -361,92 +360,13 @@ FAMILY_NAMES: Final[tuple[str, ...]] = (
 )
 
 
-class InstanceQuantities(NamedTuple):
-    """The quantities of a family that are closed forms substituted at the instance, in sorted order."""
+def substitute(cf: ClosedForms, expr: sp.Basic, inst: Any) -> sp.Basic:
+    r"""A structural closed form of ``cf`` at the instance: the parameter symbols ``cf.theta`` replaced by the
+    instance's exact parameter values (:func:`at_instance`), so ``.evalf(50)`` gives 50 digits.
 
-    alignment: Callable[[Any, Iterable[float]], sp.Expr]
-    conditional_score: Callable[[Any, bool], sp.ImmutableMatrix]
-    expected_score: Callable[[Any], sp.ImmutableMatrix]
-    grad_log_odds: Callable[[Any], sp.ImmutableMatrix]
-    grad_success_rate: Callable[[Any], sp.ImmutableMatrix]
-    gradient_gap: Callable[[Any], sp.ImmutableMatrix]
-    hessian_log_odds: Callable[[Any], sp.ImmutableMatrix]
-    log_odds: Callable[[Any], sp.Expr]
-    success_rate: Callable[[Any], sp.Expr]
-
-
-#: the family-independent docstrings; ``{module}`` names the family module (its table gives the closed forms,
-#: its docstring a worked example)
-_QUANTITY_DOCS: Final[dict[str, str]] = {
-    "alignment": r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` for a direction ``w`` (exact).
-
-    Source: reconstruction §2.2, INFERRED. Example: :mod:`{module}`.""",
-    "conditional_score": r""":math:`\mathbb E_+[s]=\mathbb E[s\mid r=1]` (``success=True``) or
-    :math:`\mathbb E_-[s]=\mathbb E[s\mid r=0]`, exact at the instance.
-
-    Source: reconstruction §2.1, DERIVED; closed form: the table of :mod:`{module}`.""",
-    "expected_score": r""":math:`\mathbb E_\pi[s]=\sum_o\pi_\theta(o)\,s(o)` (which is 0), exact at the instance.
-
-    Source: reconstruction §2.1 (proof), DERIVED. Example: :mod:`{module}`.""",
-    "grad_log_odds": r""":math:`\nabla_\theta\ell` (by differentiating the closed form of :math:`\ell`), exact.
-
-    Source: reconstruction §2.1 item 2, DERIVED. Example: :mod:`{module}`.""",
-    "grad_success_rate": r""":math:`\nabla_\theta J` (by differentiating the closed form of :math:`J`), exact.
-
-    Source: reconstruction §2.1, DERIVED. Example: :mod:`{module}`.""",
-    "gradient_gap": r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`, exact at the instance.
-
-    Source: reconstruction §2.1 (boxed definition), DERIVED; closed form: the table of :mod:`{module}`.""",
-    "hessian_log_odds": r""":math:`\nabla^2_\theta\ell` (by differentiating the closed form twice), exact.
-
-    Source: reconstruction §4.1 (second-order form), DERIVED. Example: :mod:`{module}`.""",
-    "log_odds": r"""Log-odds :math:`\ell=\log\frac{J}{1-J}` (:math:`1-J` summed over the failures), exact.
-
-    Source: reconstruction §2.1 item 2, DERIVED. Example: :mod:`{module}`.""",
-    "success_rate": r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`, exact at the instance.
-
-    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd; closed form: the table of :mod:`{module}`.""",
-}
-
-
-def instance_quantities(closed_forms: Callable[[Any], ClosedForms], module: str) -> InstanceQuantities:
-    r"""The quantities of the family module ``module`` at an instance: the structural closed form
-    ``closed_forms(inst)`` with its parameters :math:`\theta` replaced by the instance's exact values
-    (:func:`at_instance`), so ``.evalf(50)`` gives 50 digits.
-
-    >>> cf = ClosedForms(family="demo", structure="toy", theta=theta_symbols(1), J=sp.S.Half,
-    ...     gradient_gap=sp.ImmutableMatrix([theta_symbols(1)[0]]), grad_J=sp.ImmutableMatrix([0]),
-    ...     norm_gap_sq=sp.S.Zero, log_odds=sp.S.Zero, grad_log_odds=sp.ImmutableMatrix([0]),
-    ...     hessian_log_odds=sp.ImmutableMatrix([[0]]), e_score_success=sp.ImmutableMatrix([0]),
-    ...     e_score_failure=sp.ImmutableMatrix([0]), e_score=sp.ImmutableMatrix([0]))
     >>> from types import SimpleNamespace
-    >>> q = instance_quantities(lambda inst: cf, "demo")
-    >>> q.gradient_gap(SimpleNamespace(theta=(0.25,))), q.alignment(SimpleNamespace(theta=(0.25,)), (2.0,))
-    (Matrix([[1/4]]), 1/2)
+    >>> cf = SimpleNamespace(theta=theta_symbols(2))
+    >>> substitute(cf, cf.theta[1] * 2, SimpleNamespace(theta=(0.0, 0.25)))
+    1/2
     """
-
-    def substituted(attribute: str) -> Callable[[Any], sp.Basic]:
-        def quantity(inst: Any) -> sp.Basic:
-            cf = closed_forms(inst)
-            return at_instance(getattr(cf, attribute), cf.theta, inst.theta)
-
-        return quantity
-
-    def alignment(inst: Any, w: Iterable[float]) -> sp.Expr:
-        wv = check_direction(w, len(inst.theta))
-        return (wv.T * gradient_gap(inst))[0]
-
-    def conditional_score(inst: Any, success: bool) -> sp.ImmutableMatrix:
-        cf = closed_forms(inst)
-        return at_instance(cf.e_score_success if success else cf.e_score_failure, cf.theta, inst.theta)
-
-    gradient_gap = substituted("gradient_gap")
-    quantities = InstanceQuantities(
-        alignment=alignment, conditional_score=conditional_score, expected_score=substituted("e_score"),
-        grad_log_odds=substituted("grad_log_odds"), grad_success_rate=substituted("grad_J"),
-        gradient_gap=gradient_gap, hessian_log_odds=substituted("hessian_log_odds"),
-        log_odds=substituted("log_odds"), success_rate=substituted("J"))
-    for name, fn in zip(InstanceQuantities._fields, quantities, strict=True):
-        fn.__module__, fn.__name__, fn.__qualname__ = module, name, name
-        fn.__doc__ = _QUANTITY_DOCS[name].replace("{module}", module)
-    return quantities
+    return at_instance(expr, cf.theta, inst.theta)

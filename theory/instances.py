@@ -18,15 +18,29 @@ paper            here                                  meaning
 ===============  ===================================  ==========================================
 
 Parameter vectors are always flat: softmax ``(K,)``, tokens ``(T*V,)`` row-major, shared ``(d,)``.
+
+Each instance type describes its family once (style rule 16): ``FAMILY`` (its name), ``SIZE_PARAMETERS`` (the
+size parameters with the default inclusive ranges of a search), ``sizes``, ``as_dict()``, ``describe()`` and
+``structure()``, its :class:`LogLinearForm`: every family here is log-linear per position,
+
+.. math:: \pi_\theta(o) = \prod_{t=1}^T \mathrm{softmax}(A_t\theta + b_t)_{o_t},\qquad
+          r(o) = \mathbb 1\big[\#\{t : o_t\in C_t\} \ge m\big],
+
+with the feature rows :math:`A_t` (one row :math:`\phi_t(v)` per token, in the flat parameter layout), the biases
+:math:`b_t` and the correct sets :math:`C_t` (reconstruction §1, INFERRED: the setting; the per-position form
+is this project's description). The registry that maps a family name to its twin modules is
+``gradgap.proofs_check.families``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, final
+from types import MappingProxyType
+from typing import Any, ClassVar, Final, final
 
 __all__ = [
     "FAMILIES",
@@ -34,6 +48,8 @@ __all__ = [
     "GradgapTypeError",
     "GradgapValueError",
     "Instance",
+    "LogLinearForm",
+    "Position",
     "SharedTokens",
     "SoftmaxBandit",
     "TokenSequence",
@@ -106,6 +122,77 @@ def check_index_set(field: str, values: Any, *, size: int, proper: bool = True) 
 
 @final
 @dataclass(frozen=True)
+class Position:
+    r"""One position type of a log-linear policy: :math:`\pi(v)\propto\exp(\phi(v)^\top\theta+b_v)`.
+
+    ``features[v]`` is :math:`\phi(v)` in the flat parameter layout, ``bias[v]`` is :math:`b_v`, ``correct`` the
+    tokens that count as a hit at this position and ``count`` how many positions share this type.
+
+    >>> Position(features=((1.0, 0.0), (0.0, 1.0)), bias=(0.0, 0.0), correct=frozenset({0})).V
+    2
+    """
+
+    features: tuple[tuple[float, ...], ...]
+    bias: tuple[float, ...]
+    correct: frozenset[int]
+    count: int = 1
+
+    @property
+    def V(self) -> int:
+        """Number of tokens at this position."""
+        return len(self.features)
+
+
+@final
+@dataclass(frozen=True)
+class LogLinearForm:
+    r"""A family member as a product of log-linear positions with a hit-count reward.
+
+    .. math:: \pi_\theta(o)=\prod_t\mathrm{softmax}(A_t\theta+b_t)_{o_t},\quad
+              r(o)=\mathbb 1[\#\{t:o_t\in C_t\}\ge m].
+
+    ``positions`` lists the position types in response order (a type with ``count`` c stands for c consecutive
+    positions); ``min_hits`` is :math:`m`.
+
+    >>> form = SoftmaxBandit(logits=(0.0, 0.0), correct=frozenset({1})).structure()
+    >>> form.T, form.min_hits, form.reward((1,)), form.product_reward
+    (1, 1, 1, True)
+    """
+
+    positions: tuple[Position, ...]
+    min_hits: int
+    n_params: int
+
+    @property
+    def T(self) -> int:
+        r"""Response length :math:`T=\sum_j c_j`."""
+        return sum(p.count for p in self.positions)
+
+    @property
+    def product_reward(self) -> bool:
+        """Whether the reward is a product over positions (every position must hit: :math:`m=T`)."""
+        return self.min_hits == self.T
+
+    def expanded(self) -> tuple[Position, ...]:
+        """One :class:`Position` per response position (the counts unrolled)."""
+        return tuple(p for p in self.positions for _ in range(p.count))
+
+    def reward(self, response: Sequence[int]) -> int:
+        r""":math:`r(o)=\mathbb 1[\#\{t:o_t\in C_t\}\ge m]` of one response."""
+        hits = sum(int(o in p.correct) for o, p in zip(response, self.expanded(), strict=True))
+        return int(hits >= self.min_hits)
+
+    def responses(self) -> list[tuple[int, ...]]:
+        """Every response, in lexicographic order (small instances only)."""
+        return [tuple(o) for o in itertools.product(*(range(p.V) for p in self.expanded()))]
+
+
+def _unit_rows(n: int, offset: int, size: int) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(1.0 if j == offset + v else 0.0 for j in range(n)) for v in range(size))
+
+
+@final
+@dataclass(frozen=True)
 class SoftmaxBandit:
     r"""K-armed softmax bandit: :math:`\pi_\theta(a) = e^{\theta_a} / \sum_b e^{\theta_b}`, reward
     :math:`r(a) = \mathbb 1[a \in C]`.
@@ -113,6 +200,10 @@ class SoftmaxBandit:
     >>> SoftmaxBandit(logits=(0.0, 1.0, -1.0), correct=frozenset({0})).K
     3
     """
+
+    FAMILY: ClassVar[str] = "softmax"
+    #: size parameters and the default inclusive ranges of a search
+    SIZE_PARAMETERS: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType({"K": (2, 5)})
 
     logits: tuple[float, ...]
     correct: frozenset[int]
@@ -136,6 +227,28 @@ class SoftmaxBandit:
     def with_theta(self, theta: Sequence[float]) -> SoftmaxBandit:
         return SoftmaxBandit(logits=tuple(theta), correct=self.correct)
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The size parameters of this member."""
+        return {"K": self.K}
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (the constructor's keywords)."""
+        return {"logits": list(self.logits), "correct": sorted(self.correct)}
+
+    def describe(self) -> str:
+        """The structure in words, e.g. ``softmax K=3 C=[0]``."""
+        return f"softmax K={self.K} C={sorted(self.correct)}"
+
+    def structure(self) -> LogLinearForm:
+        r"""One position, :math:`A=I_K`, :math:`b=0`, :math:`C`, :math:`m=1`."""
+        K = self.K
+        return LogLinearForm((Position(_unit_rows(K, 0, K), (0.0,) * K, self.correct),), 1, K)
+
+    def unique_correct_response(self) -> tuple[int, ...] | None:
+        r"""The one correct response :math:`o^\star`, or ``None`` when several responses are correct."""
+        return (next(iter(self.correct)),) if len(self.correct) == 1 else None
+
 
 @final
 @dataclass(frozen=True)
@@ -149,6 +262,10 @@ class TokenSequence:
     >>> TokenSequence(logits=((0.0, 1.0), (2.0, 0.0)), target=(1, 0)).T
     2
     """
+
+    FAMILY: ClassVar[str] = "tokens"
+    #: size parameters and the default inclusive ranges of a search
+    SIZE_PARAMETERS: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType({"T": (1, 3), "V": (2, 3)})
 
     logits: tuple[tuple[float, ...], ...]
     target: tuple[int, ...]
@@ -213,6 +330,31 @@ class TokenSequence:
         rows = tuple(flat[t * self.V : (t + 1) * self.V] for t in range(self.T))
         return TokenSequence(logits=rows, target=self.target, min_correct=self.min_correct)
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The size parameters of this member."""
+        return {"T": self.T, "V": self.V}
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (the constructor's keywords)."""
+        return {"logits": [list(r) for r in self.logits], "target": list(self.target),
+                "min_correct": self.min_correct}
+
+    def describe(self) -> str:
+        """The structure in words, e.g. ``tokens T=2 V=3 m=2``."""
+        return f"tokens T={self.T} V={self.V} m={self.m}"
+
+    def structure(self) -> LogLinearForm:
+        r"""T positions, :math:`A_t` the unit rows of block t, :math:`b=0`, :math:`C_t=\{o^\star_t\}`, :math:`m`."""
+        T, V = self.T, self.V
+        positions = tuple(Position(_unit_rows(T * V, t * V, V), (0.0,) * V, frozenset({self.target[t]}))
+                          for t in range(T))
+        return LogLinearForm(positions, self.m, T * V)
+
+    def unique_correct_response(self) -> tuple[int, ...] | None:
+        r"""The one correct response :math:`o^\star` (exact match), or ``None`` when ``m < T``."""
+        return self.target if self.m == self.T else None
+
 
 @final
 @dataclass(frozen=True)
@@ -226,6 +368,11 @@ class SharedTokens:
     >>> SharedTokens(theta=(0.0,), features=((0.0,), (1.0,), (2.0,)), correct=frozenset({1}), T=2).V
     3
     """
+
+    FAMILY: ClassVar[str] = "shared_tokens"
+    #: size parameters and the default inclusive ranges of a search
+    SIZE_PARAMETERS: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType(
+        {"d": (1, 3), "T": (1, 3), "V": (2, 4)})
 
     theta: tuple[float, ...]
     features: tuple[tuple[float, ...], ...]
@@ -268,19 +415,40 @@ class SharedTokens:
         return SharedTokens(theta=tuple(theta), features=self.features, correct=self.correct, T=self.T,
                             bias=self.bias)
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The size parameters of this member."""
+        return {"d": self.d, "T": self.T, "V": self.V}
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (the constructor's keywords)."""
+        return {"theta": list(self.theta), "features": [list(r) for r in self.features],
+                "correct": sorted(self.correct), "T": self.T, "bias": None if self.bias is None else list(self.bias)}
+
+    def describe(self) -> str:
+        """The structure in words, e.g. ``shared d=1 V=3 T=2 C=[1]``."""
+        return f"shared d={self.d} V={self.V} T={self.T} C={sorted(self.correct)}"
+
+    def structure(self) -> LogLinearForm:
+        r"""One position type repeated T times, :math:`A=\Phi`, :math:`b`, :math:`C`, :math:`m=T`."""
+        return LogLinearForm((Position(self.features, self.biases, self.correct, self.T),), self.T, self.d)
+
+    def unique_correct_response(self) -> tuple[int, ...] | None:
+        r"""The one correct response :math:`(c,\dots,c)` when :math:`C=\{c\}`, else ``None``."""
+        return (next(iter(self.correct)),) * self.T if len(self.correct) == 1 else None
+
 
 Instance = SoftmaxBandit | TokenSequence | SharedTokens
 
-FAMILIES: Final[dict[str, type]] = {
-    "softmax": SoftmaxBandit,
-    "tokens": TokenSequence,
-    "shared_tokens": SharedTokens,
-}
+#: the instance type of each family, by name (the full registry, with the twin modules, is
+#: ``gradgap.proofs_check.families.FAMILIES``)
+FAMILIES: Final[Mapping[str, type[Instance]]] = MappingProxyType(
+    {cls.FAMILY: cls for cls in (SoftmaxBandit, TokenSequence, SharedTokens)})
 
 
 def family_name(instance: Instance) -> str:
     """The family name (a key of :data:`FAMILIES`) of an instance."""
-    for name, cls in FAMILIES.items():
-        if isinstance(instance, cls):
-            return name
+    name = getattr(type(instance), "FAMILY", None)
+    if name in FAMILIES and isinstance(instance, FAMILIES[name]):
+        return name
     raise GradgapTypeError(f"instance={_short(instance)}: not a gradgap instance", field="instance", value=instance)

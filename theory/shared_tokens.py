@@ -137,8 +137,87 @@ def closed_forms(inst: SharedTokens) -> ClosedForms:
     return _closed_forms(inst.features, inst.biases, inst.correct, inst.T)
 
 
-(alignment, conditional_score, expected_score, grad_log_odds, grad_success_rate, gradient_gap, hessian_log_odds,
- log_odds, success_rate) = forms.instance_quantities(closed_forms, __name__)
+def success_rate(inst: SharedTokens) -> sp.Expr:
+    r"""Success rate :math:`J=\Pr_{o\sim\pi_\theta}[r(o)=1]`, exact at the instance; closed form :math:`p^T`.
+
+    Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.J, inst)
+
+
+def log_odds(inst: SharedTokens) -> sp.Expr:
+    r"""Log-odds :math:`\ell=\log\frac{J}{1-J}` (:math:`1-J` summed over the failures), exact.
+
+    Source: reconstruction §2.1 item 2, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.log_odds, inst)
+
+
+def gradient_gap(inst: SharedTokens) -> sp.ImmutableMatrix:
+    r"""Gradient Gap :math:`g=\mathbb E_+[s]-\mathbb E_-[s]`, exact at the instance; closed form
+    :math:`\frac{T(1-p)}{1-p^T}(\mu_C-\mu_{\bar C})`.
+
+    Source: reconstruction §2.1 (boxed definition), DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.gradient_gap, inst)
+
+
+def grad_log_odds(inst: SharedTokens) -> sp.ImmutableMatrix:
+    r""":math:`\nabla_\theta\ell` (by differentiating the closed form of :math:`\ell`), exact.
+
+    Source: reconstruction §2.1 item 2, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.grad_log_odds, inst)
+
+
+def grad_success_rate(inst: SharedTokens) -> sp.ImmutableMatrix:
+    r""":math:`\nabla_\theta J` (by differentiating the closed form of :math:`J`), exact.
+
+    Source: reconstruction §2.1, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.grad_J, inst)
+
+
+def hessian_log_odds(inst: SharedTokens) -> sp.ImmutableMatrix:
+    r""":math:`\nabla^2_\theta\ell` (by differentiating the closed form twice), exact.
+
+    Source: reconstruction §4.1 (second-order form), DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.hessian_log_odds, inst)
+
+
+def expected_score(inst: SharedTokens) -> sp.ImmutableMatrix:
+    r""":math:`\mathbb E_\pi[s]=\sum_o\pi_\theta(o)\,s(o)` (which is 0), exact at the instance.
+
+    Source: reconstruction §2.1 (proof), DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.e_score, inst)
+
+
+def conditional_score(inst: SharedTokens, success: bool) -> sp.ImmutableMatrix:
+    r""":math:`\mathbb E_+[s]=\mathbb E[s\mid r=1]` (``success=True``) or :math:`\mathbb E_-[s]=\mathbb E[s\mid r=0]`,
+    exact at the instance; closed form the table of this module.
+
+    Source: reconstruction §2.1, DERIVED.
+    """
+    cf = closed_forms(inst)
+    return forms.substitute(cf, cf.e_score_success if success else cf.e_score_failure, inst)
+
+
+def alignment(inst: SharedTokens, w: Iterable[float]) -> sp.Expr:
+    r"""Alignment :math:`\Delta\mu=\langle w,g\rangle` for a direction ``w`` (exact).
+
+    Source: reconstruction §2.2, INFERRED.
+    """
+    wv = forms.check_direction(w, len(inst.theta))
+    return (wv.T * gradient_gap(inst))[0]
 
 
 def reward(inst: SharedTokens, response: Iterable[int]) -> int:
@@ -204,7 +283,7 @@ def constants(inst: SharedTokens) -> FamilyConstants:
     r""":math:`L_o\le T\,\mathrm{diam}(\phi)^2/4` (a maximum for V=2, an upper bound otherwise) and
     :math:`G_o=T\,\mathrm{diam}(\phi)` (a supremum), :math:`\mathrm{diam}(\phi)=\max_{u,v}\|\phi(u)-\phi(v)\|`.
 
-    Source: issue 2 (family constants); proofs DERIVED here.
+    Source: reconstruction §3 (A1, A2: the constants), INFERRED; values and proofs DERIVED here.
 
     >>> c = constants(_EXAMPLE)
     >>> c.L_o.value, c.G_o.value

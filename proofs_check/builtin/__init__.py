@@ -1,40 +1,28 @@
 r"""The built-in claims: the theory as reconstructed in ``shared/paper/reconstruction.md`` §2-4.
 
-Each module named in :data:`BUILTIN_MODULES` exposes ``claims() -> list[Claim]``. :func:`builtin_claims`
-loads them in this order. A module that does not exist yet is skipped (only an ``ImportError`` naming that very
-module); any other error, including an import error *inside* an existing module, propagates.
+Each module in :data:`BUILTIN_MODULES` (imported statically: a renamed or broken module fails the import, it is
+never skipped) exposes ``claims() -> list[Claim]``; :func:`builtin_claims` collects them in this order and
+checks that the ids are unique. ``tests/test_builtin_ids.py`` pins the set of ids.
 """
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
+from typing import Final
 
+from gradgap.proofs_check.builtin import algorithms, core, dynamics, one_step, theorem1
 from gradgap.proofs_check.claims import Claim
 from gradgap.theory.instances import GradgapValueError
 
 __all__ = ["BUILTIN_MODULES", "builtin_claims"]
 
 #: modules of built-in claims, in report order
-BUILTIN_MODULES: tuple[str, ...] = (
-    "gradgap.proofs_check.builtin.core",
-    "gradgap.proofs_check.builtin.algorithms",
-    "gradgap.proofs_check.builtin.one_step",
-    "gradgap.proofs_check.builtin.theorem1",
-    "gradgap.proofs_check.builtin.dynamics",
-)
+BUILTIN_MODULES: Final[tuple[ModuleType, ...]] = (core, algorithms, one_step, theorem1, dynamics)
 
 
-def builtin_claims(modules: tuple[str, ...] = BUILTIN_MODULES) -> list[Claim]:
+def builtin_claims(modules: tuple[ModuleType, ...] = BUILTIN_MODULES) -> list[Claim]:
     """Every built-in claim, in module order; ids are checked unique."""
-    out: list[Claim] = []
-    for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # not written yet
-            raise
-        out.extend(module.claims())
+    out: list[Claim] = [claim for module in modules for claim in module.claims()]
     seen: set[str] = set()
     for claim in out:
         if claim.id in seen:

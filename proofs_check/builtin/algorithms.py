@@ -27,6 +27,7 @@ parts of the statement (``aggregate="weakest"``), so the claim reports the weake
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -35,9 +36,14 @@ from typing import Any, Final
 import mpmath
 import numpy as np
 import sympy as sp
+from gradgap.numerics import algorithms as na
+from gradgap.numerics.algorithms import EosTokens
+from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from gradgap.proofs_check.search import instance_dict, instance_strategy
 from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, ROUNDING
-from gradgap.theory.instances import Instance
+from gradgap.theory import algorithms as ta
+from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -65,8 +71,6 @@ GainFn = Callable[[str, int, float, int], float]
 
 @lru_cache(maxsize=256)
 def _gain_fn(algorithm: str, G: int, T: int) -> Callable[[Any], Any]:
-    from gradgap.theory import algorithms as ta
-
     return sp.lambdify(ta.J, ta.gain(algorithm, G, T=T), modules="mpmath")
 
 
@@ -84,8 +88,6 @@ def _length(inst: Instance) -> int:
 
 
 def _instance_and_group() -> st.SearchStrategy[tuple[Instance, int]]:
-    from gradgap.proofs_check.search import instance_strategy
-
     @st.composite
     def draw(d: st.DrawFn) -> tuple[Instance, int]:
         fam = d(st.sampled_from(sorted(_SIZES)))
@@ -98,9 +100,8 @@ def _instance_and_group() -> st.SearchStrategy[tuple[Instance, int]]:
 
 def _hp_gap(inst: Instance) -> tuple[Any, list[Any]]:
     """J and g from the theory side at 50 digits."""
-    from gradgap import theory
 
-    mod = theory.family_module(inst)
+    mod = families.theory_module(inst)
     J = mod.success_rate(inst).evalf(50)
     g = [x.evalf(50) for x in mod.gradient_gap(inst)]
     return J, g
@@ -111,9 +112,6 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
     (numerics) against ``gain(J, G) * g``; a float mismatch is re-checked with J and g at 50 digits."""
 
     def run(profile: Profile) -> Evidence:
-        from gradgap import numerics
-        from gradgap.numerics import algorithms as na
-
         found: list[dict[str, Any]] = []
         stats = {"examples": 0, "worst_rel_error": 0.0}
 
@@ -122,8 +120,8 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
             fp = na.finite_policy(inst)
             if not 1e-6 < fp.J < 1 - 1e-6:
                 return
-            g = np.asarray(numerics.family_module(inst).gradient_gap(inst), dtype=float)
-            J = float(numerics.family_module(inst).success_rate(inst))
+            g = np.asarray(families.numerics_module(inst).gradient_gap(inst), dtype=float)
+            J = float(families.numerics_module(inst).success_rate(inst))
             if not float(np.linalg.norm(g)) > 1e-9:
                 return
             scale = float(np.linalg.norm(g)) * fp.J * (1 - fp.J)
@@ -138,7 +136,6 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
                 rhs = [float(gain(alg, G, float(Jh), _length(inst))) * float(x) for x in gh]
                 err_hp = float(np.max(np.abs(Ew - np.asarray(rhs)))) / scale
                 if err_hp > EXACT[0]:
-                    from gradgap.proofs_check.search import instance_dict
 
                     found.append({"algorithm": alg, "G": G, "instance": instance_dict(inst),
                                   "J": mpmath.nstr(Jh, 20), "E[w]": [float(x) for x in Ew], "rhs": rhs,
@@ -167,8 +164,6 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
 
 def _proof_check(algorithm: str, sizes: Sequence[int] = (2, 3, 4)) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from gradgap.theory import algorithms as ta
-
         results = [ta.prove_expected_update_by_enumeration(algorithm, G, n_success=s, n_fail=f)
                    for G in sizes for s, f in ((1, 2), (2, 1))]
         results.append(ta.prove_mass_form(algorithm, max(sizes)))
@@ -210,8 +205,6 @@ _WRONG: Final[dict[str, tuple[tuple[str, GainFn], ...]]] = {
 
 
 def _gain_claim(alg: str) -> Claim:
-    from gradgap.theory import algorithms as ta
-
     spec = ta.ALGORITHMS[alg]
     cid = f"gain-{alg.replace('_', '-')}"
 
@@ -244,7 +237,6 @@ def _gain_claim(alg: str) -> Claim:
 
 def _closed_limits_proof(profile: Profile) -> Evidence:
     """The gains of REINFORCE, RLOO and Dr. GRPO in closed form for symbolic G (Binomial PGF)."""
-    from gradgap.theory import algorithms as ta
 
     algorithms = ("reinforce", "rloo", "dr_grpo")
     proofs = [ta.prove_centred_mass_closed_form(a) for a in algorithms]
@@ -273,8 +265,6 @@ def _grpo_rate_check(grpo_limit: Callable[[float], float],
     ingredients are proved symbolically for ``_RATE_PROVED_G`` and listed in the figures)."""
 
     def run(profile: Profile) -> Evidence:
-        from gradgap.theory import algorithms as ta
-
         worst = -math.inf
         grid = np.linspace(0.02, 0.98, profile.grid)
         for G in _RATE_GRID_G:
@@ -304,12 +294,6 @@ def _mass_check(swap: bool) -> Callable[[Profile], Evidence]:
     r"""Numeric m_S, m_F from the advantages of all :math:`2^G` reward vectors, against :math:`\mathbb E[w]`."""
 
     def run(profile: Profile) -> Evidence:
-        import itertools
-
-        from gradgap import numerics
-        from gradgap.numerics import algorithms as na
-        from gradgap.theory.instances import SoftmaxBandit, TokenSequence
-
         insts = [SoftmaxBandit((0.3, -0.4, 1.1), frozenset({0})),
                  TokenSequence(((0.2, -0.5, 0.1), (0.7, 0.0, -0.3)), target=(0, 1))]
         worst = 0.0
@@ -324,7 +308,7 @@ def _mass_check(swap: bool) -> Callable[[Profile], Evidence]:
             m_f = -float(pr @ (A * (1 - R)).sum(axis=1)) / G
             c = 1.0 if na.AGGREGATION[alg] == "sequence" else 1.0 / _length(inst)
             factor = (J * m_s + (1 - J) * m_f) if swap else ((1 - J) * m_s + J * m_f)
-            g = np.asarray(numerics.family_module(inst).gradient_gap(inst))
+            g = np.asarray(families.numerics_module(inst).gradient_gap(inst))
             err = float(np.max(np.abs(na.expected_update(fp, alg, G) - c * factor * g)))
             worst = max(worst, err)
             cases += 1
@@ -338,8 +322,6 @@ def _mass_check(swap: bool) -> Callable[[Profile], Evidence]:
 
 
 def _mass_proof(profile: Profile) -> Evidence:
-    from gradgap.theory import algorithms as ta
-
     sizes = list(range(2, 7))
     res = [ta.prove_mass_form(a, G) for a in _ALGOS for G in sizes]
     bad = [r.name for r in res if not r.proved]
@@ -351,8 +333,6 @@ def _mass_proof(profile: Profile) -> Evidence:
 
 def _epsilon_check(bound: Callable[[int, float], float]) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from gradgap.theory import algorithms as ta
-
         eps = sp.Rational(1, 10**4)
         worst = -math.inf
         for G in (2, 4, 8, 16):
@@ -378,9 +358,6 @@ def _fixed_length_check(algorithms: Sequence[str], varlen: bool) -> Callable[[Pr
     """Angle between E[w] and g on fixed-length instances (and, for a mutant, on the EOS policy)."""
 
     def run(profile: Profile) -> Evidence:
-        from gradgap.numerics import algorithms as na
-        from gradgap.theory.instances import SharedTokens, TokenSequence
-
         insts: list[Any] = [
             TokenSequence(((0.2, -0.5, 0.1), (0.7, 0.0, -0.3)), target=(0, 1)),
             TokenSequence(((0.2, -0.5), (0.7, 0.0), (0.1, 0.4)), target=(0, 1, 1), min_correct=2),
@@ -405,16 +382,12 @@ def _fixed_length_check(algorithms: Sequence[str], varlen: bool) -> Callable[[Pr
 
 
 def _varlen_numeric() -> Any:
-    from gradgap.numerics.algorithms import EosTokens
-
     return EosTokens(logits=tuple(tuple(math.log(float(p)) for p in row) for row in VARLEN_PROBS),
                      wrong=frozenset({2}))
 
 
 @lru_cache(maxsize=1)
 def _varlen_exact() -> dict[str, Any]:
-    from gradgap.theory import algorithms as ta
-
     probs, scores, rewards, lengths = ta.eos_policy_exact(VARLEN_PROBS, [2])
     S = [sp.Matrix(s) for s in scores]
     n = len(scores[0])
@@ -432,8 +405,6 @@ def _varlen_exact() -> dict[str, Any]:
 
 def _varlen_refutation(algorithms: Sequence[str]) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from gradgap.numerics import algorithms as na
-
         ex = _varlen_exact()
         fp = na.finite_policy(_varlen_numeric())
         figures: dict[str, Any] = {"J": str(ex["J"])}
@@ -539,8 +510,6 @@ def claims() -> list[Claim]:
 
 
 def _varlen_sequence_proof(profile: Profile) -> Evidence:
-    from gradgap.theory import algorithms as ta
-
     sizes, lengths = [2, 3], (1, 2, 1)
     res = [ta.prove_expected_update_by_enumeration(a, G, lengths=lengths)
            for a in ("reinforce", "rloo", "dr_grpo") for G in sizes]

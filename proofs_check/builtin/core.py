@@ -25,8 +25,6 @@ near-attaining configuration showing the constant is not loose.
 
 from __future__ import annotations
 
-import importlib
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,96 +33,57 @@ from typing import Any, Final
 
 import mpmath
 import numpy as np
+import sympy as sp
+from gradgap.numerics import loglinear as numeric_loglinear
+from gradgap.numerics._routes import fd_jacobian
+from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
 from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO
-from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence, family_name
+from gradgap.theory import loglinear as symbolic_loglinear
+from gradgap.theory.instances import Instance, SoftmaxBandit, TokenSequence, family_name
 from hypothesis import HealthCheck, Phase, given, settings, target
 from hypothesis import strategies as st
 
 __all__ = ["IDENTITIES", "claims"]
 
-FAMILY_ORDER: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens")
-
-
-def _available(family: str) -> bool:
-    """Both twins of ``family`` exist (a family whose modules are not written yet is reported as skipped)."""
-    for pkg in ("theory", "numerics"):
-        try:
-            importlib.import_module(f"gradgap.{pkg}.{family}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"gradgap.{pkg}.{family}":
-                return False
-            raise
-    return True
+FAMILY_ORDER: Final[tuple[str, ...]] = tuple(families.FAMILIES)
 
 
 def _theory(inst_or_family: Instance | str) -> Any:
-    from gradgap import theory
-
-    return theory.family_module(inst_or_family)
+    return families.theory_module(inst_or_family)
 
 
 def _numerics(inst_or_family: Instance | str) -> Any:
-    from gradgap import numerics
-
-    return numerics.family_module(inst_or_family)
+    return families.numerics_module(inst_or_family)
 
 
-# ------------------------------------------------------------------ structures for the PROVED checks
+def _structures(family: str, profile: Profile) -> tuple[Instance, ...]:
+    """The registry's structures (parameters zero) on which identities are proved, more with deeper profiles."""
+    return families.family(family).structures(profile.size_cap >= 5)
 
 
-def _structures(family: str, profile: Profile) -> list[Instance]:
-    """The structures (parameters zero) on which the identities are proved, more with deeper profiles."""
-    big = profile.size_cap >= 5
-    if family == "softmax":
-        ks = (2, 3, 4, 5) if big else (2, 3)
-        return [SoftmaxBandit((0.0,) * k, frozenset(c)) for k in ks for c in ({0}, {0, 1}) if len(c) < k]
-    if family == "tokens":
-        shapes = [(1, 2, None), (2, 2, None), (2, 3, None), (2, 3, 1)]
-        if big:
-            shapes += [(3, 2, None), (3, 2, 2), (3, 3, None)]
-        return [TokenSequence(((0.0,) * v,) * t, tuple(i % v for i in range(t)), m) for t, v, m in shapes]
-    feats = ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
-    shapes = [(1, {0}), (2, {0, 1})] + ([(3, {1})] if big else [])
-    return [SharedTokens((0.0, 0.0), feats, frozenset(c), t) for t, c in shapes]
-
-
-def _describe(inst: Instance) -> str:
-    if isinstance(inst, SoftmaxBandit):
-        return f"softmax K={inst.K} C={sorted(inst.correct)}"
-    if isinstance(inst, TokenSequence):
-        return f"tokens T={inst.T} V={inst.V} m={inst.m}"
-    return f"shared d={inst.d} V={inst.V} T={inst.T} C={sorted(inst.correct)}"
-
-
-def _proved_check(identity: str, families: Sequence[str],
+def _proved_check(identity: str, family_names: Sequence[str],
                   applies: Callable[[Instance], bool] = lambda inst: True) -> Any:
     r"""PROVED when ``prove_identities`` proves ``identity`` on every stated structure; UNDECIDED if any did not
     simplify to 0; the structures are the figures."""
 
     def run(profile: Profile) -> Evidence:
         proved: list[str] = []
-        skipped: list[str] = []
-        for fam in families:
-            if not _available(fam):
-                skipped.append(fam)
-                continue
+        for fam in family_names:
             for inst in _structures(fam, profile):
                 if not applies(inst):
                     continue
                 results = {r.name: r for r in _theory(inst).prove_identities(inst)}
                 res = results.get(identity)
                 if res is None:
-                    return Evidence.undecided(f"theory has no identity {identity!r} for {_describe(inst)}")
+                    return Evidence.undecided(f"theory has no identity {identity!r} for {inst.describe()}")
                 if not res.proved:
-                    return Evidence.undecided(f"not proved for {_describe(inst)}: {res.detail}",
+                    return Evidence.undecided(f"not proved for {inst.describe()}: {res.detail}",
                                               {"structures": proved})
-                proved.append(_describe(inst))
+                proved.append(inst.describe())
         if not proved:
-            return Evidence.undecided("no structure to prove it on", {"skipped_families": skipped})
+            return Evidence.undecided("no structure to prove it on")
         figures = {"identities": len(proved), "structures": proved}
-        if skipped:
-            figures["skipped_families"] = skipped
         return Evidence.holds(Strength.PROVED, figures,
                               detail=f"difference simplifies to exactly 0 on {len(proved)} structures")
 
@@ -138,66 +97,19 @@ def _vec(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=float).reshape(-1)
 
 
-def _log_pi_positions(inst: Instance) -> list[np.ndarray]:
-    """Per-position log-probabilities of the token families (float64, numpy; used for enumeration)."""
-    if isinstance(inst, TokenSequence):
-        rows = [np.asarray(r, dtype=float) for r in inst.logits]
-    else:
-        feats = np.asarray(inst.features, dtype=float)
-        logits = feats @ np.asarray(inst.theta, dtype=float) + np.asarray(inst.biases, dtype=float)
-        rows = [logits] * inst.T
-    return [r - (r.max() + math.log(np.exp(r - r.max()).sum())) for r in rows]
-
-
-def _token_scores(inst: Instance, response: tuple[int, ...]) -> list[np.ndarray]:
-    r"""Per-position scores :math:`s_t(o)=\nabla\log\pi(o_t)` in the flat layout (float64, numpy)."""
-    logp = _log_pi_positions(inst)
-    out = []
-    if isinstance(inst, TokenSequence):
-        n = inst.T * inst.V
-        for t, o in enumerate(response):
-            s = np.zeros(n)
-            s[t * inst.V:(t + 1) * inst.V] = -np.exp(logp[t])
-            s[t * inst.V + o] += 1.0
-            out.append(s)
-    else:
-        feats = np.asarray(inst.features, dtype=float)
-        mean = np.exp(logp[0]) @ feats
-        out = [feats[o] - mean for o in response]
-    return out
-
-
 def _token_sum_float(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
     r""":math:`\sum_t(\mathbb E_+[s_t]-\mathbb E_-[s_t])` by enumerating responses, against the structured g."""
-    mod = _numerics(inst)
-    logp = _log_pi_positions(inst)
-    V = len(logp[0])
-    J = float(mod.success_rate(inst))
-    plus = np.zeros(len(inst.theta))
-    minus = np.zeros(len(inst.theta))
-    for resp in itertools.product(range(V), repeat=len(logp)):
-        p = math.exp(sum(logp[t][o] for t, o in enumerate(resp)))
-        s_sum = np.sum(_token_scores(inst, resp), axis=0)
-        if mod.reward(inst, resp):
-            plus += p * s_sum
-        else:
-            minus += p * s_sum
-    return plus / J - minus / (1.0 - J), _vec(mod.gradient_gap(inst, method="structured"))
+    return numeric_loglinear.token_sum_gap(inst), _vec(_numerics(inst).gradient_gap(inst, method="structured"))
 
 
 def _unique_response(inst: Instance) -> tuple[int, ...]:
-    if isinstance(inst, SoftmaxBandit):
-        return (next(iter(inst.correct)),)
-    assert isinstance(inst, TokenSequence)
-    return inst.target
+    response = inst.unique_correct_response()
+    assert response is not None
+    return response
 
 
 def _unique_applies(inst: Instance) -> bool:
-    if isinstance(inst, SoftmaxBandit):
-        return len(inst.correct) == 1
-    if isinstance(inst, TokenSequence):
-        return inst.m == inst.T
-    return False
+    return inst.unique_correct_response() is not None
 
 
 @dataclass(frozen=True)
@@ -218,16 +130,12 @@ class IdentitySpec:
 
 
 def _res_unique(cf: Any) -> list[Any]:
-    import sympy as sp
-
     log_star = cf.unique_correct_log_prob
     grad = sp.Matrix([sp.diff(log_star, t) for t in cf.theta])
     return list(cf.gradient_gap - grad / (1 - sp.exp(log_star)))
 
 
 def _res_token_sum(cf: Any) -> list[Any]:
-    import sympy as sp
-
     total = sp.zeros(cf.n, 1)
     for g_t in cf.token_gaps:
         total += sp.Matrix(g_t)
@@ -291,8 +199,6 @@ def _structure(inst: Instance) -> Instance:
 
 @lru_cache(maxsize=256)
 def _hp_residual_fn(spec_id: str, structure: Instance) -> Callable[..., Any]:
-    import sympy as sp
-
     spec = _spec_by_id(spec_id)
     cf = _theory(structure).closed_forms(structure)
     return sp.lambdify(list(cf.theta), spec.residual(cf), modules="mpmath")
@@ -307,9 +213,7 @@ def _hp_residual(spec: IdentitySpec, inst: Instance) -> mpmath.mpf:
 
 
 def _instance_dict(inst: Instance) -> dict[str, Any]:
-    from gradgap.proofs_check.search import instance_dict
-
-    return {"family": family_name(inst), **instance_dict(inst)}
+    return {"family": family_name(inst), **inst.as_dict()}
 
 
 def _run_hypothesis(strategy: st.SearchStrategy[Any], body: Callable[[Any], None], examples: int,
@@ -325,16 +229,13 @@ class _Found(Exception):
 
 
 def _family_strategy(family: str, profile: Profile, applies: Callable[[Instance], bool]) -> Any:
-    from gradgap.proofs_check.claims import SIZE_PARAMETERS
-    from gradgap.proofs_check.search import instance_strategy
-
-    return instance_strategy(family, SIZE_PARAMETERS[family], profile.size_cap).filter(applies)
+    return families.instance_strategy(family, None, profile.size_cap).filter(applies)
 
 
 def _tested_identity(spec: IdentitySpec) -> Any:
     def run(profile: Profile) -> Evidence:
         rtol, atol = EXACT
-        fams = [f for f in spec.families if _available(f)]
+        fams = list(spec.families)
         per_family = max(20, profile.examples // max(1, len(fams)))
         count = {"examples": 0, "hp_reevaluations": 0}
         worst = [0.0]
@@ -407,8 +308,6 @@ def _scaled_routes(spec: IdentitySpec, factor: float, kind: str) -> IdentitySpec
         return a, -b  # flipped sign
 
     def residual(cf: Any) -> list[Any]:
-        import sympy as sp
-
         base = spec.residual(cf)
         if kind == "scale":
             a_minus_b = sp.Matrix(base)
@@ -429,7 +328,6 @@ def _scaled_routes(spec: IdentitySpec, factor: float, kind: str) -> IdentitySpec
 
 def _rhs_of(spec: IdentitySpec, cf: Any) -> Any:
     """The theory closed form of the right side ``b`` of each identity (so that residual = a - b)."""
-    import sympy as sp
 
     if spec.id == "score-mean-zero":
         return sp.zeros(cf.n, 1)
@@ -467,7 +365,6 @@ def _spec_by_id(spec_id: str) -> IdentitySpec:
 
 def _closed_form_examples(spec: IdentitySpec) -> list[tuple[str, str]]:
     """LaTeX of the closed forms the identity speaks about, for the smallest members of its families."""
-    import sympy as sp
 
     out: list[tuple[str, str]] = []
     if "softmax" in spec.families:
@@ -475,7 +372,7 @@ def _closed_form_examples(spec: IdentitySpec) -> list[tuple[str, str]]:
         cf = _theory(inst).closed_forms(inst)
         out.append(("softmax $K=3$, $C=\\{0\\}$: $J$", sp.latex(cf.J)))
         out.append(("softmax $K=3$, $C=\\{0\\}$: $g$", sp.latex(sp.simplify(cf.gradient_gap.T))))
-    if "tokens" in spec.families and _available("tokens"):
+    if "tokens" in spec.families:
         inst2 = TokenSequence(((0.0, 0.0), (0.0, 0.0)), (0, 0))
         cf2 = _theory(inst2).closed_forms(inst2)
         out.append(("tokens $T=2$, $V=2$, exact match: $J$", sp.latex(cf2.J)))
@@ -507,48 +404,19 @@ def _score_norm_float(inst: Instance, response: tuple[int, ...]) -> float:
 def _hessian_float(inst: Instance, response: tuple[int, ...]) -> np.ndarray:
     r"""Hessian of :math:`\log\pi_\theta(o)` by central differences of the numeric score (tolerance ``FD``)."""
     mod = _numerics(inst)
-    theta = np.asarray(inst.theta, dtype=float)
-    n = theta.size
-    H = np.zeros((n, n))
-    for j in range(n):
-        e = np.zeros(n)
-        e[j] = FD_STEP
-        up = _vec(mod.score(inst.with_theta(tuple(theta + e)), response))
-        dn = _vec(mod.score(inst.with_theta(tuple(theta - e)), response))
-        H[:, j] = (up - dn) / (2 * FD_STEP)
+    H = fd_jacobian(lambda theta: _vec(mod.score(inst.with_theta(tuple(theta)), response)),
+                    np.asarray(inst.theta, dtype=float), FD_STEP)
     return 0.5 * (H + H.T)
-
-
-def _op_norm(H: np.ndarray) -> float:
-    return float(np.max(np.abs(np.linalg.eigvalsh(H)))) if H.size else 0.0
 
 
 @lru_cache(maxsize=256)
 def _hp_logprob_fns(structure: Instance, response: tuple[int, ...]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """Score and Hessian of log pi(o) from the theory (score) and its symbolic derivative, for mpmath."""
-    import sympy as sp
-
+    """Score and Hessian of log pi(o) from the theory (its log-linear form) differentiated, for mpmath."""
     params = list(_theory(structure).parameters(structure))
-    logp = _symbolic_log_prob(structure, response, params)
+    logp = symbolic_loglinear.log_prob(structure, response, params)
     grad = [sp.diff(logp, p) for p in params]
     hess = [[sp.diff(g, p) for p in params] for g in grad]
     return (sp.lambdify(params, grad, modules="mpmath"), sp.lambdify(params, hess, modules="mpmath"))
-
-
-def _symbolic_log_prob(structure: Instance, response: tuple[int, ...], params: list[Any]) -> Any:
-    r""":math:`\log\pi_\theta(o)` as a sympy expression in the theory's parameter symbols."""
-    import sympy as sp
-
-    if isinstance(structure, SoftmaxBandit):
-        return params[response[0]] - sp.log(sp.Add(*(sp.exp(p) for p in params)))
-    if isinstance(structure, TokenSequence):
-        V = structure.V
-        return sp.Add(*(params[t * V + o] - sp.log(sp.Add(*(sp.exp(params[t * V + v]) for v in range(V))))
-                        for t, o in enumerate(response)))
-    logits = [sp.Add(*(f * p for f, p in zip(row, params, strict=True))) + sp.Rational(b)
-              for row, b in zip(structure.features, structure.biases, strict=True)]
-    lse = sp.log(sp.Add(*(sp.exp(x) for x in logits)))
-    return sp.Add(*(logits[o] - lse for o in response))
 
 
 def _hp_norm(inst: Instance, response: tuple[int, ...], name: str) -> mpmath.mpf:
@@ -563,10 +431,7 @@ def _hp_norm(inst: Instance, response: tuple[int, ...], name: str) -> mpmath.mpf
 
 
 def _responses(inst: Instance) -> st.SearchStrategy[tuple[int, ...]]:
-    if isinstance(inst, SoftmaxBandit):
-        return st.tuples(st.integers(0, inst.K - 1))
-    V = inst.V
-    return st.lists(st.integers(0, V - 1), min_size=inst.T, max_size=inst.T).map(tuple)
+    return st.tuples(*(st.integers(0, p.V - 1) for p in inst.structure().expanded()))
 
 
 def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, ...], str]]:
@@ -586,7 +451,7 @@ def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, .
 
 def _constant_check(name: str) -> Any:
     def run(profile: Profile) -> Evidence:
-        fams = [f for f in FAMILY_ORDER if _available(f)]
+        fams = list(FAMILY_ORDER)
         per_family = max(15, profile.examples // (2 * max(1, len(fams))))
         stats = {"examples": 0, "hp_reevaluations": 0}
         best = [0.0]
@@ -606,7 +471,8 @@ def _constant_check(name: str) -> Any:
                 return
             bound = float(cv[0])
             stats["examples"] += 1
-            norm = _score_norm_float(inst, resp) if name == "G_o" else _op_norm(_hessian_float(inst, resp))
+            norm = (_score_norm_float(inst, resp) if name == "G_o"
+                    else numeric_loglinear.operator_norm(_hessian_float(inst, resp)))
             ratio = norm / bound if bound > 0 else (0.0 if norm <= EXACT[1] else math.inf)
             best[0] = max(best[0], ratio)
             if math.isfinite(ratio):
@@ -629,7 +495,7 @@ def _constant_check(name: str) -> Any:
             if cv is None:
                 no_value.append(fam)
             else:
-                values[fam] = f"{cv[0]} ({cv[1]}) for {_describe(rep)}"
+                values[fam] = f"{cv[0]} ({cv[1]}) for {rep.describe()}"
             try:
                 _run_hypothesis(cases(fam), body, per_family, profile)
             except (_Found, ExceptionGroup):
@@ -663,74 +529,32 @@ def _constant_check(name: str) -> Any:
     return named_check(f"hypothesis-{name}", run)
 
 
-def _position_probabilities(structure: Instance) -> list[tuple[Any, ...]]:
-    """The theory's closed-form probabilities, one tuple per position (one position for the bandit)."""
-    cf = _theory(structure).closed_forms(structure)
-    probs = cf.probabilities
-    return [tuple(probs)] if isinstance(structure, SoftmaxBandit) else [tuple(p) for p in probs]
-
-
-def positive_form(expr: Any, variables: Sequence[Any]) -> tuple[bool, str]:
-    r"""Whether a rational function of positive variables is *sign-definite positive* by inspection: after
-    ``together``, numerator and denominator are non-zero polynomials whose coefficients are all :math:`\ge 0`
-    (so the value is :math:`>0` wherever every variable is :math:`>0`).
-
-    >>> import sympy as sp
-    >>> x, y = sp.symbols("x y", positive=True)
-    >>> positive_form((x**2 + x*y) / (x + y)**2, (x, y))[0], positive_form((x - y)**2, (x, y))[0]
-    (True, False)
-    """
-    import sympy as sp
-
-    num, den = sp.fraction(sp.together(sp.expand(expr)))
-    num_p, den_p = sp.Poly(sp.expand(num), *variables), sp.Poly(sp.expand(den), *variables)
-    if num_p.is_zero or den_p.is_zero:
-        return False, "zero numerator or denominator"
-    signs = [c for c in num_p.coeffs()] + [c for c in den_p.coeffs()]
-    if all(c.is_nonnegative for c in signs) and (num_p.LC().is_positive and den_p.LC().is_positive):
-        return True, f"numerator: {len(num_p.terms())} terms, all coefficients > 0"
-    return False, "a coefficient is negative"
-
-
 def _g_o_proof(structure: Instance, response: tuple[int, ...]) -> tuple[bool, str]:
     r""":math:`G_o^2-\|s(o)\|^2>0` as a sign-definite rational function of :math:`x=e^\theta`, and
-    :math:`\|s(o)\|^2\to G_o^2` along the near-attaining ray (a SymPy limit)."""
-    import sympy as sp
-
+    :math:`\|s(o)\|^2\to G_o^2` along the near-attaining ray (the SymPy limit is :func:`_g_o_limit`)."""
     cv = _constant_value(structure, "G_o")
     if cv is None:
         return False, "no closed value"
     params = list(_theory(structure).parameters(structure))
     xs = [sp.Symbol(f"x_{i}", positive=True) for i in range(len(params))]
     to_x = {sp.exp(p): x for p, x in zip(params, xs, strict=True)}
-    norm2 = sp.S.Zero
-    for t, probs in enumerate(_position_probabilities(structure)):
-        for v, prob in enumerate(probs):
-            coord = (1 if v == response[t] else 0) - prob
-            norm2 += coord**2
+    norm2 = symbolic_loglinear.score_norm_squared(structure, response, params)
     diff = (cv[0] ** 2 - norm2).subs(to_x)
-    return positive_form(diff, xs)
+    return symbolic_loglinear.positive_form(diff, xs)
 
 
 def _g_o_limit(structure: Instance) -> tuple[bool, str]:
-    """The supremum is approached: ||s||^2 -> G_o^2 along theta = lam * direction, lam -> oo."""
-    import sympy as sp
-
+    """The supremum is approached: ||s||^2 -> G_o^2 along theta = lam * direction, lam -> oo, the direction
+    weighting the parameter of the token after o*_t at every position (tabular structures, o* unique)."""
     lam = sp.Symbol("lam", positive=True)
     cv = _constant_value(structure, "G_o")
     params = list(_theory(structure).parameters(structure))
-    if isinstance(structure, SoftmaxBandit):
-        ray = {p: (lam if i == 1 else 0) for i, p in enumerate(params)}
-        response: tuple[int, ...] = (0,)
-    else:
-        assert isinstance(structure, TokenSequence)
-        V = structure.V
-        ray = {p: (lam if i % V == (structure.target[i // V] + 1) % V else 0) for i, p in enumerate(params)}
-        response = structure.target
-    norm2 = sp.S.Zero
-    for t, probs in enumerate(_position_probabilities(structure)):
-        for v, prob in enumerate(probs):
-            norm2 += ((1 if v == response[t] else 0) - prob.subs(ray)) ** 2
+    response = _unique_response(structure)
+    pushed: set[int] = set()
+    for o, position in zip(response, structure.structure().expanded(), strict=True):
+        pushed.add(position.features[(o + 1) % position.V].index(1.0))  # tabular: that token's one parameter
+    ray = {p: (lam if i in pushed else 0) for i, p in enumerate(params)}
+    norm2 = symbolic_loglinear.score_norm_squared(structure, response, params).subs(ray)
     value = sp.limit(sp.simplify(norm2), lam, sp.oo)
     return bool(sp.simplify(value - cv[0] ** 2) == 0), f"lim ||s||^2 = {value}"
 
@@ -739,23 +563,20 @@ def _g_o_proved_check() -> Any:
     def run(profile: Profile) -> Evidence:
         proved: list[str] = []
         for fam in ("softmax", "tokens"):
-            if not _available(fam):
-                return Evidence.undecided(f"family {fam} not available")
             shapes = ([SoftmaxBandit((0.0,) * k, frozenset({0})) for k in (2, 3, 4)] if fam == "softmax" else
                       [TokenSequence(((0.0,) * v,) * t, (0,) * t) for t, v in ((1, 2), (2, 2), (1, 3))
                        + (((2, 3),) if profile.size_cap >= 5 else ())])
             for structure in shapes:
-                responses = ([(a,) for a in range(structure.K)] if isinstance(structure, SoftmaxBandit)
-                             else list(itertools.product(range(structure.V), repeat=structure.T)))
+                responses = structure.structure().responses()
                 for resp in responses:
                     ok, how = _g_o_proof(structure, resp)
                     if not ok:
-                        return Evidence.undecided(f"G_o^2 - |s|^2 not sign-definite for {_describe(structure)}, "
+                        return Evidence.undecided(f"G_o^2 - |s|^2 not sign-definite for {structure.describe()}, "
                                                   f"o={resp}: {how}")
                 ok, how = _g_o_limit(structure)
                 if not ok:
-                    return Evidence.undecided(f"supremum not reached for {_describe(structure)}: {how}")
-                proved.append(f"{_describe(structure)} ({len(responses)} responses)")
+                    return Evidence.undecided(f"supremum not reached for {structure.describe()}: {how}")
+                proved.append(f"{structure.describe()} ({len(responses)} responses)")
         return Evidence.holds(Strength.PROVED, {"identities": len(proved), "structures": proved},
                               detail="G_o^2 - |s(o)|^2 is a ratio of polynomials in x = e^theta with positive "
                                      "coefficients (so |s| < G_o), and |s|^2 -> G_o^2 along a ray (SymPy limit); "
@@ -769,8 +590,6 @@ def _constant_mutants(name: str) -> list[Claim]:
 
     def run(profile: Profile) -> Evidence:
         for fam in FAMILY_ORDER:
-            if not _available(fam):
-                continue
             for inst, resp, text in _near_attaining(fam, name):
                 cv = _constant_value(inst, name)
                 if cv is None:
@@ -805,16 +624,12 @@ def _constant_claim(name: str) -> Claim:
 
 
 def _constant_forms(name: str) -> list[tuple[str, str]]:
-    import sympy as sp
-
     out = []
     for fam in FAMILY_ORDER:
-        if not _available(fam):
-            continue
         rep = _structures(fam, PROFILE_FOR_DOCS)[0]
         cv = _constant_value(rep, name)
         if cv is not None:
-            out.append((f"{_describe(rep)}: ${name}$ ({cv[1]})", sp.latex(cv[0])))
+            out.append((f"{rep.describe()}: ${name}$ ({cv[1]})", sp.latex(cv[0])))
     return out
 
 

@@ -1,4 +1,5 @@
-r"""Built-in claims of the dynamics (issue 4): collapse threshold, length and success-rate laws, stagnation.
+r"""Built-in claims of the dynamics (reconstruction §4.2-§5): collapse threshold, length and success-rate laws,
+stagnation.
 
 Closed forms are PROVED when SymPy derives them (limits, simplification to an identity); every statement about
 trajectories is SIMULATED (``gradgap.numerics.dynamics``). The two are separate claims, so that no simulated statement
@@ -243,7 +244,7 @@ def _law_and_dynamics(cid: str, title: str, source: str, law: tuple[str, str, Ch
 
 
 def claims() -> list[Claim]:
-    r"""The dynamics claims of issue 4. Each closed form (PROVED) and each statement about trajectories
+    r"""The dynamics claims (reconstruction §4.2-§5). Each closed form (PROVED) and each statement about trajectories
     (SIMULATED) is a claim of its own: ``<id>-closed-form`` and ``<id>``."""
     out: list[Claim] = []
 
@@ -315,6 +316,6 @@ def claims() -> list[Claim]:
         r"G\text{ samples, }J^\star\ll1/G:\ \eta_{1/2}\approx\eta_c^{\rm gap}/c_1,\ "
         r"c_1=\tfrac{G-1}{G^2}\ (\text{Dr.GRPO}),\ \tfrac{\sqrt{G-1}}{G}\ (\text{GRPO})"
         r"\ \ll\ \eta_c^{\rm expected}",
-        "§4.4 (gains, DERIVED); pitfalls of issue 4", named_check("stochastic-chains", _stochastic),
+        "§4.4 (gains, DERIVED); §5 (bandit simulations, INFERRED)", named_check("stochastic-chains", _stochastic),
         ("expected-threshold", named_check("stochastic-chains", lambda p: _stochastic(p, expected_like=True)))))
     return out

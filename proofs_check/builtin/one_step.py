@@ -35,14 +35,17 @@ from dataclasses import replace
 from typing import Any, Final, Literal
 
 import numpy as np
+from gradgap.numerics import algorithms as na
+from gradgap.proofs_check import expressions, families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
+from gradgap.proofs_check.search import Case, evaluate_case, instance_dict, search_relation
 from gradgap.proofs_check.tolerances import EXACT, HESSIAN_ROUTES
 from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["PINS", "claims", "pinned_check", "relation_with_pins"]
 
 _LHS: Final[str] = "ell_next - ell"
-_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens")
+_FAMILIES: Final[tuple[str, ...]] = tuple(families.FAMILIES)
 _ETA_FRACTIONS: Final[tuple[float, ...]] = (0.001, 0.01, 0.05, 0.1)  # eta = 10 u: 0.01, 0.1, 0.5, 1
 
 #: near-extremal configurations per family: (instance, raw direction)
@@ -76,8 +79,6 @@ def pinned_check(relation: Relation, pins: Sequence[tuple[Instance, tuple[float,
     the relation is violated there; HOLDS (TESTED) otherwise."""
 
     def run(profile: Profile) -> Evidence:
-        from gradgap.proofs_check.search import Case, evaluate_case, instance_dict
-
         checked = 0
         worst: float = math.inf
         for inst, raw in pins:
@@ -109,8 +110,6 @@ SEARCH_SHARE: Final[float] = 0.5
 
 def _search(relation: Relation) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from gradgap.proofs_check.search import search_relation
-
         return search_relation(relation, replace(profile, examples=max(10, int(profile.examples * SEARCH_SHARE))))
 
     return run
@@ -125,7 +124,6 @@ def relation_with_pins(cid: str, relation: Relation, *, title: str, statement: s
     ``mutant_texts`` (kind, relation text) are its wrong variants, each run with the same checks; ``mutants``
     (a callable returning wrong variant claims) replaces them. ``pin_fractions`` are the step fractions of the
     pinned points (eta = lo + u (hi - lo) with hi narrowed by the hypotheses)."""
-    from gradgap.proofs_check import expressions
 
     expressions.parse_relation(relation.claim)
     for hyp in relation.given:
@@ -198,16 +196,13 @@ def _sharpest_check(bound_factor: float) -> Callable[[Profile], Evidence]:
     family's own numeric Hessian (autograd) at the maximiser."""
 
     def run(profile: Profile) -> Evidence:
-        from gradgap import numerics
-        from gradgap.numerics import algorithms as na
-
         figures: dict[str, Any] = {}
         restarts = 20 if profile.name == "quick" else 40
         iters = 300 if profile.name != "thorough" else 2000
         for label, make, n, bound, known in _sharpest_structures():
             value, x = na.sharpest_constant_search(make, n, restarts=restarts, iters=iters, seed=0)
             inst = make(x)
-            H_num = np.asarray(numerics.family_module(inst).hessian_log_odds(inst, method="autograd"))
+            H_num = np.asarray(families.numerics_module(inst).hessian_log_odds(inst, method="autograd"))
             H_cov = na.log_odds_hessian(na.finite_policy(inst))
             hess_err = float(np.max(np.abs(H_num - H_cov)))
             figures[label] = {"C_star_found": round(value, 6), "G_o^2/8": bound, "approached": known,

@@ -27,13 +27,17 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import numpy as np
+import sympy as sp
+from gradgap.numerics import algorithms as na
+from gradgap.proofs_check import families
 from gradgap.proofs_check.builtin.one_step import relation_with_pins
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
+from gradgap.theory import algorithms as ta
 from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["claims"]
 
-_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens")
+_FAMILIES: Final[tuple[str, ...]] = tuple(families.FAMILIES)
 _PAPER_C: Final[str] = "(L_o + 8*G_o**2)"
 _SHARP_C: Final[str] = "G_o**2/8"
 _STEP: Final[str] = "ell_next - ell >= eta*Delta_mu/2"
@@ -47,8 +51,6 @@ _SOURCE: Final[str] = "reconstruction §4.1 (Theorem 1 QUOTED-2nd; mechanism DER
 
 def _inversion_check(exponent: Any, step_factor: Any) -> Callable[[Profile], Evidence]:
     def run(profile: Profile) -> Evidence:
-        from gradgap.theory import algorithms as ta
-
         steps = list(range(1, 4 if profile.name != "thorough" else 8))
         res = [ta.prove_logit_inversion(exponent)]
         res += [ta.prove_telescoping(K, step_factor) for K in steps]
@@ -83,17 +85,13 @@ def _start_instances(family: str, n: int, seed: int) -> list[Instance]:
 
 
 def _constant(inst: Instance, which: str) -> float:
-    from gradgap import theory
-
-    c = theory.family_module(inst).constants(inst)
+    c = families.theory_module(inst).constants(inst)
     L, G = float(c.L_o.value), float(c.G_o.value)
     return L + 8 * G**2 if which == "paper" else G**2 / 8
 
 
 def _hp_J(inst: Instance) -> Any:
-    from gradgap import theory
-
-    return theory.family_module(inst).success_rate(inst).evalf(50)
+    return families.theory_module(inst).success_rate(inst).evalf(50)
 
 
 def _trajectory_check(family: str, exponent: float, step_scale: float = 1.0) -> Callable[[Profile], Evidence]:
@@ -101,10 +99,7 @@ def _trajectory_check(family: str, exponent: float, step_scale: float = 1.0) -> 
     (theory: :math:`J` at the exact float parameters) before it counts."""
 
     def run(profile: Profile) -> Evidence:
-        from gradgap import numerics
-        from gradgap.numerics import algorithms as na
-
-        mod = numerics.family_module(family)
+        mod = families.numerics_module(family)
 
         def quantities(inst: Instance) -> tuple[float, np.ndarray]:
             return float(mod.success_rate(inst)), np.asarray(mod.gradient_gap(inst), dtype=float)
@@ -182,7 +177,6 @@ def _step_claim(family: str, C: str, which: str) -> Claim:
 
 def claims() -> list[Claim]:
     """The built-in claims of this module."""
-    import sympy as sp
 
     half = sp.Rational(1, 2)
     out = [Claim(

@@ -80,9 +80,9 @@ def build_instance(args: argparse.Namespace) -> Any:
 def derive(inst: Any, *, prove: bool = True) -> dict[str, Any]:
     """The closed forms, constants and identity results of ``inst``'s structure, as plain data."""
     import sympy as sp
-    from gradgap.theory import family_module
+    from gradgap.proofs_check import families
 
-    module = family_module(inst)
+    module = families.theory_module(inst)
     start = time.perf_counter()
     cf = module.closed_forms(inst)
     forms = {name: {"text": str(expr), "latex": sp.latex(expr)} for name, expr in cf.named().items()}

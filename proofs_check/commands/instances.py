@@ -1,9 +1,9 @@
 r"""One instance builder for the command line: a table of fields per family, read by one function.
 
-Each family lists the constructor keywords of its instance type (:data:`gradgap.theory.instances.FAMILIES`) with
-the parser of their command-line text (:mod:`.parsing`). ``gap`` passes every field as typed; ``derive`` passes
-what was typed plus defaults computed from ``--size``. Adding a family = one entry in :data:`FIELDS` (its type
-comes from ``FAMILIES``, the future registry).
+Each family lists the constructor keywords of its instance type (the registry's
+:data:`gradgap.proofs_check.families.FAMILIES`) with the parser of their command-line text (:mod:`.parsing`).
+``gap`` passes every field as typed; ``derive`` passes what was typed plus defaults computed from ``--size``.
+Adding a family = one entry in :data:`FIELDS` (its instance type comes from the registry).
 
 >>> build_instance("softmax", {"logits": "-1,2", "correct": "1"}).K
 2
@@ -66,7 +66,9 @@ def check_family(family: str) -> str:
 def build_instance(family: str, texts: Mapping[str, str | None], defaults: Mapping[str, Any] | None = None) -> Any:
     """The instance of ``family`` from the command-line ``texts`` (keyed by constructor keyword; ``None`` when
     the option was not given), falling back to the already parsed ``defaults``."""
-    cls = FAMILIES[check_family(family)]
+    from gradgap.proofs_check import families  # lazy: the registry imports sympy and the twins
+
+    cls = families.family(check_family(family)).instance_type
     defaults = defaults or {}
     kwargs: dict[str, Any] = {}
     for f in FIELDS[family]:
