@@ -23,6 +23,7 @@ Source: reconstruction §4.2-§4.4 and §5 (INFERRED design); all formulas DERIV
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ import numpy as np
 import sympy as sp
 from gradgap.numerics import dynamics as nd
 from gradgap.numerics import one_step_threshold as nt
+from gradgap.proofs_check.atomic import atomic_write_bytes, atomic_write_text
 from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL
 from gradgap.theory import critical_step as th
 from gradgap.theory import one_step_threshold as ost
@@ -654,8 +656,10 @@ def _plot(name: str, data: dict[str, Any], path: Path) -> None:
     else:  # pragma: no cover - guarded by run()
         raise GradgapValueError(f"experiment={name!r}: no figure", field="experiment", value=name)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())  # a kill mid-way leaves the previous figure intact
 
 
 EXPERIMENTS: Final[dict[str, tuple[type, Callable[..., dict[str, Any]]]]] = {
@@ -678,23 +682,50 @@ def run(name: str, config: Any = None, *, out: Path | str | None = None,
         raise GradgapValueError(f"experiment={name!r}: unknown; choose one of {', '.join(EXPERIMENTS)}{hint}",
                                 field="experiment", value=name)
     cls, fn = EXPERIMENTS[name]
-    data = fn(config if config is not None else cls(), progress)
+    raw = fn(config if config is not None else cls(), progress)
+    data = json_ready(raw)
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         stem = name if getattr(config, "fixed_success", None) is None else f"{name}-fixed-success"
-        (folder / f"{stem}.json").write_text(json.dumps(data, indent=1, default=_json_default), encoding="utf-8")
-        _plot(name, data, folder / f"{stem}.png")
+        write_json(folder / f"{stem}.json", data)
+        _plot(name, raw, folder / f"{stem}.png")
         data["files"] = [str(folder / f"{stem}.json"), str(folder / f"{stem}.png")]
     return data
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+def json_ready(data: Any) -> Any:
+    """``data`` with numpy values as Python ones and every non-finite float as ``None`` (strict JSON has no
+    NaN or Infinity); the top-level dict gets ``non_finite``: the paths of the values replaced, if any."""
+    replaced: list[str] = []
+
+    def walk(obj: Any, where: str) -> Any:
+        if isinstance(obj, np.ndarray):
+            obj = obj.tolist()
+        elif isinstance(obj, np.generic):
+            obj = obj.item()
+        if isinstance(obj, float):
+            if math.isfinite(obj):
+                return obj
+            replaced.append(where)
+            return None
+        if isinstance(obj, dict):
+            return {str(k): walk(v, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        if obj is None or isinstance(obj, bool | int | str):
+            return obj
+        return str(obj)
+
+    out = walk(data, "")
+    if isinstance(out, dict) and replaced:
+        out["non_finite"] = replaced[:50] + ([f"... {len(replaced) - 50} more"] if len(replaced) > 50 else [])
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write strict JSON atomically (temporary file in the same folder, fsync, rename)."""
+    atomic_write_text(path, json.dumps(json_ready(data), indent=1, allow_nan=False))
 
 
 

@@ -79,14 +79,74 @@ FUNCTIONS: Final[dict[str, int | None]] = {"sqrt": 1, "exp": 1, "log": 1, "abs":
 OPERATORS: Final[dict[type, str]] = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "=="}
 #: digits of the high-precision evaluation
 HP_DIGITS: Final[int] = 50
-_MAX_TEXT: Final[int] = 2000
-_MAX_EXPONENT: Final[float] = 64.0
+#: limits checked before any evaluation or SymPy object is built (a claim text is untrusted input)
+MAX_TEXT: Final[int] = 2000
+#: the largest constant exponent, by value (``2**(64**64)`` and ``9**9**9**9`` are refused)
+MAX_EXPONENT: Final[float] = 64.0
+#: the deepest syntax tree (2,000 nested unary minus are refused before any recursion)
+MAX_DEPTH: Final[int] = 64
+#: the most syntax-tree nodes (a 1,000-term ``+`` chain is refused)
+MAX_NODES: Final[int] = 400
+#: the most digits of an integer literal (a 1,500-digit literal is refused; floats are at most 1.8e308 anyway)
+MAX_LITERAL_DIGITS: Final[int] = 100
+#: the most decimal digits a constant power may have (``(10**64)**64`` has 4,097)
+MAX_POWER_DIGITS: Final[int] = 5000
+#: mpmath arguments beyond which ``exp`` is +inf / 0 and a power is +inf / 0 (mpmath would build a huge integer)
+_MP_HUGE: Final[int] = 10**15
 _BINOPS: Final[tuple[type, ...]] = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 _UNARY: Final[tuple[type, ...]] = (ast.USub, ast.UAdd)
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``repr`` of ``text``, cut to ``limit`` characters so that an error stays one short line."""
+    text = str(text)
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
+
+
 def _bad(text: str, problem: str) -> GradgapValueError:
-    return GradgapValueError(f"expression={text!r}: {problem}", field="expression", value=text)
+    return GradgapValueError(f"expression={_shown(text)}: {problem}", field="expression", value=text)
+
+
+def _is_constant(node: ast.AST) -> bool:
+    return not any(isinstance(n, ast.Name) for n in ast.walk(node))
+
+
+def _shape_limits(tree: ast.AST, text: str) -> None:
+    """Depth, size and literal limits, checked without recursion (before any recursive walk of the tree)."""
+    count = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise _bad(text, f"nested deeper than {MAX_DEPTH} levels")
+        if count > MAX_NODES:
+            raise _bad(text, f"more than {MAX_NODES} terms and operators")
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+            if node.value.bit_length() > MAX_LITERAL_DIGITS * 3.33:
+                raise _bad(text, f"integer literal with more than {MAX_LITERAL_DIGITS} digits")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _constant_value(node: ast.expr, text: str) -> Any:
+    """The value of a name-free subtree at 15 digits (mpmath), with the exponent limits applied bottom-up."""
+    with mpmath.workdps(15):
+        return _eval(node, {}, True)
+
+
+def _check_power(node: ast.BinOp, text: str) -> None:
+    r"""A constant exponent must satisfy :math:`|b| \le` :data:`MAX_EXPONENT`; a constant power :math:`a^b`
+    must have at most :data:`MAX_POWER_DIGITS` digits (SymPy builds it exactly)."""
+    if not _is_constant(node.right):
+        return
+    b = _constant_value(node.right, text)
+    if not mpmath.isfinite(b) or abs(b) > MAX_EXPONENT:
+        shown = mpmath.nstr(b, 6) if mpmath.isfinite(b) else "too large"
+        raise _bad(text, f"exponent {shown} too large (|exponent| <= {MAX_EXPONENT:g})")
+    if _is_constant(node.left):
+        a = _constant_value(node.left, text)
+        if mpmath.isfinite(a) and a != 0 and abs(b * mpmath.log10(abs(a))) > MAX_POWER_DIGITS:
+            raise _bad(text, f"constant power with more than {MAX_POWER_DIGITS} digits")
 
 
 def _validate(node: ast.AST, text: str) -> None:
@@ -101,15 +161,14 @@ def _validate(node: ast.AST, text: str) -> None:
             kind = "a function, call it" if node.id in FUNCTIONS else "not in the vocabulary"
             close = difflib.get_close_matches(node.id, list(VARIABLES), n=1)
             hint = f"; did you mean {close[0]!r}?" if close and node.id not in FUNCTIONS else ""
-            raise _bad(text, f"name {node.id!r} is {kind}{hint} (vocabulary: {', '.join(VARIABLES)})")
+            raise _bad(text, f"name {node.id[:30]!r} is {kind}{hint} (vocabulary: {', '.join(VARIABLES)})")
     elif isinstance(node, ast.BinOp):
         if not isinstance(node.op, _BINOPS):
             raise _bad(text, f"operator {type(node.op).__name__} is not allowed (use + - * / **)")
-        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant):
-            if isinstance(node.right.value, int | float) and abs(node.right.value) > _MAX_EXPONENT:
-                raise _bad(text, f"exponent {node.right.value!r} too large (|exponent| <= {_MAX_EXPONENT:g})")
         _validate(node.left, text)
         _validate(node.right, text)
+        if isinstance(node.op, ast.Pow):
+            _check_power(node, text)
     elif isinstance(node, ast.UnaryOp):
         if not isinstance(node.op, _UNARY):
             raise _bad(text, f"operator {type(node.op).__name__} is not allowed")
@@ -137,14 +196,15 @@ def _validate(node: ast.AST, text: str) -> None:
 def _parse(text: str) -> ast.expr:
     if not isinstance(text, str):
         raise GradgapValueError(f"expression={text!r}: must be a string", field="expression", value=text)
-    if len(text) > _MAX_TEXT:
-        raise _bad(text[:40] + "...", f"longer than {_MAX_TEXT} characters")
+    if len(text) > MAX_TEXT:
+        raise _bad(text, f"longer than {MAX_TEXT} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise _bad(text, f"syntax error: {exc.msg}") from None
+        raise _bad(text, f"syntax error: {str(exc.msg)[:60]}") from None
     except (ValueError, RecursionError, MemoryError):
-        raise _bad(text, "cannot be parsed") from None
+        raise _bad(text, f"cannot be parsed (nested too deeply?); limits: depth {MAX_DEPTH}") from None
+    _shape_limits(tree.body, text)
     return tree.body
 
 
@@ -248,8 +308,39 @@ def _mp_log(x: Any) -> Any:
     return mpmath.log(x) if x > 0 else mpmath.mpf("-inf")
 
 
+def _mp_exp(x: Any) -> Any:
+    """``exp`` that saturates to +inf / 0 beyond :data:`_MP_HUGE` instead of building a huge mantissa."""
+    if mpmath.isnan(x):
+        return x
+    if x > _MP_HUGE:
+        return mpmath.inf
+    if x < -_MP_HUGE:
+        return mpmath.mpf(0)
+    return mpmath.exp(x)
+
+
+def _mp_pow(a: Any, b: Any) -> Any:
+    r""":math:`a^b` in mpmath; nan for a negative base with a fractional exponent, and +inf / 0 when
+    :math:`|b \log_2|a||` exceeds :data:`_MP_HUGE` (the result's binary exponent would not fit)."""
+    if mpmath.isnan(a) or mpmath.isnan(b):
+        return mpmath.mpf("nan")
+    if a < 0 and (not mpmath.isfinite(b) or b != int(b)):
+        return mpmath.mpf("nan")
+    if a == 0:
+        return mpmath.inf if b < 0 else (mpmath.mpf(1) if b == 0 else mpmath.mpf(0))
+    if b == 0:
+        return mpmath.mpf(1)
+    with mpmath.workdps(15):
+        size = b * mpmath.log(abs(a), 2) if mpmath.isfinite(a) else (mpmath.inf if b > 0 else -mpmath.inf)
+    if not mpmath.isnan(size) and abs(size) > _MP_HUGE:
+        if size < 0:
+            return mpmath.mpf(0)
+        return mpmath.inf if a > 0 or int(b) % 2 == 0 else -mpmath.inf
+    return a**b
+
+
 _MP_FUNCS: Final[dict[str, Callable[..., Any]]] = {
-    "sqrt": _mp_sqrt, "exp": mpmath.exp, "log": _mp_log, "abs": abs, "min": min, "max": max,
+    "sqrt": _mp_sqrt, "exp": _mp_exp, "log": _mp_log, "abs": abs, "min": min, "max": max,
 }
 
 
@@ -278,13 +369,7 @@ def _eval(node: ast.expr, env: Mapping[str, Any], mp: bool) -> Any:
                     return mpmath.mpf("nan") if a == 0 else mpmath.inf * mpmath.sign(a)
                 return a / b
             return _float_div(a, b)
-        if mp:
-            if a < 0 and b != int(b):
-                return mpmath.mpf("nan")
-            if a == 0 and b < 0:
-                return mpmath.inf
-            return a**b
-        return _float_pow(a, b)
+        return _mp_pow(a, b) if mp else _float_pow(a, b)
     if isinstance(node, ast.Call):
         args = [_eval(a, env, mp) for a in node.args]
         fn = (_MP_FUNCS if mp else _FLOAT_FUNCS)[node.func.id]  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any, Final
 
+from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.proofs_check.claims import Claim, ClaimResult
 from gradgap.theory.instances import GradgapValueError
 
@@ -170,11 +171,12 @@ def document(claims: Sequence[Claim], results: Sequence[ClaimResult] | None = No
 
 
 def write_document(out_dir: str, claims: Sequence[Claim], results: Sequence[ClaimResult] | None = None) -> str:
-    """Write :data:`TEX_NAME` under ``out_dir`` (created if needed); return its path."""
+    """Write :data:`TEX_NAME` under ``out_dir`` (created if needed) atomically: temporary file in the same
+    folder, fsync, rename, so that a kill leaves the previous document intact; return its path."""
+    text = document(claims, results)  # generated first: nothing is opened until the text is complete
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, TEX_NAME)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(document(claims, results))
+    atomic_write_text(path, text)
     return path
 
 

@@ -22,9 +22,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Status, Strength, get_profile, run_claim
 
-__all__ = ["format_table", "junit_xml", "run_all", "status_label", "to_json", "write_json", "write_junit"]
+__all__ = ["format_table", "junit_xml", "mutants_junit_xml", "run_all", "status_label", "to_json", "write_json",
+           "write_junit", "write_mutants_junit"]
 
 #: show a progress bar when at least this many claims run (and stderr is a terminal)
 PROGRESS_MIN_CLAIMS: Final[int] = 4
@@ -110,10 +112,14 @@ def to_json(results: Sequence[ClaimResult], profile: Profile | str, seconds: flo
     return {"claims": records, "summary": summary}
 
 
+def json_text(report: dict[str, Any]) -> str:
+    """The report as strict JSON text (a non-finite float becomes its string, never ``NaN``/``Infinity``)."""
+    return json.dumps(_jsonable(report), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
 def write_json(path: str, report: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2, sort_keys=False)
-        fh.write("\n")
+    """Write the JSON report atomically (a kill mid-way leaves the previous report intact)."""
+    atomic_write_text(path, json_text(report))
 
 
 def _figures_text(figures: dict[str, Any], limit: int = 60) -> str:
@@ -194,8 +200,30 @@ def junit_xml(results: Iterable[ClaimResult], *, suite: str = "gradgap", profile
 
 
 def write_junit(path: str, results: Sequence[ClaimResult], profile: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(junit_xml(results, profile=profile))
+    """Write :func:`junit_xml` atomically."""
+    atomic_write_text(path, junit_xml(results, profile=profile))
+
+
+def mutants_junit_xml(outcome: Any, *, suite: str = "gradgap-mutants", profile: str = "ci") -> str:
+    """JUnit XML of a mutation run: one ``testcase`` per mutant, a ``failure`` when the mutant survived (its
+    status was not FAILS, so the checks did not reject the wrong statement)."""
+    rows = list(outcome.rows)
+    survived = sum(1 for row in rows if not row[3])
+    root = ET.Element("testsuites", name=suite, tests=str(len(rows)), failures=str(survived), errors="0")
+    ts = ET.SubElement(root, "testsuite", name=f"{suite}.{profile}", tests=str(len(rows)),
+                       failures=str(survived), errors="0", skipped="0")
+    for cid, mid, status, killed in rows:
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.{cid}", name=mid)
+        if not killed:
+            el = ET.SubElement(case, "failure", message=f"mutant survived (status {status})", type=status)
+            el.text = f"the wrong variant {mid} of {cid} was not rejected"
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_mutants_junit(path: str, outcome: Any, profile: str) -> None:
+    """Write :func:`mutants_junit_xml` atomically."""
+    atomic_write_text(path, mutants_junit_xml(outcome, profile=profile))
 
 
 def timed_run(claims: Sequence[Claim], profile: Profile | str, *, progress: bool | None = None

@@ -38,9 +38,48 @@ KEYS: Final[tuple[str, ...]] = ("id", "title", "family", "sizes", "direction", "
 _REQUIRED: Final[tuple[str, ...]] = ("id", "family", "claim")
 
 
+#: a claim file larger than this is refused before parsing (claim files are a few kB)
+MAX_FILE_BYTES: Final[int] = 1 << 20
+#: the deepest bracket nesting a claim file may have (tomllib recurses per level)
+MAX_NESTING: Final[int] = 32
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _err(path: str, cid: str | None, problem: str) -> GradgapValueError:
-    where = f"{path}: claim {cid!r}" if cid else path
-    return GradgapValueError(f"{where}: {problem}", field="file", value=path)
+    shown = str(path) if len(str(path)) <= 100 else "..." + str(path)[-97:]
+    where = f"{shown}: claim {_cut(cid, 40)!r}" if cid else shown
+    return GradgapValueError(f"{where}: {_cut(problem, 150)}", field="file", value=path)
+
+
+def _nesting(text: str) -> int:
+    """The deepest ``[``/``{`` nesting outside strings and comments (an upper bound is enough here)."""
+    depth = best = 0
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 2
+                continue
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif c in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return best
 
 
 def _string(path: str, cid: str | None, table: Mapping[str, Any], key: str, default: str | None = None) -> str:
@@ -48,6 +87,23 @@ def _string(path: str, cid: str | None, table: Mapping[str, Any], key: str, defa
     if not isinstance(value, str):
         raise _err(path, cid, f"{key}={value!r}: must be a string")
     return value
+
+
+def _check_sizes(relation: Relation, max_responses: int) -> None:
+    r"""The smallest instance of the size ranges must be searchable: at most ``max_responses`` responses
+    (:math:`K` for softmax, :math:`V^T` for the token families), else every draw would be rejected."""
+    sizes = relation.sizes
+    if "K" in sizes:
+        key, count = "K", sizes["K"][0]
+    else:
+        v, t = sizes["V"][0], sizes["T"][0]
+        key = "V" if v > max_responses else "T"
+        count = v**t if v <= max_responses and t <= 64 else max_responses + 1
+    if count > max_responses:
+        lo, hi = sizes[key]
+        raise GradgapValueError(f"sizes.{key}=[{_cut(str(lo), 12)}, {_cut(str(hi), 12)}]: the smallest instance "
+                                f"has over {max_responses} responses, more than a search handles; lower the sizes",
+                                field=f"sizes.{key}", value=[lo, hi])
 
 
 def parse_claim(table: Mapping[str, Any], path: str = "<claims>") -> Claim:
@@ -83,8 +139,9 @@ def parse_claim(table: Mapping[str, Any], path: str = "<claims>") -> Claim:
             ranges=dict(table.get("ranges", {})),
             given=tuple(given),
         )
-        from gradgap.proofs_check import search
+        from gradgap.proofs_check import families, search
 
+        _check_sizes(relation, families.MAX_RESPONSES)
         search._compile(relation)  # names against the family's vocabulary
         return relation_claim(
             cid, relation,
@@ -103,15 +160,28 @@ def load_file(path: str) -> list[Claim]:
     """Every claim of one TOML file."""
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise _err(path, None, "no such file") from None
     except IsADirectoryError:
         raise _err(path, None, "is a directory, not a claim file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise _err(path, None, f"TOML syntax error: {exc}") from None
+    except OSError as exc:
+        raise _err(path, None, f"cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _err(path, None, f"larger than {MAX_FILE_BYTES} bytes; a claim file is small text")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _err(path, None, "not UTF-8 text") from None
+    depth = _nesting(text)
+    if depth > MAX_NESTING:
+        raise _err(path, None, f"nested {depth} levels deep (at most {MAX_NESTING}); a claim file is flat")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _err(path, None, f"TOML syntax error: {str(exc)[:100]}") from None
+    except (RecursionError, MemoryError):
+        raise _err(path, None, f"nested too deeply (at most {MAX_NESTING} levels)") from None
     extra = sorted(set(data) - {"claim"})
     if extra:
         raise _err(path, None, f"unknown top-level key {extra[0]!r} (claims go in [[claim]] tables)")

@@ -13,12 +13,13 @@ No sympy at import time (it is imported by the theory modules when the command r
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import time
 from typing import Any
 
-from gradgap.theory.instances import FAMILIES, GradgapTypeError, GradgapValueError
+from gradgap.proofs_check.commands import instances, parsing
+from gradgap.proofs_check.commands.instances import check_family
+from gradgap.theory.instances import GradgapValueError
 
 #: supported sizes per family: name -> (min, max, default)
 SIZES: dict[str, dict[str, tuple[int, int, int]]] = {
@@ -43,89 +44,37 @@ Identity proofs: tokens T=6,V=4,m=3 takes about a minute; everything else second
 """
 
 
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def parse_size(family: str, text: str | None) -> dict[str, int]:
     """``K=3`` / ``T=2,V=3`` into a dict of ints, with defaults and range checks per family."""
-    spec = SIZES[family]
-    out = {name: default for name, (_, _, default) in spec.items()}
-    if text is None:
-        return out
-    for item in (x.strip() for x in text.split(",")):
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise GradgapValueError(f"size={_short(text)!r}: expected NAME=INT items such as "
-                                    f"{','.join(f'{k}={v[2]}' for k, v in spec.items())}", field="size", value=text)
-        if name not in spec:
-            raise GradgapValueError(f"size={_short(text)!r}: {family} has no size {name!r}; "
-                                    f"its sizes are {', '.join(spec)}", field="size", value=text)
-        try:
-            number = int(value.strip())
-        except ValueError:
-            raise GradgapTypeError(f"size={_short(text)!r}: {name}={value.strip()!r} is not an integer",
-                                   field="size", value=text) from None
-        low, high, _ = spec[name]
-        if not low <= number <= high:
-            raise GradgapValueError(f"size={_short(text)!r}: {name}={number} out of the supported range "
-                                    f"{low}..{high}", field="size", value=text)
-        out[name] = number
-    return out
+    return parsing.parse_sizes(text, SIZES[family])
 
 
-def _ints(field: str, text: str) -> list[int]:
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    try:
-        return [int(x) for x in items]
-    except ValueError:
-        raise GradgapTypeError(f"{field}={_short(text)!r}: must be comma-separated integers", field=field,
-                               value=text) from None
+def _defaults(family: str, size: dict[str, int]) -> dict[str, Any]:
+    """The zero-parameter structure of ``family`` at ``size`` (the fields not typed on the command line)."""
+    if family == "softmax":
+        return {"logits": (0.0,) * size["K"], "correct": [0]}
+    if family == "tokens":
+        return {"logits": ((0.0,) * size["V"],) * size["T"], "target": (0,) * size["T"]}
+    from gradgap.theory.shared_tokens import example_instance as shared_example
 
-
-def _table(field: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GradgapValueError(f"{field}={_short(text)!r}: malformed JSON ({exc.msg})", field=field,
-                                value=text) from None
+    base = shared_example(d=size["d"], T=size["T"], V=size["V"], correct=[0])
+    return {"theta": (0.0,) * size["d"], "features": base.features, "correct": [0], "T": size["T"]}
 
 
 def build_instance(args: argparse.Namespace) -> Any:
     """The structure-only instance named by the arguments (zero parameters)."""
-    family = args.family
-    if family not in FAMILIES:
-        close = difflib.get_close_matches(family, list(FAMILIES), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; choose one of {', '.join(FAMILIES)}"
-        raise GradgapValueError(f"family={family!r}: unknown{hint}", field="family", value=family)
+    family = check_family(args.family)
     size = parse_size(family, args.size)
-    if family == "softmax":
-        from gradgap.theory.softmax import example_instance as softmax_example
-
-        correct = _ints("correct", args.correct) if args.correct else [0]
-        return softmax_example(K=size["K"], correct=correct)
-    if family == "tokens":
-        from gradgap.theory.tokens import example_instance as tokens_example
-
-        target = _ints("target", args.target) if args.target else None
-        m = None if args.min_correct is None else _ints("min-correct", args.min_correct)
-        if m is not None and len(m) != 1:
-            raise GradgapValueError(f"min-correct={args.min_correct!r}: must be one integer", field="min-correct",
-                                    value=args.min_correct)
-        return tokens_example(T=size["T"], V=size["V"], target=target, min_correct=None if m is None else m[0])
-    from gradgap.theory.instances import SharedTokens
-    from gradgap.theory.shared_tokens import example_instance as shared_example
-
-    correct = _ints("correct", args.correct) if args.correct else [0]
-    base = shared_example(d=size["d"], T=size["T"], V=size["V"], correct=[0])
-    features = _table("features", args.features) if args.features else base.features
-    if args.features and isinstance(features, list) and len(features) != size["V"] and "V=" in (args.size or ""):
-        raise GradgapValueError(f"features={_short(args.features)!r}: has {len(features)} rows but --size says "
-                                f"V={size['V']}", field="features", value=args.features)
-    bias = _table("bias", args.bias) if args.bias else None
-    return SharedTokens(theta=(0.0,) * size["d"], features=features, correct=frozenset(correct), T=size["T"],
-                        bias=bias)
+    texts = {"correct": args.correct} if family != "tokens" else {"target": args.target,
+                                                                   "min_correct": args.min_correct}
+    if family == "shared_tokens":
+        texts |= {"features": args.features, "bias": args.bias}
+        if args.features is not None:
+            rows = parsing.parse_table("features", args.features)
+            if len(rows) != size["V"] and "V=" in (args.size or ""):
+                raise GradgapValueError(f"features={parsing.short(args.features)!r}: has {len(rows)} rows but "
+                                        f"--size says V={size['V']}", field="features", value=args.features)
+    return instances.build_instance(family, texts, _defaults(family, size))
 
 
 def derive(inst: Any, *, prove: bool = True) -> dict[str, Any]:

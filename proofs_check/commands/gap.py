@@ -3,163 +3,28 @@ r"""``gradgap gap FAMILY ...``: the success rate, its gradient, the Gradient Gap
 Reports ``J``, ``grad_J``, ``gradient_gap`` (vectors flattened row-major, ``T x V`` for tokens),
 ``gradient_gap_norm`` and ``log_odds``, by one numeric route of :mod:`numerics` (``--method``, default
 ``structured``), as a table or as JSON (``--json``; never NaN or Infinity: such a value is ``null`` and
-``notes`` says why). Bad input raises :class:`~gradgap.theory.instances.GradgapError` (one line, exit 2).
-No numpy, sympy or torch at import time.
+``notes`` says why). Bad input raises :class:`~gradgap.theory.instances.GradgapError` (one line, exit 2); a
+route whose estimated cost exceeds ``--max-cost`` is refused before it starts. Thin: the numbers come from
+:mod:`gradgap.proofs_check.quantities`. No numpy, sympy or torch at import time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from typing import Any
 
-from gradgap.theory.instances import (
-    METHODS,
-    GradgapTypeError,
-    GradgapValueError,
-    SharedTokens,
-    SoftmaxBandit,
-    TokenSequence,
-)
-
-# --------------------------------------------------------------------------------------------- parsing
+from gradgap.proofs_check.commands import parsing
+from gradgap.proofs_check.commands.instances import build_instance, texts_of
+from gradgap.theory.instances import METHODS, GradgapValueError, TokenSequence
 
 
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None,
+            budget: float | None = None) -> dict[str, Any]:
+    """The report of :func:`gradgap.proofs_check.quantities.report` (kept here for callers of the command)."""
+    from gradgap.proofs_check import quantities
 
-
-def _json(field: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        raise GradgapValueError(f"{field}={_short(text)!r}: malformed JSON ({msg})", field=field,
-                                value=text) from None
-
-
-def _items(field: str, text: str) -> list[Any]:
-    """A list from ``1,2,3`` or from a JSON array ``[1, 2, 3]``."""
-    text = text.strip()
-    if text.startswith("["):
-        data = _json(field, text)
-        if not isinstance(data, list):
-            raise GradgapTypeError(f"{field}={_short(text)!r}: must be a JSON array", field=field, value=text)
-        return data
-    return [] if not text else [item.strip() for item in text.split(",")]
-
-
-def _parse_items(field: str, text: str, convert: Callable[[str], Any], what: str) -> list[Any]:
-    """The items of ``text`` (see :func:`_items`), the comma-separated ones converted by ``convert``."""
-    out: list[Any] = []
-    for item in _items(field, text):
-        if isinstance(item, str):
-            try:
-                item = convert(item)
-            except ValueError:
-                raise GradgapTypeError(f"{field}={_short(text)!r}: entry {_short(item, 20)!r} is not {what}",
-                                       field=field, value=text) from None
-        out.append(item)
-    return out
-
-
-def parse_numbers(field: str, text: str) -> list[float]:
-    """``0.3,-1.2,2`` or ``[0.3, -1.2, 2]`` as a list of floats (finiteness is checked by the instance)."""
-    return _parse_items(field, text, float, "a number")
-
-
-def parse_indices(field: str, text: str) -> list[int]:
-    """``0,2`` or ``[0, 2]`` as a list of integers (range is checked by the instance)."""
-    return _parse_items(field, text, int, "an integer")
-
-
-def parse_table(field: str, text: str) -> Any:
-    """A JSON array of rows, ``[[...], [...]]`` (shape and entries are checked by the instance)."""
-    data = _json(field, text.strip())
-    if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
-        raise GradgapTypeError(f"{field}={_short(text)!r}: must be a JSON array of arrays (rows)", field=field,
-                               value=text)
-    return tuple(tuple(row) for row in data)
-
-
-def parse_int(field: str, text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise GradgapTypeError(f"{field}={_short(text)!r}: must be an integer", field=field, value=text) from None
-
-
-def build_instance(args: argparse.Namespace) -> Any:
-    """The instance named by the parsed arguments (validation errors are ``GradgapError``)."""
-    if args.family == "softmax":
-        return SoftmaxBandit(logits=tuple(parse_numbers("logits", args.logits)),
-                             correct=parse_indices("correct", args.correct))
-    if args.family == "tokens":
-        m = None if args.min_correct is None else parse_int("min_correct", args.min_correct)
-        return TokenSequence(logits=parse_table("logits", args.logits), target=parse_indices("target", args.target),
-                             min_correct=m)
-    bias = None if args.bias is None else tuple(parse_numbers("bias", args.bias))
-    return SharedTokens(theta=tuple(parse_numbers("theta", args.theta)),
-                        features=parse_table("features", args.features),
-                        correct=parse_indices("correct", args.correct), T=parse_int("T", args.T), bias=bias)
-
-
-# ------------------------------------------------------------------------------------------ computing
-
-
-def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The report as a JSON-ready dict: values, ``*_stderr`` for ``mc``, and ``notes`` for nulls."""
-    import numpy as np
-    from gradgap.proofs_check import families
-
-    num = families.numerics_module(inst)
-    kwargs: dict[str, Any] = {"n": n, "seed": seed} if method == "mc" else {}
-    out: dict[str, Any] = {"family": num.FAMILY.name, "method": method}
-    notes: dict[str, str] = {}
-
-    def put(key: str, fn: Any, **kw: Any) -> None:
-        try:
-            value = fn(inst, method=method, **kw)
-        except NotImplementedError as exc:
-            out[key] = None
-            notes[key] = str(exc)
-            return
-        if hasattr(value, "stderr"):
-            out[key + "_stderr"] = _clean(key + "_stderr", value.stderr, notes)
-            out["n"] = value.n
-            value = value.mean
-        out[key] = _clean(key, value, notes)
-
-    put("J", num.success_rate, **kwargs)
-    put("log_odds", num.log_odds)
-    put("grad_J", num.grad_success_rate, **kwargs)
-    put("gradient_gap", num.gradient_gap, **kwargs)
-    gap = out["gradient_gap"]
-    if gap is None or any(x is None for x in gap):
-        out["gradient_gap_norm"] = None
-        notes["gradient_gap_norm"] = "gradient_gap is not available"
-    else:
-        out["gradient_gap_norm"] = float(np.linalg.norm(np.asarray(gap, dtype=np.float64)))
-    if isinstance(out.get("J"), float) and out["J"] in (0.0, 1.0):
-        notes.setdefault("J", f"J rounds to {out['J']:g} in float64; log_odds keeps the exact information")
-    out["notes"] = notes
-    return out
-
-
-def _clean(key: str, value: Any, notes: dict[str, str]) -> Any:
-    """Floats (or lists of floats) with every non-finite entry replaced by ``None`` and a note."""
-    import numpy as np
-
-    arr = np.asarray(value, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        notes[key] = (f"{int(bad.sum())} entr{'y is' if bad.sum() == 1 else 'ies are'} not finite in float64 "
-                      f"under this method (shown as null); the structured method is log-space stable")
-    if arr.ndim == 0:
-        return None if bad else float(arr)
-    return [None if b else float(x) for x, b in zip(arr.reshape(-1).tolist(), bad.reshape(-1).tolist(),
-                                                    strict=True)]
+    return quantities.report(inst, method, n, seed, quantities.DEFAULT_BUDGET if budget is None else budget)
 
 
 # ------------------------------------------------------------------------------------------- output
@@ -196,13 +61,17 @@ def format_table(inst: Any, report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    inst = build_instance(args)
-    n = None if args.n is None else parse_int("n", args.n)
-    seed = None if args.seed is None else parse_int("seed", args.seed)
+    from gradgap.proofs_check import quantities
+
+    inst = build_instance(args.family, texts_of(args.family, args))
+    n = None if args.n is None else parsing.parse_int("n", args.n, low=4)
+    seed = None if args.seed is None else parsing.parse_seed("seed", args.seed)
+    budget = (quantities.DEFAULT_BUDGET if args.max_cost is None
+              else parsing.parse_float("max-cost", args.max_cost, low=1.0))
     if args.method != "mc" and (n is not None or seed is not None):
         raise GradgapValueError(f"method={args.method!r}: --n and --seed apply only to --method mc",
                                 field="method", value=args.method)
-    report = compute(inst, args.method, n, seed)
+    report = quantities.report(inst, args.method, n, seed, budget)
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
     else:
@@ -217,7 +86,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("--method", default="structured", choices=METHODS, help="numeric route (default: structured)")
     p.add_argument("--n", default=None, help="Monte-Carlo sample size (--method mc)")
-    p.add_argument("--seed", default=None, help="Monte-Carlo seed (--method mc)")
+    p.add_argument("--seed", default=None, help="Monte-Carlo seed, 0..2**63-1 (--method mc)")
+    p.add_argument("--max-cost", default=None, metavar="ENTRIES",
+                   help="refuse a route whose estimated work exceeds ENTRIES float64 entries (default 5e7, about "
+                        "0.4 GB); the structured route is cheapest")
     p.set_defaults(func=run)
 
 
@@ -226,7 +98,7 @@ def register(subparsers: Any) -> None:
                               description="Numeric J, grad J, Gradient Gap g and log-odds of one policy instance.")
     fam = p.add_subparsers(dest="family", metavar="FAMILY", required=True)
     s = fam.add_parser("softmax", help="K-armed softmax bandit",
-                       description="Write negative first values as --logits=-1,2 or --logits '[-1, 2]'.")
+                       description="Negative values are fine: --logits -1,2 or --logits '[-1, 2]'.")
     s.add_argument("--logits", required=True, help="K logits: 0.3,-1.2,2.0 or a JSON array")
     s.add_argument("--correct", required=True, help="correct arms: 0,2")
     _common(s)

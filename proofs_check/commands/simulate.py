@@ -13,6 +13,8 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from gradgap.proofs_check.atomic import prepare_folder
+from gradgap.proofs_check.commands.parsing import parse_float, parse_seed, short
 from gradgap.theory.instances import RULES, GradgapValueError
 
 NAMES = ("threshold-sweep", "length-scaling", "success-scaling", "stagnation", "threshold-ratio")
@@ -34,8 +36,11 @@ def _config(args: argparse.Namespace) -> Any:
     cls, _ = ex.EXPERIMENTS[args.experiment]
     cfg = cls()
     changes: dict[str, Any] = {}
-    if args.seed is not None and hasattr(cfg, "seed"):
-        changes["seed"] = args.seed
+    if args.seed is not None:
+        if not hasattr(cfg, "seed"):
+            raise GradgapValueError(f"seed={short(args.seed)!r}: experiment {args.experiment} has no --seed",
+                                    field="seed", value=args.seed)
+        changes["seed"] = parse_seed("seed", args.seed)
     if args.rule is not None:
         if hasattr(cfg, "rule"):
             changes["rule"] = args.rule
@@ -46,12 +51,13 @@ def _config(args: argparse.Namespace) -> Any:
                                     field="rule", value=args.rule)
     if args.fixed_success is not None:
         if args.experiment != "length-scaling":
-            raise GradgapValueError(f"fixed_success={args.fixed_success}: only length-scaling takes it",
+            raise GradgapValueError(f"fixed_success={short(args.fixed_success)!r}: only length-scaling takes it",
                                     field="fixed_success", value=args.fixed_success)
-        if not 0 < args.fixed_success < 1:
-            raise GradgapValueError(f"fixed_success={args.fixed_success}: must lie in (0, 1)",
+        value = parse_float("fixed_success", args.fixed_success)
+        if not 0 < value < 1:
+            raise GradgapValueError(f"fixed_success={short(args.fixed_success)!r}: must lie in (0, 1)",
                                     field="fixed_success", value=args.fixed_success)
-        changes["fixed_success"] = args.fixed_success
+        changes["fixed_success"] = value
     return replace(cfg, **changes)
 
 
@@ -67,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     cfg = _config(args)
+    if args.out is not None:
+        problem = prepare_folder(args.out)
+        if problem:
+            raise GradgapValueError(f"out={short(args.out)!r}: {problem}", field="out", value=args.out)
     bar = tqdm(desc=args.experiment, unit="stage", file=sys.stderr, disable=args.json or not sys.stderr.isatty())
 
     def progress(stage: str) -> None:
@@ -78,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        print(json.dumps(data, default=str))
+        print(json.dumps(ex.json_ready(data), allow_nan=False))
     else:
         for key in _SUMMARY_KEYS[args.experiment]:
             print(f"{key}: {data.get(key)}")
@@ -92,9 +102,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("simulate", help="run a bandit experiment (threshold, length, success, stagnation)")
     p.add_argument("experiment", metavar="EXPERIMENT", help=", ".join(NAMES))
     p.add_argument("--json", action="store_true", help="print the data as JSON")
-    p.add_argument("--out", default=None, help="folder for EXPERIMENT.json and EXPERIMENT.png")
-    p.add_argument("--seed", type=int, default=None, help="seed of the samplers")
+    p.add_argument("--out", default=None, help="folder for EXPERIMENT.json and EXPERIMENT.png (checked before the "
+                                               "run; files are replaced atomically)")
+    p.add_argument("--seed", default=None, help="seed of the samplers, 0..2**63-1")
     p.add_argument("--rule", choices=RULES, default=None, help="update rule (default: gap)")
-    p.add_argument("--fixed-success", dest="fixed_success", type=float, default=None,
+    p.add_argument("--fixed-success", dest="fixed_success", default=None,
                    help="length-scaling setting (ii): hold J* fixed at this value")
     p.set_defaults(func=_run)

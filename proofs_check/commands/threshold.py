@@ -15,6 +15,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from gradgap.proofs_check.commands.parsing import parse_int
 from gradgap.theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
 
 
@@ -33,24 +34,17 @@ def _ints(field: str, text: str) -> tuple[int, ...]:
                                 value=text) from None
 
 
-def _int(field: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise GradgapValueError(f"{field}={text!r}: must be an integer", field=field, value=text) from None
-
-
 def _instance(args: argparse.Namespace) -> Any:
     if args.family == "softmax":
         return SoftmaxBandit(_floats("logits", args.logits), frozenset(_ints("correct", args.correct)))
     if args.family == "tokens":
         rows = tuple(_floats("logits", row) for row in args.logits.split(";"))
-        m = None if args.min_correct is None else _int("min_correct", args.min_correct)
+        m = None if args.min_correct is None else parse_int("min-correct", args.min_correct)
         return TokenSequence(rows, _ints("target", args.target), min_correct=m)
     feats = tuple(_floats("features", row) for row in args.features.split(";"))
     bias = None if args.bias is None else _floats("bias", args.bias)
     return SharedTokens(_floats("theta", args.theta), feats, frozenset(_ints("correct", args.correct)),
-                        T=_int("T", args.T), bias=bias)
+                        T=parse_int("T", args.T, low=1), bias=bias)
 
 
 def _direction(inst: Any, text: str, gap: tuple[Any, ...]) -> tuple[Fraction, ...]:
