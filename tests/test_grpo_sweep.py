@@ -30,7 +30,7 @@ def cache_dir(tmp_path_factory):
 
 
 def _sweep_cmd(out: Path, cache: str) -> list[str]:
-    return [sys.executable, "-m", "proofs_check.cli", "grpo", "sweep", "--preset", "tiny",
+    return [sys.executable, "-m", "gradgap.proofs_check.cli", "grpo", "sweep", "--preset", "tiny",
             "--lrs", "0.01,0.02,0.04", "--lengths", "2", "--loss-types", "grpo", "--steps", "2",
             "--prompts-per-step", "2", "--cache-dir", cache, "--out", str(out), "--no-progress"]
 

@@ -200,6 +200,10 @@ class GrpoRunConfig:
     warm_start_lr: float = 3e-3
     #: collapse rule: a run is COLLAPSED when its final eval success rate is below this fraction of the initial one
     collapse_fraction: float = 0.5
+    #: collapse rule, rate part: a run is also COLLAPSED when its evaluation log-odds fall at a rate (least-squares
+    #: slope per step) that would take J from J_0 to ``collapse_fraction * J_0`` within this many steps; the rule
+    #: then does not hinge on how many steps the run happened to have (:func:`~.run.classify`)
+    collapse_horizon: int = 100
     #: dataset split / size cap for dataset presets (number of training prompts; 0 = all)
     dataset_size: int = 0
     #: torch intra-op CPU threads for the run (``torch.set_num_threads``); ``None`` leaves torch's default. The
@@ -252,6 +256,7 @@ class GrpoRunConfig:
         _check_int("warm_start_max_steps", self.warm_start_max_steps, 0)
         _check_float("warm_start_lr", self.warm_start_lr, lo=0.0, lo_open=True)
         _check_float("collapse_fraction", self.collapse_fraction, lo=0.0, hi=1.0)
+        _check_int("collapse_horizon", self.collapse_horizon, 1)
         _check_int("dataset_size", self.dataset_size, 0)
         if self.threads is not None:
             _check_int("threads", self.threads, 1)

@@ -2,10 +2,21 @@ r"""One GRPO run with the probe: build model, task and TRL trainer from a :class
 
 Reads top to bottom: options -> model and data -> trainer with probe -> train -> summary and status.
 
-**Collapse rule.** A finished run is ``COLLAPSED`` when its final evaluation success rate is below
-``collapse_fraction`` (default 1/2) times its initial one, :math:`J_K < c\,J_0`; for dataset presets without an
-exact evaluation the mean batch success rate of the last quarter of the steps is compared with that of the
-first quarter. A NaN or infinite loss, a reward function that raises, or a bad dataset stops the run with a
+**Collapse rule** (:func:`classify`). With :math:`J_0` the evaluation success rate before step 1, :math:`J_k`
+the evaluated ones, :math:`c` = ``collapse_fraction`` (1/2) and :math:`H` = ``collapse_horizon`` (100 steps), a
+finished run is ``COLLAPSED`` when either
+
+- **drop**: :math:`\min_k J_k < c\,J_0` at any evaluation (not only the last: a run that fell and recovered is
+  unstable), or
+- **rate**: the least-squares slope :math:`r` of the evaluation log-odds :math:`\ell_k` against the step is
+  negative and :math:`(\ell(J_0) - \ell(cJ_0))/|r| \le H`, i.e. at the rate the run lost success it would have
+  fallen below :math:`cJ_0` within :math:`H` steps.
+
+The rate part makes the rule independent of the run's length: a 20-step run that lost 43 % is losing at a rate
+that halves :math:`J` in about 25 steps, and counts unstable; a run drifting down by 1 % is not. For dataset
+presets without an exact evaluation, the per-step batch success rates stand in for :math:`J_k` (first quarter's
+mean for :math:`J_0`).
+A NaN or infinite loss, a reward function that raises, or a bad dataset stops the run with a
 :class:`~gradgap.theory.instances.GradgapError`
 (a sweep records it ``FAILED`` with the reason; for bracketing, the report
 counts a non-finite loss as unstable).
@@ -14,6 +25,7 @@ counts a non-finite loss as unstable).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -235,22 +247,69 @@ class RunResult:
         return {"status": self.status, "reason": self.reason, "summary": self.summary}
 
 
+#: record fields that must stay finite: a NaN there (``nan < x`` is false) must never classify a run as OK
+FINITE_FIELDS = ("success_rate", "eval_success_rate", "grad_norm_clipped", "update_norm", "gradient_gap_norm")
+
+
+def non_finite(records: Sequence[dict[str, Any]]) -> str | None:
+    """The first ``step:field=value`` of a non-finite figure in the records, or ``None``."""
+    for r in records:
+        for key in FINITE_FIELDS:
+            v = r.get(key)
+            if isinstance(v, float) and not math.isfinite(v):
+                return f"step {r.get('step')}: {key}={v}"
+    return None
+
+
+def _log_odds(j: float) -> float:
+    j = min(max(j, 1e-12), 1 - 1e-12)
+    return math.log(j) - math.log1p(-j)
+
+
 def classify(records: Sequence[dict[str, Any]], collapse_fraction: float,
-             initial_eval: float | None = None) -> tuple[str, str]:
-    """Apply the collapse rule (module docstring) to a run's metric records; ``initial_eval`` is J before step 1."""
+             initial_eval: float | None = None, *, horizon: int = 100) -> tuple[str, str]:
+    """Apply the collapse rule (module docstring) to a run's metric records; ``initial_eval`` is J before step 1.
+
+    A non-finite figure anywhere (the loss, the gradient or the evaluation turned NaN, also at the last step) is
+    ``FAILED`` with a reason starting ``NonFiniteLossError`` (counted unstable by the report).
+
+    >>> classify([{"step": k, "eval_success_rate": 0.6 - 0.013 * k} for k in range(1, 21)], 0.5, 0.6)[0]
+    'COLLAPSED'
+    >>> classify([{"step": k, "eval_success_rate": 0.6 - 0.0003 * k} for k in range(1, 21)], 0.5, 0.6)[0]
+    'OK'
+    """
     if not records:
         return "FAILED", "no optimisation step finished"
-    j0 = initial_eval
-    jk = records[-1].get("eval_success_rate")
-    if j0 is None or jk is None:
+    bad = non_finite(records)
+    if bad is not None:
+        return "FAILED", f"NonFiniteLossError: non-finite training ({bad})"
+    points = [(0, initial_eval)] if initial_eval is not None else []
+    points += [(r["step"], r["eval_success_rate"]) for r in records
+               if isinstance(r.get("eval_success_rate"), int | float)]
+    what = "eval success"
+    if initial_eval is None or len(points) < 2:
         q = max(1, len(records) // 4)
         j0 = sum(r.get("success_rate", 0.0) for r in records[:q]) / q
-        jk = sum(r.get("success_rate", 0.0) for r in records[-q:]) / q
-        what = "batch success (first vs last quarter)"
+        points = [(r["step"], r.get("success_rate", 0.0)) for r in records]
+        what = "batch success"
     else:
-        what = "eval success"
-    if jk < collapse_fraction * j0:
-        return "COLLAPSED", f"{what} {j0:.3g} -> {jk:.3g} < {collapse_fraction:g} x initial"
+        j0 = initial_eval
+    jmin = min(j for _, j in points)
+    jk = points[-1][1]
+    if jmin < collapse_fraction * j0:
+        return "COLLAPSED", f"{what} {j0:.3g} -> min {jmin:.3g} < {collapse_fraction:g} x initial (drop)"
+    if len(points) >= 2 and 0 < j0 < 1 and collapse_fraction > 0:
+        xs = [float(k) for k, _ in points]
+        ys = [_log_odds(j) for _, j in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        rate = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx > 0 else 0.0
+        if rate < 0:
+            steps_to_drop = (_log_odds(j0) - _log_odds(collapse_fraction * j0)) / -rate
+            if steps_to_drop <= horizon:
+                return "COLLAPSED", (f"{what} {j0:.3g} -> {jk:.3g}; log-odds fall {rate:.3g}/step: below "
+                                     f"{collapse_fraction:g} x initial in {steps_to_drop:.0f} <= {horizon} steps "
+                                     "(rate)")
     return "OK", f"{what} {j0:.3g} -> {jk:.3g}"
 
 
@@ -280,9 +339,24 @@ def summarise(records: Sequence[dict[str, Any]], info: dict[str, Any],
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    """Atomic JSON write (unique temporary name: pid + random, fsync, rename)."""
+    from gradgap.experiments.grpo.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str))
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of accelerate's state (``PartialState``): the only process that writes a run's files."""
+    from accelerate import PartialState
+
+    return bool(PartialState().is_main_process)
+
+
+def _num_processes() -> int:
+    """Processes the trainer will use, from accelerate's state (not ``WORLD_SIZE``)."""
+    from accelerate import PartialState
+
+    return int(PartialState().num_processes)
 
 
 def run_one(cfg: GrpoRunConfig, out: str | os.PathLike, *, reward_funcs: list[Callable] | None = None,
@@ -324,17 +398,21 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
     from trl import GRPOConfig
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(out / "config.json", cfg.to_dict())
+    main = _is_main_process()
+    if not main:  # one voice per run: the other processes neither print nor write
+        log = progress = None
     metrics = out / "metrics.jsonl"
-    if metrics.exists():
-        metrics.unlink()
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(out / "config.json", cfg.to_dict())
+        if metrics.exists():
+            metrics.unlink()
     t0 = time.perf_counter()
     built = build(cfg, log=log)
     ds = train_dataset if train_dataset is not None else built.train_dataset
     check_columns(ds)
     rewards = reward_funcs if reward_funcs is not None else built.reward_funcs
-    num_processes = int(os.environ.get("WORLD_SIZE", "1"))
+    num_processes = _num_processes()
     with warnings.catch_warnings():  # transformers 5 renames gradient_checkpointing; TRL still sets the old name
         warnings.simplefilter("ignore", FutureWarning)
         args = GRPOConfig(**trl_options(cfg, output_dir=str(out / "trl"), num_processes=num_processes))
@@ -356,10 +434,11 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
         probe.close()
     records = probe.records
     j0 = probe.initial_eval[0] if probe.initial_eval is not None else None
-    status, reason = classify(records, cfg.collapse_fraction, j0)
+    status, reason = classify(records, cfg.collapse_fraction, j0, horizon=cfg.collapse_horizon)
     summary = summarise(records, built.info, j0)
     summary["setup_seconds"] = t_train - t0
     summary["train_seconds"] = time.perf_counter() - t_train
     result = RunResult(status, reason, summary)
-    _write_json_atomic(out / "summary.json", result.to_dict())
+    if main:
+        _write_json_atomic(out / "summary.json", result.to_dict())
     return result

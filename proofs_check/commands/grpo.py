@@ -5,8 +5,8 @@ r"""``gradgap grpo run|sweep|report``: measure the Gradient Gap on real TRL GRPO
   configs, memory and compute estimates) and downloads nothing. Exit 0 (OK), 1 (COLLAPSED).
 - ``sweep --preset P --lrs ... --lengths ... [--loss-types grpo,dr_grpo] --out DIR``: the grid, resumable
   (``DIR/runs.jsonl``). Exit 0.
-- ``report DIR``: critical learning rates, length law, verdict; ``DIR/report.md`` + PNGs. Exit 0 (PASS),
-  1 (FAIL or INCONCLUSIVE, so that scripts notice).
+- ``report DIR``: critical learning rates, length law, verdict (HOLDS / FAILS / UNDECIDED, the claims' evidence
+  vocabulary); ``DIR/report.md`` + PNGs. Exit 0 (HOLDS), 1 (FAILS or UNDECIDED, so that scripts notice).
 
 The core install runs ``--dry-run`` and ``report``; ``run`` and ``sweep`` need the optional extra
 (``pip install 'gradgap[llm]'``), imported lazily, with a one-line error when missing. No torch, trl or
@@ -136,7 +136,11 @@ def _run(args: argparse.Namespace) -> int:
 
     res = run_one(cfg, out, progress=None if args.json else progress, quiet=True,
                   log=lambda m: print(m, file=sys.stderr))
-    if args.json:
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        pass  # one voice per run
+    elif args.json:
         print(json.dumps(res.to_dict(), indent=1, default=str))
     else:
         print(f"{res.status}: {res.reason}; metrics in {out}/metrics.jsonl")
@@ -180,4 +184,4 @@ def _report(args: argparse.Namespace) -> int:
         print(json.dumps({"verdict": report.verdict, "reason": report.reason, "report": str(md)}, indent=1))
     else:
         print(f"{report.verdict}: {report.reason}\nreport: {md}")
-    return 0 if report.verdict == "PASS" else 1
+    return 0 if report.verdict == "HOLDS" else 1
