@@ -87,6 +87,7 @@ __all__ = [
     "GapBatch",
     "GradgapGRPOTrainer",
     "GradgapProbe",
+    "GradgapTrainerMixin",
     "NonFiniteLossError",
     "RewardFunctionError",
     "completion_log_probs",
@@ -152,15 +153,21 @@ class NonFiniteLossError(GradgapValueError):
 def gap_coefficients(success: torch.Tensor, num_generations: int) -> tuple[torch.Tensor, int]:
     r"""Per-completion weights :math:`c_i` of the signed objective, and the number of mixed groups.
 
-    ``success`` is the flat 0/1 vector of a generation batch laid out group after group (TRL's layout).
+    ``success`` is the flat 0/1 vector of a generation batch laid out group after group (TRL's layout); NaN marks
+    a completion no reward function could score (all returned ``None``). A group with an unscorable completion is
+    left out, as a group without a success or a failure is.
 
     >>> c, p = gap_coefficients(torch.tensor([1., 0., 0., 1., 1., 1.]), 3)
     >>> [round(float(x), 3) for x in c], p
     ([1.0, -0.5, -0.5, 0.0, 0.0, 0.0], 1)
+    >>> gap_coefficients(torch.tensor([1., float("nan"), 0.]), 3)[1]
+    0
     """
-    r = success.reshape(-1, num_generations).double()
+    raw = success.reshape(-1, num_generations).double()
+    scorable = ~torch.isnan(raw).any(1, keepdim=True)
+    r = torch.nan_to_num(raw, nan=0.0)
     k = r.sum(1, keepdim=True)
-    mixed = (k > 0) & (k < num_generations)
+    mixed = (k > 0) & (k < num_generations) & scorable
     p_mix = int(mixed.sum())
     pos = r / k.clamp(min=1)
     neg = (1 - r) / (num_generations - k).clamp(min=1)
@@ -172,8 +179,9 @@ class GapBatch:
     """What the probe keeps of one generation batch (the statistics of the sampled completions)."""
 
     def __init__(self, success: torch.Tensor, lengths: torch.Tensor, num_generations: int) -> None:
-        groups = success.reshape(-1, num_generations)
-        self.success_rate = float(success.mean())
+        groups = torch.nan_to_num(success.reshape(-1, num_generations), nan=0.0)
+        self.unscorable = int(torch.isnan(success).sum())
+        self.success_rate = float(groups.mean())  # unscorable completions count as failures, as TRL scores them
         self.per_prompt_success = [float(x) for x in groups.mean(1)]
         k = groups.sum(1)
         self.frac_zero_variance_groups = float(((k == 0) | (k == num_generations)).double().mean())
@@ -215,8 +223,9 @@ def completion_log_probs(model, prompt_ids, prompt_mask, completion_ids, complet
     return (logp * completion_mask).sum(-1)
 
 
-class GradgapGRPOTrainer(GRPOTrainer):
-    """``trl.GRPOTrainer`` plus the probe's three hooks (private TRL API, pinned by the ``llm`` extra's range).
+class GradgapTrainerMixin:
+    """The probe's hooks on ``trl.GRPOTrainer`` (private TRL API, pinned by the ``llm`` extra's range); mixed in
+    by :class:`GradgapGRPOTrainer` or, on a user's own trainer instance, by :func:`~.callback.add_gradgap`.
 
     1. ``_calculate_rewards``: keeps the gathered rewards of the generation batch;
     2. ``_generate_and_score_completions``: adds ``gradgap_coef`` / ``gradgap_success`` / ``gradgap_group`` per
@@ -226,6 +235,8 @@ class GradgapGRPOTrainer(GRPOTrainer):
     """
 
     gradgap_probe: GradgapProbe | None = None
+    #: a completion is a success when its weighted total reward exceeds this (binary verifiable rewards: 0 or 1)
+    gradgap_success_threshold: float = 0.5
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         try:
@@ -245,8 +256,12 @@ class GradgapGRPOTrainer(GRPOTrainer):
         if probe is None or not self.model.training:
             return out
         t0, inner0 = probe._clock(), probe._inner
-        rewards = (self._gradgap_rewards * self.reward_weights.to(self._gradgap_rewards.device)).nansum(dim=1)
-        success = (rewards > 0.5).double()  # binary verifiable rewards: success iff the reward is 1
+        raw = self._gradgap_rewards
+        rewards = (raw * self.reward_weights.to(raw.device)).nansum(dim=1)
+        success = (rewards > self.gradgap_success_threshold).double()  # binary verifiable rewards
+        # TRL: a completion every reward function returned None for gets a zero reward, and a group of them zero
+        # advantage; the probe marks it unscorable and leaves its group out of the gap
+        success[torch.isnan(raw).all(dim=1)] = float("nan")
         coef, p_mix = gap_coefficients(success, self.num_generations)
         n_local = out["completion_ids"].shape[0]
         lo = self.accelerator.process_index * n_local
@@ -281,6 +296,10 @@ class GradgapGRPOTrainer(GRPOTrainer):
             self._gradgap_logps = None
             probe.accumulate_gap(self, model, inputs, logps)
         return loss
+
+
+class GradgapGRPOTrainer(GradgapTrainerMixin, GRPOTrainer):
+    """``trl.GRPOTrainer`` with the probe's hooks (:class:`GradgapTrainerMixin`)."""
 
 
 class RewardFunctionError(GradgapValueError):
@@ -341,7 +360,8 @@ class GradgapProbe(TrainerCallback):
         self._param_names: list[str] = []
         #: ``single``, ``ddp`` or ``fsdp2`` and the number of processes, from accelerate's state (:func:`topology`)
         self.kind, self.world = "single", 1
-        self._fsdp_rows: list[tuple[torch.Tensor, ...]] = []  # FSDP2: micro-batch rows of the deferred gap pass
+        self._fsdp_rows: list[tuple[torch.Tensor, ...]] = []
+        self._eval_extra: dict[str, Any] = {}  # FSDP2: micro-batch rows of the deferred gap pass
 
     def _tick(self, part: str, t0: float) -> None:
         dt = self._clock() - t0
@@ -733,7 +753,7 @@ class GradgapProbe(TrainerCallback):
         rec["gap_groups"] = self._p_mix
         b = self._batch
         if b is not None:
-            rec.update(success_rate=b.success_rate, per_prompt_success=b.per_prompt_success,
+            rec.update(success_rate=b.success_rate, per_prompt_success=b.per_prompt_success, unscorable=b.unscorable,
                        frac_zero_variance_groups=b.frac_zero_variance_groups,
                        mean_response_length=b.mean_response_length)
         rec.update(self._constants)
@@ -745,6 +765,7 @@ class GradgapProbe(TrainerCallback):
             self._eval_prev, self._eval_step = after, self._step
             if after is not None:
                 rec["eval_success_rate"], rec["eval_log_odds"] = after
+                rec.update(self._eval_extra)
                 if before is not None:
                     # realised change since the previous evaluation, ``eval_span`` optimisation steps ago
                     rec["delta_eval_success_rate"] = after[0] - before[0]
@@ -792,9 +813,19 @@ class GradgapProbe(TrainerCallback):
         self._tick("eval", t0)
         if j is None:
             return None
-        mean = float(j.double().mean())
         from gradgap.experiments.grpo.tiny import log_odds
 
+        j = j.double().reshape(-1)
+        mean = float(j.mean())
+        n = getattr(self.evaluator, "samples_per_prompt", None)
+        if n:  # sampled estimates k/n: Jeffreys-smoothed per-prompt log-odds, finite at 0 and n
+            k = j * n
+            per_prompt = torch.log((k + 0.5) / (n - k + 0.5))
+        else:  # exact per-prompt probabilities (tiny task)
+            per_prompt = torch.tensor([log_odds(float(x)) for x in j], dtype=torch.float64)
+        se = float(j.std(unbiased=True) / math.sqrt(j.numel())) if j.numel() > 1 else None
+        self._eval_extra = {"eval_success_se": se, "eval_mean_prompt_log_odds": float(per_prompt.mean()),
+                            "eval_prompts": int(j.numel()), "eval_samples_per_prompt": n}
         return mean, log_odds(mean)
 
     def on_train_end(self, args, state, control, **kwargs):
