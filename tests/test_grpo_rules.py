@@ -153,3 +153,33 @@ def test_theorem1_safe_lr_is_set_against_the_critical_lr_per_cell(tmp_path):
     assert "Theorem 1 safe lr" in text and "critical / safe" in text
     ratio = cells[0].critical / 1e-4
     assert f"{ratio:.3g}" in text
+
+
+# -- dry run and the length axis ---------------------------------------------------------------------------------
+def test_dry_run_is_complete_multinode_versions_memory_and_probe_budget(capsys):
+    assert main(["grpo", "run", "--preset", "qwen2.5-math-7b", "--dry-run", "--num-machines", "2"]) == 0
+    text = capsys.readouterr().out
+    for needle in ("--machine_rank $MACHINE_RANK", "--main_process_ip $MAIN_PROCESS_IP", "--main_process_port 29500",
+                   "-m gradgap.proofs_check.cli", "H200-141GB", "A100-80GB", "trl: ", "accelerate: ", "vllm: ",
+                   "budget 10%: OK"):
+        assert needle in text, needle
+
+
+def test_the_7b_default_cadence_keeps_the_probe_within_10_percent_of_a_step():
+    from gradgap.experiments.grpo.presets import PROBE_BUDGET, compute_estimate
+
+    cfg = resolve_preset("qwen2.5-math-7b")
+    for world in (8, 16):
+        share = compute_estimate(cfg, num_processes=world)["probe_share"]
+        assert 0 < share <= PROBE_BUDGET
+    # the same accounting at every step is far over budget: the check can fail
+    assert compute_estimate(cfg.replace(gap_every=1), num_processes=8)["probe_share"] > PROBE_BUDGET
+
+
+def test_dataset_presets_sweep_the_completion_budget_copy_keeps_one_budget():
+    from gradgap.experiments.grpo.sweep import grid
+
+    cells = grid(resolve_preset("qwen2.5-math-7b"), lrs=[1e-6], lengths=[256, 512, 1024], loss_types=["dr_grpo"])
+    assert [c.effective_max_completion_length for c in cells] == [256, 512, 1024]
+    tiny = grid(resolve_preset("tiny"), lrs=[0.1], lengths=[2, 4], loss_types=["dr_grpo"])
+    assert {c.effective_max_completion_length for c in tiny} == {5}

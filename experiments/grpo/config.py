@@ -128,7 +128,9 @@ class GrpoRunConfig:
     preset: str
     #: :math:`\eta`, learning rate (``GRPOConfig.learning_rate``, constant schedule, no warmup)
     lr: float
-    #: :math:`T`, answer length of the synthetic task in tokens (tiny presets); ignored by dataset tasks
+    #: :math:`T`, answer length of the synthetic task in tokens (tiny presets). Dataset presets: the completion
+    #: budget, ``max_completion_length`` (a sweep's length axis sets it per cell; the realised lengths are
+    #: recorded as ``mean_response_length``)
     length: int
     #: task: ``copy`` (repeat a digit string of length T), ``gsm8k`` or ``math`` (dataset presets)
     task: str = "copy"
@@ -206,6 +208,13 @@ class GrpoRunConfig:
     collapse_horizon: int = 100
     #: dataset split / size cap for dataset presets (number of training prompts; 0 = all)
     dataset_size: int = 0
+    #: dataset presets: a local JSON-lines / parquet file or a folder with ``train.*`` and ``test.*`` instead of the
+    #: hub dataset (:func:`~.evaluation.load_local_math`), with the names of its question and answer columns
+    dataset_path: str | None = None
+    prompt_column: str = "prompt"
+    answer_column: str = "answer"
+    #: dataset presets: samples per held-out prompt of the evaluation (J and its standard error)
+    eval_samples: int = 4
     #: torch intra-op CPU threads for the run (``torch.set_num_threads``); ``None`` leaves torch's default. The
     #: tiny presets use 1: their ops are too small to gain from threads, and idle OpenMP threads spin on a
     #: shared machine
@@ -258,6 +267,7 @@ class GrpoRunConfig:
         _check_float("collapse_fraction", self.collapse_fraction, lo=0.0, hi=1.0)
         _check_int("collapse_horizon", self.collapse_horizon, 1)
         _check_int("dataset_size", self.dataset_size, 0)
+        _check_int("eval_samples", self.eval_samples, 1)
         if self.threads is not None:
             _check_int("threads", self.threads, 1)
         if self.model == "tiny" and self.tiny_model is None:

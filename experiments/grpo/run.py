@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from gradgap.experiments.grpo.config import GrpoRunConfig
 from gradgap.theory.instances import GradgapError, GradgapValueError
@@ -168,27 +168,48 @@ def check_columns(dataset: Any) -> None:
                                 "and 'answer' (reference for the verifier)", field="dataset", value=cols)
 
 
-def load_math_dataset(cfg: GrpoRunConfig):
-    """GSM8K (``openai/gsm8k``, ``main``) or MATH-500 mapped to ``prompt`` / ``answer`` (needs the HF cache)."""
-    from datasets import load_dataset
+#: hub datasets of the dataset presets: (path, config, train split, test split, question column, answer column).
+#: MATH trains on the 7.5k training problems and evaluates on MATH-500 (a subset of MATH's test split), never
+#: training on the test split
+HUB_DATASETS: Final[dict[str, tuple[tuple[str, str | None, str, str, str], tuple[str, str | None, str, str, str]]]] = {
+    "gsm8k": (("openai/gsm8k", "main", "train", "question", "answer"), ("openai/gsm8k", "main", "test", "question",
+                                                                          "answer")),
+    "math": (("DigitalLearningGmbH/MATH-lighteval", None, "train", "problem", "solution"),
+             ("HuggingFaceH4/MATH-500", None, "test", "problem", "answer")),
+}
 
-    instruction = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-    try:
-        if cfg.task == "gsm8k":
-            raw = load_dataset("openai/gsm8k", "main", split="train")
-            ds = raw.map(lambda r: {"prompt": r["question"] + instruction,
-                                    "answer": r["answer"].split("####")[-1].strip().replace(",", "")},
-                         remove_columns=raw.column_names)
-        else:
-            raw = load_dataset("HuggingFaceH4/MATH-500", split="test")
-            ds = raw.map(lambda r: {"prompt": r["problem"] + instruction, "answer": r["answer"]},
-                         remove_columns=raw.column_names)
-    except Exception as exc:
-        raise GradgapValueError(f"task={cfg.task!r}: dataset could not be loaded ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0][:120]})", field="task", value=cfg.task) from exc
+
+def load_math_dataset(cfg: GrpoRunConfig):
+    """``{"train", "test"}`` with ``prompt`` / ``answer``: ``cfg.dataset_path`` (local) or the hub datasets of
+    :data:`HUB_DATASETS` (they must be in the HF cache: no download where there is no network)."""
+    from gradgap.experiments.grpo.evaluation import INSTRUCTION, _reference, load_local_math
+
+    if cfg.dataset_path:
+        splits = load_local_math(cfg.dataset_path, prompt_column=cfg.prompt_column, answer_column=cfg.answer_column)
+    else:
+        from datasets import load_dataset
+
+        splits = {}
+        try:
+            for name, (path, conf, split, qcol, acol) in zip(("train", "test"), HUB_DATASETS[cfg.task], strict=True):
+                raw = load_dataset(path, conf, split=split)
+                extract = (lambda t: t) if acol == "answer" and path.endswith("MATH-500") else _reference
+                if acol == "solution":  # MATH solutions: the reference is the last boxed answer
+                    extract = _boxed_or_text
+                splits[name] = raw.map(lambda r, q=qcol, a=acol, f=extract: {"prompt": r[q] + INSTRUCTION,
+                                                                             "answer": f(r[a])},
+                                       remove_columns=raw.column_names)
+        except Exception as exc:
+            raise GradgapValueError(f"task={cfg.task!r}: dataset could not be loaded ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:120]})", field="task", value=cfg.task) from exc
     if cfg.dataset_size:
-        ds = ds.select(range(min(cfg.dataset_size, len(ds))))
-    return ds
+        splits["train"] = splits["train"].select(range(min(cfg.dataset_size, len(splits["train"]))))
+    return splits
+
+
+def _boxed_or_text(text: str) -> str:
+    got = extract_answer(text)
+    return got if got is not None else text
 
 
 @dataclass
@@ -230,8 +251,13 @@ def build(cfg: GrpoRunConfig, *, log: Callable[[str], None] | None = None) -> Bu
     except Exception as exc:
         raise GradgapValueError(f"model={cfg.model!r}: could not be loaded ({type(exc).__name__}); is it in the HF "
                                 "cache (HF_HUB_OFFLINE) or a local path?", field="model", value=cfg.model) from exc
-    ds = load_math_dataset(cfg)
-    return Built(model, tok, ds, [math_reward], None, {})
+    from gradgap.experiments.grpo.evaluation import math_verify_reward, sampled_evaluator
+
+    splits = load_math_dataset(cfg)
+    evaluator = sampled_evaluator(tok, splits["test"], n=cfg.eval_samples,
+                                  max_new_tokens=cfg.effective_max_completion_length,
+                                  temperature=cfg.temperature, max_prompts=cfg.eval_prompts, seed=cfg.seed)
+    return Built(model, tok, splits["train"], [math_verify_reward], evaluator, {})
 
 
 # -- one run ------------------------------------------------------------------------------------------------------

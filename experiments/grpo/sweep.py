@@ -10,8 +10,11 @@ Two sweeps never share a folder: the first holds an exclusive ``flock`` on ``DIR
 kernel when its process ends, ``kill -9`` included) and a second one on the same ``--out`` stops with a one-line
 error naming the first (its pid and start time), exit 2.
 
-All cells share ``max_completion_length = max(lengths) + 1`` (unless the base config fixes it), so ``dr_grpo``'s
-constant normaliser does not change with the length — the point of the comparison.
+Copy task: all cells share ``max_completion_length = max(lengths) + 1`` (unless the base config fixes it), so
+``dr_grpo``'s constant normaliser does not change with the length — the point of the comparison. Dataset tasks
+(``gsm8k``, ``math``) have no answer length to set: their length axis is the completion budget, each cell runs
+with ``max_completion_length = T`` (a real axis: the realised response lengths, ``mean_response_length``, follow
+the budget where completions are cut off).
 """
 
 from __future__ import annotations
@@ -121,11 +124,13 @@ def grid(base: GrpoRunConfig, *, lrs: Sequence[float], lengths: Sequence[int], l
     mcl = base.max_completion_length or max(lengths) + 1
     cells = []
     for length in lengths:
+        # copy task: T is the answer length, the budget is shared; dataset tasks: T is the completion budget
+        cell_mcl = mcl if base.task == "copy" else int(length)
         for loss in loss_types:
             for seed in seeds:
                 for lr in sorted(lrs):
                     cells.append(base.replace(lr=float(lr), length=int(length), loss_type=loss, seed=int(seed),
-                                              max_completion_length=mcl))
+                                              max_completion_length=cell_mcl))
     return cells
 
 
