@@ -206,6 +206,9 @@ class GrpoRunConfig:
     #: slope per step) that would take J from J_0 to ``collapse_fraction * J_0`` within this many steps; the rule
     #: then does not hinge on how many steps the run happened to have (:func:`~.run.classify`)
     collapse_horizon: int = 100
+    #: checkpoint every k optimisation steps through TRL's own mechanism (``save_strategy="steps"``, the last two
+    #: kept); an interrupted run started again on the same ``--out`` resumes from its last checkpoint (0 = none)
+    save_every: int = 0
     #: dataset split / size cap for dataset presets (number of training prompts; 0 = all)
     dataset_size: int = 0
     #: dataset presets: a local JSON-lines / parquet file or a folder with ``train.*`` and ``test.*`` instead of the
@@ -268,6 +271,7 @@ class GrpoRunConfig:
         _check_int("collapse_horizon", self.collapse_horizon, 1)
         _check_int("dataset_size", self.dataset_size, 0)
         _check_int("eval_samples", self.eval_samples, 1)
+        _check_int("save_every", self.save_every, 0)
         if self.threads is not None:
             _check_int("threads", self.threads, 1)
         if self.model == "tiny" and self.tiny_model is None:

@@ -42,7 +42,8 @@ def _qwen_math_7b(**kw: Any) -> GrpoRunConfig:
                                 num_generations=8, prompts_per_step=64, gradient_accumulation_steps=4,
                                 max_completion_length=1024, max_grad_norm=1.0, dtype="bfloat16",
                                 gradient_checkpointing=True, use_vllm=True, eval_prompts=128, gap_every=10,
-                                eval_every=10, constants_every=50, constants_samples=2, report_to="none")
+                                eval_every=10, constants_every=50, constants_samples=2, report_to="none",
+                                save_every=25)
     base.update(kw)
     return GrpoRunConfig(**base)
 

@@ -317,8 +317,11 @@ class GradgapProbe(TrainerCallback):
                  eval_every: int = 10, constants_every: int = 50,
                  constants_samples: int = 4, temperature: float = 1.0,
                  evaluator: Callable[[Any], torch.Tensor | None] | None = None,
-                 on_gap: Callable[..., None] | None = None, progress: Callable[[dict], None] | None = None) -> None:
+                 on_gap: Callable[..., None] | None = None, progress: Callable[[dict], None] | None = None,
+                 state_path: str | os.PathLike | None = None) -> None:
         self.out_path = os.fspath(out_path)
+        self.state_path = None if state_path is None else os.fspath(state_path)
+        self._resumed = False
         self.optim = optim
         if update_route not in UPDATE_ROUTES:
             raise GradgapValueError(f"update_route={update_route!r}: choose one of {', '.join(UPDATE_ROUTES)}",
@@ -608,7 +611,12 @@ class GradgapProbe(TrainerCallback):
         if self.is_main:  # one writer per run
             os.makedirs(os.path.dirname(self.out_path) or ".", exist_ok=True)
             self._file = open(self.out_path, "a", buffering=1, encoding="utf-8")
-        self._eval_prev = self.initial_eval = self._evaluate()
+        if not self._resumed:
+            self._eval_prev = self.initial_eval = self._evaluate()
+            if self.state_path is not None and self.is_main:  # what a resumed run needs of the start
+                from gradgap.experiments.grpo.atomic import atomic_write_text
+
+                atomic_write_text(self.state_path, json.dumps({"initial_eval": self.initial_eval}))
         self.cost_s = dict.fromkeys(COST_PARTS, 0.0)  # the costs count the optimisation steps only
         self.cost_calls = dict.fromkeys(COST_PARTS, 0)
         self._t0 = time.perf_counter()
@@ -624,6 +632,20 @@ class GradgapProbe(TrainerCallback):
                 self._gap = [torch.zeros_like(p) for p in self._params()]
             for g in self._gap:
                 torch.distributed.all_reduce(g)
+
+    def resume(self, records: list[dict[str, Any]], initial_eval: Any) -> None:
+        """Continue a run from its checkpoint: the records so far, J before step 1, the last evaluation and
+        constants (the optimisation state itself is TRL's checkpoint)."""
+        self._resumed = True
+        self.records = list(records)
+        self._step = records[-1]["step"] if records else 0
+        self.initial_eval = tuple(initial_eval) if initial_eval is not None else None
+        self._eval_prev, self._eval_step = self.initial_eval, 0
+        for r in records:
+            if r.get("eval_success_rate") is not None:
+                self._eval_prev, self._eval_step = (r["eval_success_rate"], r["eval_log_odds"]), r["step"]
+            if r.get("constants_step") is not None:
+                self._constants = {k: r.get(k) for k in ("L_o", "G_o", "constants_step")}
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         t0, inner0 = self._clock(), self._inner

@@ -90,7 +90,8 @@ def trl_options(cfg: GrpoRunConfig, *, output_dir: str, num_processes: int = 1) 
         **({"vllm_mode": "colocate"} if cfg.use_vllm else {}),
         "report_to": cfg.report_to,
         "logging_steps": cfg.logging_steps,
-        "save_strategy": "no",
+        **({"save_strategy": "steps", "save_steps": cfg.save_every, "save_total_limit": 2}
+           if cfg.save_every else {"save_strategy": "no"}),
         "disable_tqdm": True,
         "log_completions": False,
         "dataloader_num_workers": 0,
@@ -385,6 +386,39 @@ def _num_processes() -> int:
     return int(PartialState().num_processes)
 
 
+PROBE_STATE = "probe_state.json"
+
+
+def _resume_point(cfg: GrpoRunConfig, out: Path) -> tuple[str | None, int | None, list[dict[str, Any]], Any]:
+    """``(checkpoint, step, metric records up to it, initial eval)`` of an interrupted run in ``out``, or Nones.
+
+    A run resumes when checkpoints are on, TRL left a ``checkpoint-<step>`` in ``out/trl`` (its own
+    ``get_last_checkpoint``) and the probe's initial evaluation was saved (``probe_state.json``)."""
+    if not cfg.save_every or not (out / "trl").is_dir():
+        return None, None, [], None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt = get_last_checkpoint(str(out / "trl"))
+    state = out / PROBE_STATE
+    if ckpt is None or not state.is_file():
+        return None, None, [], None
+    step = int(Path(ckpt).name.rsplit("-", 1)[-1])
+    kept = []
+    metrics = out / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line
+            if isinstance(rec.get("step"), int) and rec["step"] <= step:
+                kept.append(rec)
+    if [r["step"] for r in kept] != list(range(1, step + 1)):
+        return None, None, [], None  # the metrics do not cover the checkpoint: start again from scratch
+    initial = json.loads(state.read_text()).get("initial_eval")
+    return ckpt, step, kept, initial
+
+
 def run_one(cfg: GrpoRunConfig, out: str | os.PathLike, *, reward_funcs: list[Callable] | None = None,
             train_dataset: Any = None, on_gap: Callable[..., None] | None = None,
             progress: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
@@ -428,11 +462,18 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
     if not main:  # one voice per run: the other processes neither print nor write
         log = progress = None
     metrics = out / "metrics.jsonl"
+    checkpoint, resume_step, kept, initial = _resume_point(cfg, out)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(out / "config.json", cfg.to_dict())
-        if metrics.exists():
+        if checkpoint is None and metrics.exists():
             metrics.unlink()
+        elif checkpoint is not None:  # keep the steps up to the checkpoint; later ones are trained again
+            from gradgap.experiments.grpo.atomic import atomic_write_text
+
+            atomic_write_text(metrics, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
+        if log is not None and checkpoint is not None:
+            log(f"resuming from {Path(checkpoint).name} (step {resume_step})")
     t0 = time.perf_counter()
     built = build(cfg, log=log)
     ds = train_dataset if train_dataset is not None else built.train_dataset
@@ -445,7 +486,10 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
     probe = GradgapProbe(metrics, optim=cfg.optim, update_route=cfg.update_route, gap_every=cfg.gap_every,
                          eval_every=cfg.eval_every,
                          constants_every=cfg.constants_every, constants_samples=cfg.constants_samples,
-                         temperature=cfg.temperature, evaluator=built.evaluator, on_gap=on_gap, progress=progress)
+                         temperature=cfg.temperature, evaluator=built.evaluator, on_gap=on_gap, progress=progress,
+                         state_path=out / PROBE_STATE)
+    if checkpoint is not None:
+        probe.resume(kept, initial)
     torch.manual_seed(cfg.seed)
     trainer = GradgapGRPOTrainer(model=built.model, reward_funcs=rewards, args=args, train_dataset=ds,
                                  processing_class=built.tokenizer, callbacks=[probe])
@@ -455,7 +499,8 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
         trainer.remove_callback(ProgressCallback)
     t_train = time.perf_counter()
     try:
-        trainer.train()
+        if resume_step is None or resume_step < cfg.steps:  # a checkpoint at the last step: nothing left to train
+            trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         probe.close()
     records = probe.records
@@ -464,6 +509,7 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
     summary = summarise(records, built.info, j0)
     summary["setup_seconds"] = t_train - t0
     summary["train_seconds"] = time.perf_counter() - t_train
+    summary["resumed_from_step"] = resume_step
     result = RunResult(status, reason, summary)
     if main:
         _write_json_atomic(out / "summary.json", result.to_dict())

@@ -3,8 +3,9 @@ r"""A grid of GRPO runs (learning rate x length x loss type x seed) that survive
 Each finished run is appended to ``DIR/runs.jsonl`` as one line written by a single ``os.write`` on a file opened
 with ``O_APPEND`` and then ``fsync``-ed, so a line is either there whole or not at all. On start the sweep reads
 the file, drops a torn last line if a kill left one, and skips every cell whose key is already recorded: no
-finished run is lost or repeated; a run that was interrupted is started again from scratch in
-``DIR/runs/<key>/``.
+finished run is lost or repeated. A run that was interrupted starts again in ``DIR/runs/<key>/``: from its
+last TRL checkpoint when checkpoints are on (``save_every`` > 0: ``run_one`` finds ``checkpoint-<step>`` and
+resumes, keeping the probe's records up to that step), else from scratch.
 
 Two sweeps never share a folder: the first holds an exclusive ``flock`` on ``DIR/.sweep.lock`` (released by the
 kernel when its process ends, ``kill -9`` included) and a second one on the same ``--out`` stops with a one-line
@@ -173,8 +174,8 @@ def _sweep_locked(base: GrpoRunConfig, out: Path, *, lrs: Sequence[float], lengt
         for i, cfg in enumerate(todo, start=len(cells) - len(todo) + 1):
             key = cell_key(cfg)
             run_dir = out / "runs" / key
-            if run_dir.exists():  # left by an interrupted attempt
-                shutil.rmtree(run_dir)
+            if run_dir.exists() and not cfg.save_every:  # left by an interrupted attempt without checkpoints
+                shutil.rmtree(run_dir)  # (with checkpoints, run_one resumes from the last one)
             t0 = time.perf_counter()
             try:
                 res = run_fn(cfg, run_dir)

@@ -56,6 +56,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="evaluate J and log-odds on the fixed prompts every k steps (default 10)")
     p.add_argument("--constants-every", dest="constants_every", type=int,
                    help="measure L_o, G_o at step 1, then every k steps (default 50; 0 = never: no safe step)")
+    p.add_argument("--save-every", dest="save_every", type=int,
+                   help="checkpoint every k steps (TRL's save_steps); a rerun on the same --out resumes (0 = off)")
     p.add_argument("--report-to", dest="report_to", help="TRL report_to (none, tensorboard, wandb, ...)")
     p.add_argument("--cache-dir", dest="cache_dir",
                     help="warm-start cache (default: $GRADGAP_CACHE, else ~/.cache/gradgap)")
@@ -102,7 +104,7 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, An
 
 
 _COMMON = ("scale_rewards", "optim", "steps", "model", "num_generations", "prompts_per_step", "max_grad_norm",
-           "report_to", "cache_dir", "gap_every", "eval_every", "constants_every")
+           "report_to", "cache_dir", "gap_every", "eval_every", "constants_every", "save_every")
 
 
 def _need_out(args: argparse.Namespace) -> str:
