@@ -163,11 +163,14 @@ def memory_table(cfg: GrpoRunConfig, *, num_processes: int, fsdp: bool = True) -
     """Per GPU type: the estimate plus vLLM's colocated share, and whether it fits."""
     mem = memory_estimate(cfg, num_processes=num_processes, fsdp=fsdp)
     out = {}
+    # colocated vLLM holds the whole bf16 model on each GPU (tensor parallel 1) plus its KV cache in its share
+    vllm_weights = 2 * mem["parameters"] / 1024.0**3 if cfg.use_vllm else 0.0
     for name, cap in GPU_TYPES.items():
         vllm = VLLM_SHARE * cap if cfg.use_vllm else 0.0
         need = mem["total_gib"] + vllm
+        fits = need <= 0.95 * cap and vllm >= 1.2 * vllm_weights
         out[name] = {"training_gib": round(mem["total_gib"], 2), "vllm_colocate_gib": round(vllm, 1),
-                     "total_gib": round(need, 2), "fits": need <= 0.95 * cap}
+                     "vllm_bf16_weights_gib": round(vllm_weights, 1), "total_gib": round(need, 2), "fits": fits}
     return out
 
 
