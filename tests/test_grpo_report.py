@@ -122,12 +122,12 @@ def _theory_law(lt, t, s):
 def test_report_passes_when_critical_lr_follows_the_predicted_length_law(tmp_path):
     _write_sweep(tmp_path, _theory_law)
     report, md = write_report(tmp_path)
-    assert report.verdict == "PASS", report.reason
+    assert report.verdict == "HOLDS", report.reason
     fits = {f.group[0]: f for f in report.fits}
     assert fits["dr_grpo"].interval[0] <= -1 <= fits["dr_grpo"].interval[1]
     assert fits["grpo"].interval[0] <= 0 <= fits["grpo"].interval[1]
     text = md.read_text()
-    assert "# GRPO sweep report: PASS" in text
+    assert "# GRPO sweep report: HOLDS" in text
     for png in ("critical_lr_vs_length.png", "success_trajectories.png"):
         assert (tmp_path / png).stat().st_size > 1000
     assert main(["grpo", "report", str(tmp_path), "--no-plots"]) == 0
@@ -136,13 +136,13 @@ def test_report_passes_when_critical_lr_follows_the_predicted_length_law(tmp_pat
 def test_report_fails_when_the_normalised_loss_still_depends_on_length(tmp_path):
     _write_sweep(tmp_path, lambda lt, t, s: 0.05 * (2.0 / t) * (1.1 if s else 0.95))
     report = build_report(tmp_path)
-    assert report.verdict == "FAIL" and "grpo" in report.reason
+    assert report.verdict == "FAILS" and "grpo" in report.reason
 
 
 def test_report_is_inconclusive_with_one_length_or_open_brackets(tmp_path):
     _write_sweep(tmp_path, _theory_law, lengths=(4,))
     report = build_report(tmp_path)
-    assert report.verdict == "INCONCLUSIVE" and "need at least 2" in report.reason
+    assert report.verdict == "UNDECIDED" and "need at least 2" in report.reason
     assert main(["grpo", "report", str(tmp_path), "--no-plots"]) == 1
 
 

@@ -128,7 +128,9 @@ class GrpoRunConfig:
     preset: str
     #: :math:`\eta`, learning rate (``GRPOConfig.learning_rate``, constant schedule, no warmup)
     lr: float
-    #: :math:`T`, answer length of the synthetic task in tokens (tiny presets); ignored by dataset tasks
+    #: :math:`T`, answer length of the synthetic task in tokens (tiny presets). Dataset presets: the completion
+    #: budget, ``max_completion_length`` (a sweep's length axis sets it per cell; the realised lengths are
+    #: recorded as ``mean_response_length``)
     length: int
     #: task: ``copy`` (repeat a digit string of length T), ``gsm8k`` or ``math`` (dataset presets)
     task: str = "copy"
@@ -200,8 +202,22 @@ class GrpoRunConfig:
     warm_start_lr: float = 3e-3
     #: collapse rule: a run is COLLAPSED when its final eval success rate is below this fraction of the initial one
     collapse_fraction: float = 0.5
+    #: collapse rule, rate part: a run is also COLLAPSED when its evaluation log-odds fall at a rate (least-squares
+    #: slope per step) that would take J from J_0 to ``collapse_fraction * J_0`` within this many steps; the rule
+    #: then does not hinge on how many steps the run happened to have (:func:`~.run.classify`)
+    collapse_horizon: int = 100
+    #: checkpoint every k optimisation steps through TRL's own mechanism (``save_strategy="steps"``, the last two
+    #: kept); an interrupted run started again on the same ``--out`` resumes from its last checkpoint (0 = none)
+    save_every: int = 0
     #: dataset split / size cap for dataset presets (number of training prompts; 0 = all)
     dataset_size: int = 0
+    #: dataset presets: a local JSON-lines / parquet file or a folder with ``train.*`` and ``test.*`` instead of the
+    #: hub dataset (:func:`~.evaluation.load_local_math`), with the names of its question and answer columns
+    dataset_path: str | None = None
+    prompt_column: str = "prompt"
+    answer_column: str = "answer"
+    #: dataset presets: samples per held-out prompt of the evaluation (J and its standard error)
+    eval_samples: int = 4
     #: torch intra-op CPU threads for the run (``torch.set_num_threads``); ``None`` leaves torch's default. The
     #: tiny presets use 1: their ops are too small to gain from threads, and idle OpenMP threads spin on a
     #: shared machine
@@ -252,7 +268,10 @@ class GrpoRunConfig:
         _check_int("warm_start_max_steps", self.warm_start_max_steps, 0)
         _check_float("warm_start_lr", self.warm_start_lr, lo=0.0, lo_open=True)
         _check_float("collapse_fraction", self.collapse_fraction, lo=0.0, hi=1.0)
+        _check_int("collapse_horizon", self.collapse_horizon, 1)
         _check_int("dataset_size", self.dataset_size, 0)
+        _check_int("eval_samples", self.eval_samples, 1)
+        _check_int("save_every", self.save_every, 0)
         if self.threads is not None:
             _check_int("threads", self.threads, 1)
         if self.model == "tiny" and self.tiny_model is None:

@@ -54,8 +54,19 @@ every step. :attr:`GradgapProbe.cost_s` times each part; ``bench/bench_probe.py`
 
 Source: safe step, Theorem 1 of the paper (QUOTED-2nd, reconstruction §4.1); group identity, §4.4 (DERIVED).
 
-Under DeepSpeed the optimizer step runs inside ``backward`` and gradients are gone before any callback: use DDP
-or FSDP2 (docs/grpo.md). Multi-process runs sum the gap across processes (untested on more than one process).
+**Several processes.** What is distributed is read from accelerate's state (``accelerator.distributed_type``,
+``num_processes``), never from the existence of a process group. Under DDP every process holds whole parameters:
+the gap of its rows (``autograd.grad``, outside DDP's hooks) is summed over processes by one all-reduce. Under
+FSDP2 ``autograd.grad`` against sharded parameters returns nothing, so the micro-batch rows are kept (ids and
+masks, a few kB) and, in ``on_pre_optimizer_step`` once TRL's gradients are reduced and clipped, each micro-batch
+gets one more forward and a backward of :math:`W\sum_i c_i\log\pi(o_i)` (``W`` processes; FSDP2's
+reduce-scatter averages): the gradients FSDP2 writes into the sharded ``.grad`` are moved into the probe's sharded
+buffer and TRL's gradients are put back. Memory: the buffer is one parameter shard per process (``4N/W`` bytes in
+float32), plus FSDP2's own transient unsharded gradient of one layer group. Norms and dot products are summed
+over shards. The constants are measured on rank 0's rows, broadcast, so every process evaluates the same rows (an
+FSDP2 forward is collective); the curvature shifts the parameters in place (swapping values with the buffer) and
+restores them exactly. DeepSpeed is refused in one line: it steps inside ``backward`` and no callback sees
+gradients (docs/grpo.md). Only the main process writes ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -76,9 +87,11 @@ __all__ = [
     "GapBatch",
     "GradgapGRPOTrainer",
     "GradgapProbe",
+    "GradgapTrainerMixin",
     "NonFiniteLossError",
     "RewardFunctionError",
     "completion_log_probs",
+    "completion_token_log_probs",
     "gap_coefficients",
 ]
 
@@ -96,6 +109,43 @@ COST_PARTS = ("gap", "eval", "constants", "bookkeeping")
 CURVATURE_STEP = 1e-2
 
 
+class UnsupportedTopologyError(GradgapValueError):
+    """A distributed setting the probe cannot measure in (DeepSpeed, FSDP1)."""
+
+
+def topology(accelerator: Any) -> tuple[str, int]:
+    """``(kind, processes)`` from accelerate's state: kind ``single``, ``ddp`` or ``fsdp2``; refuses the rest.
+
+    Reads ``accelerator.distributed_type`` and ``num_processes`` only (a process group that exists without a
+    distributed accelerator, e.g. ``torchrun`` around an undistributed trainer, is not distributed training).
+    """
+    from accelerate.utils import DistributedType
+
+    dt = getattr(accelerator, "distributed_type", DistributedType.NO)
+    n = int(getattr(accelerator, "num_processes", 1) or 1)
+    if dt == DistributedType.DEEPSPEED:
+        raise UnsupportedTopologyError("distributed_type=DEEPSPEED: the gradgap probe cannot see gradients under "
+                                       "DeepSpeed (it steps inside backward); use DDP or FSDP2",
+                                       field="distributed_type", value="DEEPSPEED")
+    if dt == DistributedType.FSDP:
+        if not getattr(accelerator, "is_fsdp2", False):
+            raise UnsupportedTopologyError("distributed_type=FSDP (version 1): the gradgap probe supports FSDP2 "
+                                           "only (fsdp_version: 2)", field="distributed_type", value="FSDP1")
+        return "fsdp2", n
+    if dt == DistributedType.NO or n == 1:
+        return "single", 1
+    if str(dt).split(".")[-1].startswith("MULTI_"):
+        return "ddp", n
+    raise UnsupportedTopologyError(f"distributed_type={dt}: not supported by the gradgap probe (DDP or FSDP2)",
+                                   field="distributed_type", value=str(dt))
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The local shard of a DTensor (FSDP2), the tensor itself otherwise."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if to_local is not None else t
+
+
 class NonFiniteLossError(GradgapValueError):
     """The GRPO loss became NaN or infinite (recorded FAILED by a sweep)."""
 
@@ -103,15 +153,21 @@ class NonFiniteLossError(GradgapValueError):
 def gap_coefficients(success: torch.Tensor, num_generations: int) -> tuple[torch.Tensor, int]:
     r"""Per-completion weights :math:`c_i` of the signed objective, and the number of mixed groups.
 
-    ``success`` is the flat 0/1 vector of a generation batch laid out group after group (TRL's layout).
+    ``success`` is the flat 0/1 vector of a generation batch laid out group after group (TRL's layout); NaN marks
+    a completion no reward function could score (all returned ``None``). A group with an unscorable completion is
+    left out, as a group without a success or a failure is.
 
     >>> c, p = gap_coefficients(torch.tensor([1., 0., 0., 1., 1., 1.]), 3)
     >>> [round(float(x), 3) for x in c], p
     ([1.0, -0.5, -0.5, 0.0, 0.0, 0.0], 1)
+    >>> gap_coefficients(torch.tensor([1., float("nan"), 0.]), 3)[1]
+    0
     """
-    r = success.reshape(-1, num_generations).double()
+    raw = success.reshape(-1, num_generations).double()
+    scorable = ~torch.isnan(raw).any(1, keepdim=True)
+    r = torch.nan_to_num(raw, nan=0.0)
     k = r.sum(1, keepdim=True)
-    mixed = (k > 0) & (k < num_generations)
+    mixed = (k > 0) & (k < num_generations) & scorable
     p_mix = int(mixed.sum())
     pos = r / k.clamp(min=1)
     neg = (1 - r) / (num_generations - k).clamp(min=1)
@@ -123,8 +179,9 @@ class GapBatch:
     """What the probe keeps of one generation batch (the statistics of the sampled completions)."""
 
     def __init__(self, success: torch.Tensor, lengths: torch.Tensor, num_generations: int) -> None:
-        groups = success.reshape(-1, num_generations)
-        self.success_rate = float(success.mean())
+        groups = torch.nan_to_num(success.reshape(-1, num_generations), nan=0.0)
+        self.unscorable = int(torch.isnan(success).sum())
+        self.success_rate = float(groups.mean())  # unscorable completions count as failures, as TRL scores them
         self.per_prompt_success = [float(x) for x in groups.mean(1)]
         k = groups.sum(1)
         self.frac_zero_variance_groups = float(((k == 0) | (k == num_generations)).double().mean())
@@ -145,28 +202,30 @@ def _flat_norm(a: list[torch.Tensor]) -> float:
     return float(torch.stack(norms).double().norm())
 
 
-def completion_log_probs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                         *, temperature: float = 1.0, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    r""":math:`\log\pi(o_i\mid q_i)` per row: completion token log-probabilities (masked) summed.
-
-    Computed independently of TRL's code (a plain forward pass); ``params`` evaluates at other parameter values
-    through ``torch.func.functional_call``.
-    """
+def completion_token_log_probs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                               *, temperature: float = 1.0) -> torch.Tensor:
+    r""":math:`\log\pi(o_{i,t}\mid q_i, o_{i,<t})` per completion token (unmasked), from a plain forward pass:
+    computed independently of TRL's code."""
     ids = torch.cat([prompt_ids, completion_ids], dim=1)
     att = torch.cat([prompt_mask, completion_mask], dim=1)
-    if params is None:
-        logits = model(input_ids=ids, attention_mask=att).logits
-    else:
-        logits = torch.func.functional_call(model, params, (), {"input_ids": ids, "attention_mask": att}).logits
+    logits = model(input_ids=ids, attention_mask=att).logits
     n = completion_ids.shape[1]
     logits = logits[:, -n - 1 : -1, :]
     logits = (logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits) / temperature
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids[..., None]).squeeze(-1)
+    return torch.log_softmax(logits, dim=-1).gather(-1, completion_ids[..., None]).squeeze(-1)
+
+
+def completion_log_probs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                         *, temperature: float = 1.0) -> torch.Tensor:
+    r""":math:`\log\pi(o_i\mid q_i)` per row: completion token log-probabilities (masked) summed."""
+    logp = completion_token_log_probs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                      temperature=temperature)
     return (logp * completion_mask).sum(-1)
 
 
-class GradgapGRPOTrainer(GRPOTrainer):
-    """``trl.GRPOTrainer`` plus the probe's three hooks (private TRL API, pinned by the ``llm`` extra's range).
+class GradgapTrainerMixin:
+    """The probe's hooks on ``trl.GRPOTrainer`` (private TRL API, pinned by the ``llm`` extra's range); mixed in
+    by :class:`GradgapGRPOTrainer` or, on a user's own trainer instance, by :func:`~.callback.add_gradgap`.
 
     1. ``_calculate_rewards``: keeps the gathered rewards of the generation batch;
     2. ``_generate_and_score_completions``: adds ``gradgap_coef`` / ``gradgap_success`` / ``gradgap_group`` per
@@ -176,6 +235,8 @@ class GradgapGRPOTrainer(GRPOTrainer):
     """
 
     gradgap_probe: GradgapProbe | None = None
+    #: a completion is a success when its weighted total reward exceeds this (binary verifiable rewards: 0 or 1)
+    gradgap_success_threshold: float = 0.5
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         try:
@@ -195,8 +256,12 @@ class GradgapGRPOTrainer(GRPOTrainer):
         if probe is None or not self.model.training:
             return out
         t0, inner0 = probe._clock(), probe._inner
-        rewards = (self._gradgap_rewards * self.reward_weights.to(self._gradgap_rewards.device)).nansum(dim=1)
-        success = (rewards > 0.5).double()  # binary verifiable rewards: success iff the reward is 1
+        raw = self._gradgap_rewards
+        rewards = (raw * self.reward_weights.to(raw.device)).nansum(dim=1)
+        success = (rewards > self.gradgap_success_threshold).double()  # binary verifiable rewards
+        # TRL: a completion every reward function returned None for gets a zero reward, and a group of them zero
+        # advantage; the probe marks it unscorable and leaves its group out of the gap
+        success[torch.isnan(raw).all(dim=1)] = float("nan")
         coef, p_mix = gap_coefficients(success, self.num_generations)
         n_local = out["completion_ids"].shape[0]
         lo = self.accelerator.process_index * n_local
@@ -233,6 +298,10 @@ class GradgapGRPOTrainer(GRPOTrainer):
         return loss
 
 
+class GradgapGRPOTrainer(GradgapTrainerMixin, GRPOTrainer):
+    """``trl.GRPOTrainer`` with the probe's hooks (:class:`GradgapTrainerMixin`)."""
+
+
 class RewardFunctionError(GradgapValueError):
     """A reward function raised during a GRPO step."""
 
@@ -248,8 +317,11 @@ class GradgapProbe(TrainerCallback):
                  eval_every: int = 10, constants_every: int = 50,
                  constants_samples: int = 4, temperature: float = 1.0,
                  evaluator: Callable[[Any], torch.Tensor | None] | None = None,
-                 on_gap: Callable[..., None] | None = None, progress: Callable[[dict], None] | None = None) -> None:
+                 on_gap: Callable[..., None] | None = None, progress: Callable[[dict], None] | None = None,
+                 state_path: str | os.PathLike | None = None) -> None:
         self.out_path = os.fspath(out_path)
+        self.state_path = None if state_path is None else os.fspath(state_path)
+        self._resumed = False
         self.optim = optim
         if update_route not in UPDATE_ROUTES:
             raise GradgapValueError(f"update_route={update_route!r}: choose one of {', '.join(UPDATE_ROUTES)}",
@@ -289,6 +361,10 @@ class GradgapProbe(TrainerCallback):
         self._inner = 0.0  # time of parts nested inside a bookkeeping interval
         self._param_list: list[torch.nn.Parameter] | None = None
         self._param_names: list[str] = []
+        #: ``single``, ``ddp`` or ``fsdp2`` and the number of processes, from accelerate's state (:func:`topology`)
+        self.kind, self.world = "single", 1
+        self._fsdp_rows: list[tuple[torch.Tensor, ...]] = []
+        self._eval_extra: dict[str, Any] = {}  # FSDP2: micro-batch rows of the deferred gap pass
 
     def _tick(self, part: str, t0: float) -> None:
         dt = self._clock() - t0
@@ -301,13 +377,39 @@ class GradgapProbe(TrainerCallback):
         self.cost_s["bookkeeping"] += (self._clock() - t0) - (self._inner - inner0)
 
     # -- wiring -------------------------------------------------------------------------------------------------
-    def attach(self, trainer: GradgapGRPOTrainer) -> None:
+    def attach(self, trainer: Any) -> None:
+        """Wire the probe to ``trainer`` (a :class:`GradgapGRPOTrainer`, or any object with ``accelerator``,
+        ``model`` and ``optimizer``); refuses DeepSpeed and FSDP1 in one line."""
+        self.kind, self.world = topology(trainer.accelerator)
         self.trainer = trainer
         self._param_list = None
         trainer.gradgap_probe = self
 
+    @property
+    def is_main(self) -> bool:
+        return self.trainer is None or bool(self.trainer.accelerator.is_main_process)
+
+    def _allsum(self, values: list[float]) -> list[float]:
+        """Sum per-shard partial sums over the processes (FSDP2); identity when parameters are whole."""
+        if self.kind != "fsdp2" or self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.trainer.accelerator.device)
+        torch.distributed.all_reduce(t)
+        return [float(x) for x in t.cpu()]
+
+    def _norm(self, a: list[torch.Tensor]) -> float:
+        """Euclidean norm of a parameter-shaped list, over every shard."""
+        if not a:
+            return 0.0
+        sq = float(torch.stack([n.double() ** 2 for n in torch._foreach_norm([_local(x) for x in a])]).sum())
+        return math.sqrt(max(self._allsum([sq])[0], 0.0))
+
+    def _dot(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+        """Dot product of two parameter-shaped lists, over every shard."""
+        return self._allsum([_flat_dot([_local(x) for x in a], [_local(y) for y in b])])[0]
+
     def _note(self, *groups: list[torch.Tensor] | None) -> None:
-        held = sum(sum(t.numel() * t.element_size() for t in g) for g in groups if g is not None)
+        held = sum(sum(_local(t).numel() * t.element_size() for t in g) for g in groups if g is not None)
         self.peak_extra_bytes = max(self.peak_extra_bytes, held)
 
     def wants_gap(self) -> bool:
@@ -329,10 +431,17 @@ class GradgapProbe(TrainerCallback):
         self._gap = None
 
     # -- the signed objective -----------------------------------------------------------------------------------
-    def accumulate_gap(self, trainer, model, inputs, logps: torch.Tensor) -> None:
+    def accumulate_gap(self, trainer, model, inputs, logps: torch.Tensor | None) -> None:
         t0 = self._clock()
-        coef = inputs["gradgap_coef"].to(logps.dtype)
-        if bool(coef.any()):  # a micro-batch without a mixed group adds nothing: no backward at all
+        coef = inputs["gradgap_coef"]
+        if self.kind == "fsdp2":  # deferred to on_pre_optimizer_step (every process, every micro-batch: collective)
+            mask = inputs["completion_mask"]
+            if "tool_mask" in inputs:
+                mask = mask * inputs["tool_mask"]
+            self._fsdp_rows.append((inputs["prompt_ids"].detach(), inputs["prompt_mask"].detach(),
+                                    inputs["completion_ids"].detach(), mask.detach(), coef.detach()))
+        elif bool(coef.any()):
+            coef = coef.to(logps.dtype)  # a micro-batch without a mixed group adds nothing: no backward at all
             params = self._params()
             mask = inputs["completion_mask"]
             if "tool_mask" in inputs:
@@ -364,83 +473,179 @@ class GradgapProbe(TrainerCallback):
 
     def _measure_constants(self, *, destructive: bool) -> None:
         r""":math:`L_o` = max |curvature of log pi along the unit gap|, then :math:`G_o` = max score norm, on the
-        rows stashed by :meth:`accumulate_gap`, at :math:`\theta_k` (before the optimizer step).
+        rows stashed by :meth:`accumulate_gap` (rank 0's, broadcast), at :math:`\theta_k` (before the step).
 
-        One forward pass of the rows with autograd serves both: its values are the centre of the second
-        difference, and its graph gives each row's score by one backward (``retain_graph``; rows of a batch are
-        independent, so the gradient of row i's log-probability is that row's score alone). With
-        ``destructive`` the gap buffer itself is turned into the shifted parameters
-        :math:`\theta \pm h\,g/\|g\|` (the gap is no longer needed: its norm and its dot product with the update
-        are already recorded), so the probe never holds more than one parameter-sized buffer; the per-sample scores
-        come after, one at a time, once that buffer is released.
+        The curvature is a central second difference of :math:`\log\pi` along :math:`v = g/\|g\|` with the
+        parameters shifted in place. With ``destructive`` the gap buffer (already recorded) is turned into
+        :math:`\theta + h v` and its values swapped with the parameters' (one parameter tensor of scratch at a
+        time), so the buffer holds :math:`\theta` and restores it exactly: the probe never holds more than one
+        parameter-sized buffer. Without (AdamW's ``realised_change``: the gap is still needed) a copy of the
+        parameters is the second buffer. Then each row's score by one backward (``autograd.grad`` on whole
+        parameters; under FSDP2 a forward and ``backward`` per row into the sharded ``.grad``, put back after).
         """
         t0 = self._clock()
-        rows = self._const_rows
+        rows = self._shared_rows(self._const_rows)
         self._const_rows = None
         params = self._params()
-        names = self._param_names
-        unwrapped = self.trainer.accelerator.unwrap_model(self.trainer.model)
-        lp = completion_log_probs(unwrapped, *rows, temperature=self.temperature)  # at theta_k, with its graph
+        locs = [_local(p) for p in params]
+        model = self.trainer.accelerator.unwrap_model(self.trainer.model)
         l_o = None
         gap = self._gap
-        gnorm = _flat_norm(gap) if gap is not None else 0.0
+        gnorm = self._norm(gap) if gap is not None else 0.0
         if gap is not None and gnorm > 0:
             h = CURVATURE_STEP
             with torch.no_grad():
-                base = lp.detach().double()
+                base = completion_log_probs(model, *rows, temperature=self.temperature).double()
                 if destructive:
-                    for g, p in zip(gap, params, strict=True):
+                    for g, p in zip(gap, locs, strict=True):
                         g.mul_(h / gnorm).add_(p)  # theta + h v
-                    plus = dict(zip(names, gap, strict=True))
+                        tmp = p.clone()
+                        p.copy_(g)
+                        g.copy_(tmp)  # now p = theta + h v, g = theta
+                        del tmp
+                    keep = gap
                 else:
-                    plus = {nm: p + (h / gnorm) * g for nm, p, g in zip(names, params, gap, strict=True)}
-                    self._note(gap, list(plus.values()))
-                f_plus = completion_log_probs(unwrapped, *rows, temperature=self.temperature, params=plus).double()
-                if destructive:
-                    for g, p in zip(gap, params, strict=True):
-                        g.mul_(-1.0).add_(p, alpha=2.0)  # 2 theta - (theta + h v) = theta - h v
-                    minus = plus
-                else:
-                    minus = {nm: p - (h / gnorm) * g for nm, p, g in zip(names, params, gap, strict=True)}
-                    del plus
-                f_minus = completion_log_probs(unwrapped, *rows, temperature=self.temperature,
-                                               params=minus).double()
+                    keep = [p.clone() for p in locs]
+                    self._note(gap, keep)
+                    for g, p in zip(gap, locs, strict=True):
+                        p.add_(g, alpha=h / gnorm)
+                try:
+                    self._reshard(model)
+                    f_plus = completion_log_probs(model, *rows, temperature=self.temperature).double()
+                    for g, p, k in zip(gap, locs, keep, strict=True):
+                        if destructive:
+                            p.mul_(-1.0).add_(k, alpha=2.0)  # 2 theta - (theta + h v) = theta - h v
+                        else:
+                            p.copy_(k).add_(g, alpha=-h / gnorm)
+                    self._reshard(model)
+                    f_minus = completion_log_probs(model, *rows, temperature=self.temperature).double()
+                finally:
+                    for p, k in zip(locs, keep, strict=True):
+                        p.copy_(k)  # theta, exactly
+                    self._reshard(model)
                 l_o = float(((f_plus - 2 * base + f_minus) / h**2).abs().max())
-                del minus
+                del keep
         if destructive:  # the gap's norm and dot products are recorded: release it before the per-sample scores
             self._gap = gap = None
         g_o = 0.0
-        n = lp.shape[0]
-        for i in range(n):
-            score = torch.autograd.grad(lp[i], params, retain_graph=i < n - 1, allow_unused=True)
-            score = [s for s in score if s is not None]
-            self._note(gap, score)
-            g_o = max(g_o, _flat_norm(score))
-            del score
-        del lp
+        n = rows[0].shape[0]
+        if self.kind == "fsdp2":
+            stash = [p.grad for p in params]
+            try:
+                for i in range(n):
+                    for p in params:
+                        p.grad = None
+                    lp = completion_log_probs(self.trainer.model, *(r[i : i + 1] for r in rows),
+                                              temperature=self.temperature)
+                    lp.sum().backward()  # every process, the same row: FSDP2's average is the row's score
+                    score = [p.grad for p in params if p.grad is not None]
+                    self._note(gap, score)
+                    g_o = max(g_o, self._norm(score))
+                    del score, lp
+            finally:
+                for p, g in zip(params, stash, strict=True):
+                    p.grad = g
+        else:
+            lp = completion_log_probs(model, *rows, temperature=self.temperature)  # at theta_k, with its graph
+            for i in range(n):
+                score = torch.autograd.grad(lp[i], params, retain_graph=i < n - 1, allow_unused=True)
+                score = [s for s in score if s is not None]
+                self._note(gap, score)
+                g_o = max(g_o, self._norm(score))
+                del score
+            del lp
         self._constants = {"L_o": l_o, "G_o": g_o, "constants_step": self._step + 1}
         self._tick("constants", t0)
+
+    def _reshard(self, model) -> None:
+        """FSDP2: drop every cached unsharded parameter, so the next forward all-gathers the (shifted) shards
+        (groups with ``reshard_after_forward=False`` keep theirs between forwards)."""
+        if self.kind != "fsdp2":
+            return
+        for m in model.modules():
+            reshard = getattr(m, "reshard", None)
+            if reshard is not None and type(m).__name__.startswith("FSDP"):
+                reshard()
+
+    def _shared_rows(self, rows: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, ...]:
+        """Rank 0's constant rows on every process (one broadcast; identity in a single process)."""
+        if self.world == 1:
+            return rows  # type: ignore[return-value]
+        from accelerate.utils import broadcast_object_list
+
+        box = [None if rows is None else tuple(r.cpu() for r in rows)]
+        broadcast_object_list(box, from_process=0)
+        device = self.trainer.accelerator.device
+        return tuple(r.to(device) for r in box[0])
+
+    def _fsdp2_gap(self) -> None:
+        r"""FSDP2: the gap from one more forward and backward per kept micro-batch, through the sharded ``.grad``.
+
+        TRL's (reduced, clipped) gradients are set aside, the backward of :math:`W\sum_i c_i\log\pi(o_i)` writes
+        the gap's shards into ``.grad`` (FSDP2 averages over the ``W`` processes, hence the factor), they are moved
+        into the probe's buffer and TRL's gradients are put back before the optimizer step.
+        """
+        rows, self._fsdp_rows = self._fsdp_rows, []
+        if not rows or self._p_mix == 0:
+            return
+        params = self._params()
+        stash = [p.grad for p in params]
+        try:
+            for p in params:
+                p.grad = None
+            for prompt_ids, prompt_mask, completion_ids, mask, coef in rows:
+                lp = completion_log_probs(self.trainer.model, prompt_ids, prompt_mask, completion_ids, mask,
+                                          temperature=self.temperature)
+                (self.world * (coef.to(lp.dtype) * lp).sum()).backward()
+                del lp
+            self._gap = [_local(p.grad).detach() if p.grad is not None else torch.zeros_like(_local(p))
+                         for p in params]
+            self._note(self._gap)
+        finally:
+            for p, g in zip(params, stash, strict=True):
+                p.grad = g
 
     # -- callback events ----------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self._param_list = None  # listed again now that accelerate has prepared (possibly sharded) the model
-        if self.trainer is None or self.trainer.accelerator.is_main_process:  # one writer per run
+        if self.is_main:  # one writer per run
             os.makedirs(os.path.dirname(self.out_path) or ".", exist_ok=True)
             self._file = open(self.out_path, "a", buffering=1, encoding="utf-8")
-        self._eval_prev = self.initial_eval = self._evaluate()
+        if not self._resumed:
+            self._eval_prev = self.initial_eval = self._evaluate()
+            if self.state_path is not None and self.is_main:  # what a resumed run needs of the start
+                from gradgap.experiments.grpo.atomic import atomic_write_text
+
+                atomic_write_text(self.state_path, json.dumps({"initial_eval": self.initial_eval}))
         self.cost_s = dict.fromkeys(COST_PARTS, 0.0)  # the costs count the optimisation steps only
         self.cost_calls = dict.fromkeys(COST_PARTS, 0)
         self._t0 = time.perf_counter()
 
     def _reduce_gap(self) -> None:
-        """Sum the gap over processes (its weights c_i are normalised by the global number of mixed groups)."""
-        if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        """DDP: sum the gap over processes (its weights c_i are normalised by the global number of mixed groups).
+        Distributed-ness comes from accelerate's state (:func:`topology`), not from a process group existing."""
+        if self.kind == "fsdp2":
+            self._fsdp2_gap()
             return
-        if torch.distributed.get_world_size() > 1 and self.wants_gap() and self._p_mix > 0:
+        if self.kind == "ddp" and self.world > 1 and self.wants_gap() and self._p_mix > 0:
             if self._gap is None:  # no mixed group in this process's rows: it adds zeros, but takes part
                 self._gap = [torch.zeros_like(p) for p in self._params()]
             for g in self._gap:
                 torch.distributed.all_reduce(g)
+
+    def resume(self, records: list[dict[str, Any]], initial_eval: Any) -> None:
+        """Continue a run from its checkpoint: the records so far, J before step 1, the last evaluation and
+        constants (the optimisation state itself is TRL's checkpoint)."""
+        self._resumed = True
+        self.records = list(records)
+        self._step = records[-1]["step"] if records else 0
+        self.initial_eval = tuple(initial_eval) if initial_eval is not None else None
+        self._eval_prev, self._eval_step = self.initial_eval, 0
+        for r in records:
+            if r.get("eval_success_rate") is not None:
+                self._eval_prev, self._eval_step = (r["eval_success_rate"], r["eval_log_odds"]), r["step"]
+            if r.get("constants_step") is not None:
+                self._constants = {k: r.get(k) for k in ("L_o", "G_o", "constants_step")}
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         t0, inner0 = self._clock(), self._inner
@@ -454,15 +659,15 @@ class GradgapProbe(TrainerCallback):
         params = self._params()
         lr = float(self.trainer.optimizer.param_groups[0]["lr"])
         rec: dict[str, Any] = {"step": self._step + 1, "learning_rate": lr}
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-        grad_norm = _flat_norm(grads)
+        grads = [torch.zeros_like(_local(p)) if p.grad is None else _local(p.grad) for p in params]
+        grad_norm = self._norm(grads)
         rec["grad_norm_clipped"] = grad_norm
         if self.optim == "sgd":
             # plain SGD (no momentum, no weight decay): the update is exactly -lr * grad
             rec["update_norm"] = lr * grad_norm
             rec["update_route"] = "post_clip_gradient"
             if self._gap is not None:
-                g_dot = -_flat_dot(grads, self._gap)
+                g_dot = -self._dot(grads, self._gap)
                 self._alignment(rec, g_dot, grad_norm)
             self._constants_now(destructive=True)
         else:
@@ -479,7 +684,7 @@ class GradgapProbe(TrainerCallback):
                                         " use 'realised_change'", field="update_route", value=self.update_route)
             else:
                 self._constants_now(destructive=False)  # the gap is still needed after the step
-                self._snapshot = [p.detach().clone() for p in params]
+                self._snapshot = [_local(p).detach().clone() for p in params]
                 self._note(self._gap, self._snapshot)
                 rec["update_route"] = "realised_change"
         self._record = rec
@@ -509,15 +714,16 @@ class GradgapProbe(TrainerCallback):
                         continue
                     st = inner.state.get(p, {})
                     t = float(st["step"]) + 1 if "step" in st else 1.0
-                    g = p.grad.double()
-                    m = g * (1 - b1) if "exp_avg" not in st else st["exp_avg"].double() * b1 + g * (1 - b1)
+                    g = _local(p.grad).double()
+                    m = g * (1 - b1) if "exp_avg" not in st else _local(st["exp_avg"]).double() * b1 + g * (1 - b1)
                     v = g * g * (1 - b2) if "exp_avg_sq" not in st else (
-                        st["exp_avg_sq"].double() * b2 + g * g * (1 - b2))
-                    u = -(lr / (1 - b1**t)) * m / (v.sqrt() / math.sqrt(1 - b2**t) + eps) - lr * wd * p.double()
+                        _local(st["exp_avg_sq"]).double() * b2 + g * g * (1 - b2))
+                    u = -(lr / (1 - b1**t)) * m / (v.sqrt() / math.sqrt(1 - b2**t) + eps) - lr * wd * _local(p).double()
                     sq += float((u * u).sum())
                     if self._gap is not None and id(p) in index:
                         dot += float((u * self._gap[index[id(p)]].double()).sum())
-        return dot, math.sqrt(sq)
+        dot, sq = self._allsum([dot, sq])
+        return dot, math.sqrt(max(sq, 0.0))
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         t0, inner0 = self._clock(), self._inner
@@ -530,15 +736,15 @@ class GradgapProbe(TrainerCallback):
         if self._snapshot is None:
             return
         params = self._params()
-        delta = [p.detach() - s for p, s in zip(params, self._snapshot, strict=True)]
+        delta = [_local(p).detach() - s for p, s in zip(params, self._snapshot, strict=True)]
         self._snapshot = None
-        dnorm = _flat_norm(delta)
+        dnorm = self._norm(delta)
         self._record["update_norm"] = dnorm
         if self._gap is not None:
-            self._alignment(self._record, _flat_dot(delta, self._gap), dnorm)
+            self._alignment(self._record, self._dot(delta, self._gap), dnorm)
 
     def _alignment(self, rec: dict[str, Any], dot: float, unorm: float) -> None:
-        gnorm = _flat_norm(self._gap)
+        gnorm = self._norm(self._gap)
         rec["gradient_gap_norm"] = gnorm
         cos = dot / (unorm * gnorm) if unorm > 0 and gnorm > 0 else None
         if cos is not None:  # float32 dot products overshoot +-1 by rounding when the update is parallel to g
@@ -560,7 +766,7 @@ class GradgapProbe(TrainerCallback):
         self._record = {}
         rec.setdefault("step", self._step)
         if "gradient_gap_norm" not in rec:
-            rec["gradient_gap_norm"] = None if self._gap is None else _flat_norm(self._gap)
+            rec["gradient_gap_norm"] = None if self._gap is None else self._norm(self._gap)
         if self._p_mix == 0:  # no group with both a success and a failure: the gap is undefined
             rec.update(gradient_gap_norm=None, alignment=None, delta_mu=None)
         rec.setdefault("alignment", None)
@@ -569,7 +775,7 @@ class GradgapProbe(TrainerCallback):
         rec["gap_groups"] = self._p_mix
         b = self._batch
         if b is not None:
-            rec.update(success_rate=b.success_rate, per_prompt_success=b.per_prompt_success,
+            rec.update(success_rate=b.success_rate, per_prompt_success=b.per_prompt_success, unscorable=b.unscorable,
                        frac_zero_variance_groups=b.frac_zero_variance_groups,
                        mean_response_length=b.mean_response_length)
         rec.update(self._constants)
@@ -581,6 +787,7 @@ class GradgapProbe(TrainerCallback):
             self._eval_prev, self._eval_step = after, self._step
             if after is not None:
                 rec["eval_success_rate"], rec["eval_log_odds"] = after
+                rec.update(self._eval_extra)
                 if before is not None:
                     # realised change since the previous evaluation, ``eval_span`` optimisation steps ago
                     rec["delta_eval_success_rate"] = after[0] - before[0]
@@ -592,12 +799,19 @@ class GradgapProbe(TrainerCallback):
         if self._file is not None:
             self._file.write(json.dumps(_finite(rec), allow_nan=False, default=_json_default) + "\n")
             self._file.flush()
-        if self.trainer is not None:  # TRL's own logging (report_to) sees the probe's scalars too
-            for key in ("gradient_gap_norm", "alignment", "predicted_safe_step", "eval_success_rate"):
-                if isinstance(rec.get(key), float):
-                    self.trainer._metrics["train"][f"gradgap/{key}"].append(rec[key])
-        if self.progress is not None:
+        self._log_to_trainer(rec)
+        if self.progress is not None and self.is_main:
             self.progress(rec)
+
+    def _log_to_trainer(self, rec: dict[str, Any]) -> None:
+        """Every numeric field of the record into TRL's metric buffer as ``gradgap/<key>``, so ``report_to``
+        (tensorboard, wandb, trackio) logs it with TRL's own metrics (averaged over the logging interval)."""
+        metrics = getattr(self.trainer, "_metrics", None)
+        if metrics is None:
+            return
+        for key, value in rec.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                metrics["train"][f"gradgap/{key}"].append(float(value))
 
     def _safe_step(self, rec: dict[str, Any]) -> None:
         l_o, g_o, dmu = rec.get("L_o"), rec.get("G_o"), rec.get("delta_mu")
@@ -621,9 +835,19 @@ class GradgapProbe(TrainerCallback):
         self._tick("eval", t0)
         if j is None:
             return None
-        mean = float(j.double().mean())
         from gradgap.experiments.grpo.tiny import log_odds
 
+        j = j.double().reshape(-1)
+        mean = float(j.mean())
+        n = getattr(self.evaluator, "samples_per_prompt", None)
+        if n:  # sampled estimates k/n: Jeffreys-smoothed per-prompt log-odds, finite at 0 and n
+            k = j * n
+            per_prompt = torch.log((k + 0.5) / (n - k + 0.5))
+        else:  # exact per-prompt probabilities (tiny task)
+            per_prompt = torch.tensor([log_odds(float(x)) for x in j], dtype=torch.float64)
+        se = float(j.std(unbiased=True) / math.sqrt(j.numel())) if j.numel() > 1 else None
+        self._eval_extra = {"eval_success_se": se, "eval_mean_prompt_log_odds": float(per_prompt.mean()),
+                            "eval_prompts": int(j.numel()), "eval_samples_per_prompt": n}
         return mean, log_odds(mean)
 
     def on_train_end(self, args, state, control, **kwargs):

@@ -16,11 +16,23 @@ Reads ``DIR/runs.jsonl`` (and each run's ``metrics.jsonl``) written by :func:`gr
    theory falls like :math:`1/T` (slope -1, reconstruction §4.3); ``grpo`` (:math:`1/|o_i|`), ``dapo`` and
    ``bnpo`` (token means) divide the update by the length and cancel it (slope 0). The report also shows, for
    comparison only, the slope of :func:`gradgap.theory.critical_step.critical_step_law` for its ``fixed_success``
-   family at the measured :math:`J_0` (a project-derived law in which the per-token curvature shrinks as T grows at
-   fixed J; its slopes are about 0 and +1).
-4. **Verdict.** Per loss type: ``INCONCLUSIVE`` with fewer than two closed lengths, or when the interval contains
-   both -1 and 0; ``FAIL`` when the interval excludes the prediction; ``PASS`` otherwise. Overall: ``FAIL`` if any
-   loss type fails, ``PASS`` if at least one passes and none fails or is inconclusive, else ``INCONCLUSIVE``.
+   family at the measured :math:`J_0` (a project-derived law in which the per-token curvature shrinks as T grows
+   at fixed J; its slopes are about 0 and +1).
+4. **Verdict**, in the claims' vocabulary (:class:`gradgap.proofs_check.claims.Evidence`: ``HOLDS`` / ``FAILS``
+   / ``UNDECIDED``, strength ``TESTED``: a finite sweep tests, never proves). Per SGD group: ``UNDECIDED`` with
+   fewer than two closed lengths, when the interval contains both -1 and 0, or when the warm starts are not matched
+   (initial success rates :math:`J_0` spread over more than :data:`J0_MATCH` across lengths: the slope would be
+   confounded with :math:`J_0`, which moves the critical lr too); ``FAILS`` when the interval excludes the
+   prediction; ``HOLDS`` otherwise. Overall: ``FAILS`` if any SGD group fails, ``HOLDS`` if every SGD group holds,
+   else ``UNDECIDED``.
+5. **AdamW apart.** The prediction is for SGD-like updates proportional to the gradient. AdamW divides each
+   coordinate by its running RMS and so largely cancels the loss normaliser (the length factor included): its
+   groups are fitted and shown in their own table, with no prediction and no part in the verdict.
+6. **Theorem 1 against the sweep.** Per cell, the safe learning rate of Theorem 1 with the probe's measured
+   constants at step 1 (median over the cell's runs) is set against the empirical critical lr: the ratio
+   critical / safe. Theorem 1 is a sufficient condition, so a ratio >= 1 is consistent with it; the measured
+   constants are lower bounds of the suprema, so the safe lr shown is optimistic (too large), and a ratio < 1
+   would be a contradiction worth a look.
 
 Source: reconstruction §4.3 (length and success-rate dependence, QUOTED-2nd / DERIVED) and §4.4 (GRPO vs
 Dr. GRPO normalisation, DERIVED).
@@ -37,6 +49,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from gradgap.proofs_check.claims import Evidence, Strength
 from gradgap.theory.instances import GradgapValueError
 
 __all__ = ["Bracket", "LengthFit", "Report", "brackets", "build_report", "fit_length_law", "write_report"]
@@ -44,6 +57,8 @@ __all__ = ["Bracket", "LengthFit", "Report", "brackets", "build_report", "fit_le
 #: loss types whose update is divided by the response length (token or sequence means)
 NORMALISED: Final[frozenset[str]] = frozenset({"grpo", "dapo", "bnpo"})
 BOOTSTRAP: Final[int] = 2000
+#: largest spread of the warm-start success rates J_0 across lengths for a fit to count (max - min)
+J0_MATCH: Final[float] = 0.02
 LEVEL: Final[float] = 0.95
 
 
@@ -60,6 +75,8 @@ class Bracket:
     hi: float | None
     non_monotone: bool
     initial_success: float | None
+    #: Theorem 1's safe lr with measured constants at step 1 (median over the cell's runs), or ``None``
+    safe_lr: float | None = None
 
     @property
     def closed(self) -> bool:
@@ -79,10 +96,12 @@ class LengthFit:
     critical: list[float]
     slope: float | None
     interval: tuple[float, float] | None
-    predicted: float
+    predicted: float | None
     verdict: str
     reason: str
     alternative: float | None = None
+    #: (min, max) of the warm-start success rates J_0 over the group's cells
+    j0_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -95,6 +114,8 @@ class Report:
     status_counts: dict[str, int]
     failures: list[tuple[str, str]] = field(default_factory=list)
     success_dependence: dict[str, Any] = field(default_factory=dict)
+    #: the verdict as the claims' evidence (status HOLDS / FAILS / UNDECIDED, strength TESTED)
+    evidence: Evidence | None = None
 
 
 def _unstable(rec: dict[str, Any]) -> bool | None:
@@ -139,17 +160,24 @@ def brackets(runs: Sequence[dict[str, Any]]) -> list[Bracket]:
             lo = max(below) if below else None
         non_mono = first_bad is not None and any(not u and lr > first_bad for lr, u in pts)
         j0 = next((r["summary"].get("initial_eval_success") for r in recs if r.get("summary")), None)
-        out.append(Bracket(*key, lo=lo, hi=first_bad, non_monotone=non_mono, initial_success=j0))
+        safes = sorted(float(v) for r in recs if isinstance(v := (r.get("summary") or {}).get(
+            "first_predicted_safe_lr"), int | float) and v > 0)
+        safe = safes[len(safes) // 2] if safes else None
+        out.append(Bracket(*key, lo=lo, hi=first_bad, non_monotone=non_mono, initial_success=j0, safe_lr=safe))
     return out
 
 
-def predicted_slope(loss_type: str) -> float:
+def predicted_slope(loss_type: str, optim: str = "sgd") -> float | None:
     r"""Slope of :math:`\log\eta_c` vs :math:`\log T` by reconstruction §4.3: the safe step of the raw update falls
     like :math:`1/T` (slope -1); dividing the update by the length cancels it (slope 0).
 
-    >>> predicted_slope("dr_grpo"), predicted_slope("grpo")
-    (-1.0, 0.0)
+    AdamW has no prediction (``None``): its per-coordinate normalisation cancels the loss scale.
+
+    >>> predicted_slope("dr_grpo"), predicted_slope("grpo"), predicted_slope("grpo", "adamw")
+    (-1.0, 0.0, None)
     """
+    if optim != "sgd":
+        return None
     return 0.0 if loss_type in NORMALISED else -1.0
 
 
@@ -182,13 +210,15 @@ def fit_length_law(group: tuple[str, str, str], cells: Sequence[Bracket], *, see
             by_len[b.length].append(b)
     lengths = sorted(by_len)
     all_lengths = sorted({b.length for b in cells})
-    pred = predicted_slope(group[0])
+    pred = predicted_slope(group[0], group[2])
     j0s = [b.initial_success for b in cells if b.initial_success is not None]
+    j0_range = (min(j0s), max(j0s)) if j0s else None
     alt = alternative_slope(group[0], all_lengths, float(np.mean(j0s)) if j0s else None)
     crit = [float(np.exp(np.mean([math.log(b.critical) for b in by_len[t]]))) for t in lengths]  # type: ignore[arg-type]
     if len(lengths) < 2:
-        return LengthFit(group, lengths, crit, None, None, pred, "INCONCLUSIVE",
-                         f"{len(lengths)} length(s) with a closed bracket; need at least 2 (widen the lr grid)", alt)
+        return LengthFit(group, lengths, crit, None, None, pred, "UNDECIDED",
+                         f"{len(lengths)} length(s) with a closed bracket; need at least 2 (widen the lr grid)", alt,
+                         j0_range)
     x = np.log(np.array(lengths, dtype=float))
     slope = _ols_slope(x, np.log(crit))
     rng = np.random.default_rng(seed)
@@ -203,13 +233,19 @@ def fit_length_law(group: tuple[str, str, str], cells: Sequence[Bracket], *, see
         reps[i] = _ols_slope(x, np.array(ys))
     a = (1 - LEVEL) / 2
     lo, hi = (float(v) for v in np.quantile(reps, [a, 1 - a]))
-    if lo <= -1.0 <= hi and lo <= 0.0 <= hi:
-        verdict, reason = "INCONCLUSIVE", f"interval [{lo:.2f}, {hi:.2f}] contains both -1 and 0"
+    if pred is None:
+        verdict, reason = "UNDECIDED", f"slope {slope:.2f} in [{lo:.2f}, {hi:.2f}]; {group[2]}: no prediction"
+    elif j0_range is not None and j0_range[1] - j0_range[0] > J0_MATCH:
+        verdict, reason = "UNDECIDED", (f"warm starts not matched: J0 in [{j0_range[0]:.3f}, {j0_range[1]:.3f}] "
+                                        f"spreads more than {J0_MATCH} (slope {slope:.2f} confounded with J0)")
+    elif lo <= -1.0 <= hi and lo <= 0.0 <= hi:
+        verdict, reason = "UNDECIDED", f"interval [{lo:.2f}, {hi:.2f}] contains both -1 and 0"
     elif lo <= pred <= hi:
-        verdict, reason = "PASS", f"slope {slope:.2f} in [{lo:.2f}, {hi:.2f}] contains the prediction {pred:.2f}"
+        verdict, reason = "HOLDS", f"slope {slope:.2f} in [{lo:.2f}, {hi:.2f}] contains the prediction {pred:.2f}"
     else:
-        verdict, reason = "FAIL", f"slope {slope:.2f}, interval [{lo:.2f}, {hi:.2f}] excludes the prediction {pred:.2f}"
-    return LengthFit(group, lengths, crit, slope, (lo, hi), pred, verdict, reason, alt)
+        verdict, reason = "FAILS", (f"slope {slope:.2f}, interval [{lo:.2f}, {hi:.2f}] excludes the prediction "
+                                    f"{pred:.2f}")
+    return LengthFit(group, lengths, crit, slope, (lo, hi), pred, verdict, reason, alt, j0_range)
 
 
 def _success_dependence(bs: Sequence[Bracket]) -> dict[str, Any]:
@@ -232,20 +268,31 @@ def build_report(directory: str | Path) -> Report:
     for b in bs:
         groups[(b.loss_type, b.scale_rewards, b.optim)].append(b)
     fits = [fit_length_law(g, cells) for g, cells in sorted(groups.items())]
-    verdicts = [f.verdict for f in fits]
-    if "FAIL" in verdicts:
-        verdict = "FAIL"
-        reason = "; ".join(f"{f.group[0]}: {f.reason}" for f in fits if f.verdict == "FAIL")
-    elif verdicts and all(v == "PASS" for v in verdicts):
-        verdict, reason = "PASS", "; ".join(f"{f.group[0]}: {f.reason}" for f in fits)
-    else:
-        verdict = "INCONCLUSIVE"
-        reason = "; ".join(f"{f.group[0]}: {f.reason}" for f in fits if f.verdict != "PASS") or "no fit"
+    evidence = verdict_evidence(fits)
+    verdict, reason = evidence.status.value, evidence.detail
     counts: dict[str, int] = defaultdict(int)
     for r in runs:
         counts[r["status"]] += 1
     failures = [(r["key"], r["reason"]) for r in runs if r["status"] == "FAILED"]
-    return Report(bs, fits, verdict, reason, len(runs), dict(counts), failures, _success_dependence(bs))
+    return Report(bs, fits, verdict, reason, len(runs), dict(counts), failures, _success_dependence(bs), evidence)
+
+
+def verdict_evidence(fits: Sequence[LengthFit]) -> Evidence:
+    """The overall verdict over the SGD groups as :class:`~gradgap.proofs_check.claims.Evidence` (TESTED)."""
+    sgd = [f for f in fits if f.predicted is not None]
+    figures = {"fits": [{"group": list(f.group), "slope": f.slope, "interval": f.interval, "predicted": f.predicted,
+                         "verdict": f.verdict} for f in fits]}
+    if not sgd:
+        return Evidence.undecided("no SGD group: the length law is predicted for SGD only", figures)
+    failing = [f for f in sgd if f.verdict == "FAILS"]
+    if failing:
+        f = failing[0]
+        return Evidence.fails(Strength.TESTED, {"loss_type": f.group[0], "scale_rewards": f.group[1],
+                                                "slope": f.slope, "interval": f.interval, "predicted": f.predicted},
+                              figures, "; ".join(f"{x.group[0]}: {x.reason}" for x in failing))
+    if all(f.verdict == "HOLDS" for f in sgd):
+        return Evidence.holds(Strength.TESTED, figures, "; ".join(f"{f.group[0]}: {f.reason}" for f in sgd))
+    return Evidence.undecided("; ".join(f"{f.group[0]}: {f.reason}" for f in sgd if f.verdict != "HOLDS"), figures)
 
 
 # -- output -------------------------------------------------------------------------------------------------------
@@ -346,24 +393,47 @@ def _probe_table(directory: Path, runs: Sequence[dict[str, Any]]) -> list[str]:
 def render_markdown(report: Report, directory: Path, plots: Sequence[str]) -> str:
     lines = [f"# GRPO sweep report: {report.verdict}", "", f"**Verdict: {report.verdict}** — {report.reason}", "",
              f"{report.n_runs} runs: " + ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts.items())), "",
-             "## Length law of the critical learning rate", "",
-             "| loss type | scaling | optim | lengths (closed) | critical lr | slope | 95% interval | predicted "
-             "| verdict | fixed-J law (comparison) |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for f in report.fits:
+             "Evidence: " + (f"{report.evidence.status.value}, strength {report.evidence.strength.name}"
+                             if report.evidence is not None else "—"), ""]
+    header = ["| loss type | scaling | optim | lengths (closed) | critical lr | slope | 95% interval | predicted "
+              "| J0 range | verdict | fixed-J law (comparison) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fit_row(f: LengthFit) -> str:
         iv = "—" if f.interval is None else f"[{f.interval[0]:.2f}, {f.interval[1]:.2f}]"
-        lines.append(f"| {f.group[0]} | {f.group[1]} | {f.group[2]} | {', '.join(map(str, f.lengths)) or '—'} | "
-                     f"{', '.join(_fmt(c) for c in f.critical) or '—'} | {_fmt(f.slope, '.2f')} | {iv} | "
-                     f"{f.predicted:.2f} | {f.verdict} | {_fmt(f.alternative, '.2f')} |")
-    lines += ["", "Prediction (reconstruction §4.3): slope -1 for a constant normaliser (`dr_grpo`), 0 with length "
+        j0 = "—" if f.j0_range is None else f"{f.j0_range[0]:.3f}–{f.j0_range[1]:.3f}"
+        return (f"| {f.group[0]} | {f.group[1]} | {f.group[2]} | {', '.join(map(str, f.lengths)) or '—'} | "
+                f"{', '.join(_fmt(c) for c in f.critical) or '—'} | {_fmt(f.slope, '.2f')} | {iv} | "
+                f"{_fmt(f.predicted, '.2f')} | {j0} | {f.verdict} | {_fmt(f.alternative, '.2f')} |")
+
+    sgd = [f for f in report.fits if f.predicted is not None]
+    other = [f for f in report.fits if f.predicted is None]
+    lines += ["## Length law of the critical learning rate: SGD (the verdict)", "", *header,
+              *(fit_row(f) for f in sgd)]
+    if other:
+        lines += ["", "## AdamW, apart (descriptive: no prediction, not in the verdict)", "",
+                  "AdamW divides each coordinate by its running RMS and so largely cancels the loss normaliser, "
+                  "the length factor included; the SGD prediction does not apply.", "", *header,
+                  *(fit_row(f) for f in other)]
+    lines += ["", f"Warm starts count as matched when J0 spreads at most {J0_MATCH} across a group's lengths; "
+              "otherwise the group is UNDECIDED (the critical lr moves with J0 too).", "",
+              "Prediction (reconstruction §4.3): slope -1 for a constant normaliser (`dr_grpo`), 0 with length "
               "normalisation (`grpo`, `dapo`, `bnpo`). Last column, for comparison only: the slope of "
               "`theory.critical_step.critical_step_law('fixed_success', ...)` at the measured J0.", "",
               "## Brackets", "",
-              "| T | loss | scaling | optim | seed | stable lr | unstable lr | critical | J0 | note |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| T | loss | scaling | optim | seed | stable lr | unstable lr | critical | J0 | Theorem 1 safe lr "
+              "| critical / safe | note |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for b in report.brackets:
         note = "non-monotone" if b.non_monotone else ("" if b.closed else "open bracket (censored)")
+        ratio = b.critical / b.safe_lr if b.critical is not None and b.safe_lr else None
+        if ratio is not None and ratio < 1:
+            note = (note + "; " if note else "") + "critical below Theorem 1's safe lr"
         lines.append(f"| {b.length} | {b.loss_type} | {b.scale_rewards} | {b.optim} | {b.seed} | {_fmt(b.lo)} | "
-                     f"{_fmt(b.hi)} | {_fmt(b.critical)} | {_fmt(b.initial_success)} | {note} |")
+                     f"{_fmt(b.hi)} | {_fmt(b.critical)} | {_fmt(b.initial_success)} | {_fmt(b.safe_lr)} | "
+                     f"{_fmt(ratio)} | {note} |")
+    lines += ["", "Theorem 1 (reconstruction §4.1): a step below the safe lr cannot lower J, so critical / safe >= 1 "
+              "is consistent with it; the safe lr uses measured constants (lower bounds of the suprema) at step 1 "
+              "and is optimistic."]
     sd = report.success_dependence
     lines += ["", "## Success-rate dependence", "",
               f"Log-log slope of the critical lr against 1 - J0: {_fmt(sd.get('slope'), '.2f')} "
@@ -373,8 +443,10 @@ def render_markdown(report: Report, directory: Path, plots: Sequence[str]) -> st
     if report.failures:
         lines += ["", "## Failed runs", ""] + [f"- `{k}`: {why}" for k, why in report.failures]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    lines += ["", "Collapse rule: a run is COLLAPSED when its final eval success rate is below collapse_fraction "
-              "(default 0.5) of its initial one; a non-finite loss counts as unstable for bracketing."]
+    lines += ["", "Collapse rule (gradgap.experiments.grpo.run.classify): a run is COLLAPSED when its eval success "
+              "rate falls below collapse_fraction (0.5) x J0 at any evaluation, or when its eval log-odds fall at a "
+              "rate that would cross that level within collapse_horizon (100) steps, whatever the run's length; a "
+              "non-finite figure (loss, gradient, evaluation; also at the last step) is FAILED and counts unstable."]
     return "\n".join(lines) + "\n"
 
 
@@ -386,11 +458,16 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, plots:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = _plots(report, directory, out_dir) if plots else []
     md = out_dir / "report.md"
-    md.write_text(render_markdown(report, directory, files))
+    from gradgap.experiments.grpo.atomic import atomic_write_text
+
+    atomic_write_text(md, render_markdown(report, directory, files))
     summary = {"verdict": report.verdict, "reason": report.reason,
                "fits": [{"loss_type": f.group[0], "scale_rewards": f.group[1], "optim": f.group[2],
                          "lengths": f.lengths, "critical_lr": f.critical, "slope": f.slope,
                          "interval": f.interval, "predicted": f.predicted, "verdict": f.verdict,
-                         "reason": f.reason, "fixed_success_law_slope": f.alternative} for f in report.fits]}
-    (out_dir / "report.json").write_text(json.dumps(summary, indent=1))
+                         "reason": f.reason, "fixed_success_law_slope": f.alternative, "j0_range": f.j0_range}
+                        for f in report.fits],
+               "cells": [{"length": b.length, "loss_type": b.loss_type, "optim": b.optim, "seed": b.seed,
+                          "critical_lr": b.critical, "theorem1_safe_lr": b.safe_lr} for b in report.brackets]}
+    atomic_write_text(out_dir / "report.json", json.dumps(summary, indent=1))
     return report, md

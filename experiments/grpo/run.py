@@ -2,10 +2,21 @@ r"""One GRPO run with the probe: build model, task and TRL trainer from a :class
 
 Reads top to bottom: options -> model and data -> trainer with probe -> train -> summary and status.
 
-**Collapse rule.** A finished run is ``COLLAPSED`` when its final evaluation success rate is below
-``collapse_fraction`` (default 1/2) times its initial one, :math:`J_K < c\,J_0`; for dataset presets without an
-exact evaluation the mean batch success rate of the last quarter of the steps is compared with that of the
-first quarter. A NaN or infinite loss, a reward function that raises, or a bad dataset stops the run with a
+**Collapse rule** (:func:`classify`). With :math:`J_0` the evaluation success rate before step 1, :math:`J_k`
+the evaluated ones, :math:`c` = ``collapse_fraction`` (1/2) and :math:`H` = ``collapse_horizon`` (100 steps), a
+finished run is ``COLLAPSED`` when either
+
+- **drop**: :math:`\min_k J_k < c\,J_0` at any evaluation (not only the last: a run that fell and recovered is
+  unstable), or
+- **rate**: the least-squares slope :math:`r` of the evaluation log-odds :math:`\ell_k` against the step is
+  negative and :math:`(\ell(J_0) - \ell(cJ_0))/|r| \le H`, i.e. at the rate the run lost success it would have
+  fallen below :math:`cJ_0` within :math:`H` steps.
+
+The rate part makes the rule independent of the run's length: a 20-step run that lost 43 % is losing at a rate
+that halves :math:`J` in about 25 steps, and counts unstable; a run drifting down by 1 % is not. For dataset
+presets without an exact evaluation, the per-step batch success rates stand in for :math:`J_k` (first quarter's
+mean for :math:`J_0`).
+A NaN or infinite loss, a reward function that raises, or a bad dataset stops the run with a
 :class:`~gradgap.theory.instances.GradgapError`
 (a sweep records it ``FAILED`` with the reason; for bracketing, the report
 counts a non-finite loss as unstable).
@@ -14,6 +25,7 @@ counts a non-finite loss as unstable).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -21,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from gradgap.experiments.grpo.config import GrpoRunConfig
 from gradgap.theory.instances import GradgapError, GradgapValueError
@@ -78,7 +90,8 @@ def trl_options(cfg: GrpoRunConfig, *, output_dir: str, num_processes: int = 1) 
         **({"vllm_mode": "colocate"} if cfg.use_vllm else {}),
         "report_to": cfg.report_to,
         "logging_steps": cfg.logging_steps,
-        "save_strategy": "no",
+        **({"save_strategy": "steps", "save_steps": cfg.save_every, "save_total_limit": 2}
+           if cfg.save_every else {"save_strategy": "no"}),
         "disable_tqdm": True,
         "log_completions": False,
         "dataloader_num_workers": 0,
@@ -156,27 +169,48 @@ def check_columns(dataset: Any) -> None:
                                 "and 'answer' (reference for the verifier)", field="dataset", value=cols)
 
 
-def load_math_dataset(cfg: GrpoRunConfig):
-    """GSM8K (``openai/gsm8k``, ``main``) or MATH-500 mapped to ``prompt`` / ``answer`` (needs the HF cache)."""
-    from datasets import load_dataset
+#: hub datasets of the dataset presets: (path, config, train split, test split, question column, answer column).
+#: MATH trains on the 7.5k training problems and evaluates on MATH-500 (a subset of MATH's test split), never
+#: training on the test split
+HUB_DATASETS: Final[dict[str, tuple[tuple[str, str | None, str, str, str], tuple[str, str | None, str, str, str]]]] = {
+    "gsm8k": (("openai/gsm8k", "main", "train", "question", "answer"), ("openai/gsm8k", "main", "test", "question",
+                                                                          "answer")),
+    "math": (("DigitalLearningGmbH/MATH-lighteval", None, "train", "problem", "solution"),
+             ("HuggingFaceH4/MATH-500", None, "test", "problem", "answer")),
+}
 
-    instruction = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-    try:
-        if cfg.task == "gsm8k":
-            raw = load_dataset("openai/gsm8k", "main", split="train")
-            ds = raw.map(lambda r: {"prompt": r["question"] + instruction,
-                                    "answer": r["answer"].split("####")[-1].strip().replace(",", "")},
-                         remove_columns=raw.column_names)
-        else:
-            raw = load_dataset("HuggingFaceH4/MATH-500", split="test")
-            ds = raw.map(lambda r: {"prompt": r["problem"] + instruction, "answer": r["answer"]},
-                         remove_columns=raw.column_names)
-    except Exception as exc:
-        raise GradgapValueError(f"task={cfg.task!r}: dataset could not be loaded ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0][:120]})", field="task", value=cfg.task) from exc
+
+def load_math_dataset(cfg: GrpoRunConfig):
+    """``{"train", "test"}`` with ``prompt`` / ``answer``: ``cfg.dataset_path`` (local) or the hub datasets of
+    :data:`HUB_DATASETS` (they must be in the HF cache: no download where there is no network)."""
+    from gradgap.experiments.grpo.evaluation import INSTRUCTION, _reference, load_local_math
+
+    if cfg.dataset_path:
+        splits = load_local_math(cfg.dataset_path, prompt_column=cfg.prompt_column, answer_column=cfg.answer_column)
+    else:
+        from datasets import load_dataset
+
+        splits = {}
+        try:
+            for name, (path, conf, split, qcol, acol) in zip(("train", "test"), HUB_DATASETS[cfg.task], strict=True):
+                raw = load_dataset(path, conf, split=split)
+                extract = (lambda t: t) if acol == "answer" and path.endswith("MATH-500") else _reference
+                if acol == "solution":  # MATH solutions: the reference is the last boxed answer
+                    extract = _boxed_or_text
+                splits[name] = raw.map(lambda r, q=qcol, a=acol, f=extract: {"prompt": r[q] + INSTRUCTION,
+                                                                             "answer": f(r[a])},
+                                       remove_columns=raw.column_names)
+        except Exception as exc:
+            raise GradgapValueError(f"task={cfg.task!r}: dataset could not be loaded ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:120]})", field="task", value=cfg.task) from exc
     if cfg.dataset_size:
-        ds = ds.select(range(min(cfg.dataset_size, len(ds))))
-    return ds
+        splits["train"] = splits["train"].select(range(min(cfg.dataset_size, len(splits["train"]))))
+    return splits
+
+
+def _boxed_or_text(text: str) -> str:
+    got = extract_answer(text)
+    return got if got is not None else text
 
 
 @dataclass
@@ -218,8 +252,13 @@ def build(cfg: GrpoRunConfig, *, log: Callable[[str], None] | None = None) -> Bu
     except Exception as exc:
         raise GradgapValueError(f"model={cfg.model!r}: could not be loaded ({type(exc).__name__}); is it in the HF "
                                 "cache (HF_HUB_OFFLINE) or a local path?", field="model", value=cfg.model) from exc
-    ds = load_math_dataset(cfg)
-    return Built(model, tok, ds, [math_reward], None, {})
+    from gradgap.experiments.grpo.evaluation import math_verify_reward, sampled_evaluator
+
+    splits = load_math_dataset(cfg)
+    evaluator = sampled_evaluator(tok, splits["test"], n=cfg.eval_samples,
+                                  max_new_tokens=cfg.effective_max_completion_length,
+                                  temperature=cfg.temperature, max_prompts=cfg.eval_prompts, seed=cfg.seed)
+    return Built(model, tok, splits["train"], [math_verify_reward], evaluator, {})
 
 
 # -- one run ------------------------------------------------------------------------------------------------------
@@ -235,22 +274,69 @@ class RunResult:
         return {"status": self.status, "reason": self.reason, "summary": self.summary}
 
 
+#: record fields that must stay finite: a NaN there (``nan < x`` is false) must never classify a run as OK
+FINITE_FIELDS = ("success_rate", "eval_success_rate", "grad_norm_clipped", "update_norm", "gradient_gap_norm")
+
+
+def non_finite(records: Sequence[dict[str, Any]]) -> str | None:
+    """The first ``step:field=value`` of a non-finite figure in the records, or ``None``."""
+    for r in records:
+        for key in FINITE_FIELDS:
+            v = r.get(key)
+            if isinstance(v, float) and not math.isfinite(v):
+                return f"step {r.get('step')}: {key}={v}"
+    return None
+
+
+def _log_odds(j: float) -> float:
+    j = min(max(j, 1e-12), 1 - 1e-12)
+    return math.log(j) - math.log1p(-j)
+
+
 def classify(records: Sequence[dict[str, Any]], collapse_fraction: float,
-             initial_eval: float | None = None) -> tuple[str, str]:
-    """Apply the collapse rule (module docstring) to a run's metric records; ``initial_eval`` is J before step 1."""
+             initial_eval: float | None = None, *, horizon: int = 100) -> tuple[str, str]:
+    """Apply the collapse rule (module docstring) to a run's metric records; ``initial_eval`` is J before step 1.
+
+    A non-finite figure anywhere (the loss, the gradient or the evaluation turned NaN, also at the last step) is
+    ``FAILED`` with a reason starting ``NonFiniteLossError`` (counted unstable by the report).
+
+    >>> classify([{"step": k, "eval_success_rate": 0.6 - 0.013 * k} for k in range(1, 21)], 0.5, 0.6)[0]
+    'COLLAPSED'
+    >>> classify([{"step": k, "eval_success_rate": 0.6 - 0.0003 * k} for k in range(1, 21)], 0.5, 0.6)[0]
+    'OK'
+    """
     if not records:
         return "FAILED", "no optimisation step finished"
-    j0 = initial_eval
-    jk = records[-1].get("eval_success_rate")
-    if j0 is None or jk is None:
+    bad = non_finite(records)
+    if bad is not None:
+        return "FAILED", f"NonFiniteLossError: non-finite training ({bad})"
+    points = [(0, initial_eval)] if initial_eval is not None else []
+    points += [(r["step"], r["eval_success_rate"]) for r in records
+               if isinstance(r.get("eval_success_rate"), int | float)]
+    what = "eval success"
+    if initial_eval is None or len(points) < 2:
         q = max(1, len(records) // 4)
         j0 = sum(r.get("success_rate", 0.0) for r in records[:q]) / q
-        jk = sum(r.get("success_rate", 0.0) for r in records[-q:]) / q
-        what = "batch success (first vs last quarter)"
+        points = [(r["step"], r.get("success_rate", 0.0)) for r in records]
+        what = "batch success"
     else:
-        what = "eval success"
-    if jk < collapse_fraction * j0:
-        return "COLLAPSED", f"{what} {j0:.3g} -> {jk:.3g} < {collapse_fraction:g} x initial"
+        j0 = initial_eval
+    jmin = min(j for _, j in points)
+    jk = points[-1][1]
+    if jmin < collapse_fraction * j0:
+        return "COLLAPSED", f"{what} {j0:.3g} -> min {jmin:.3g} < {collapse_fraction:g} x initial (drop)"
+    if len(points) >= 2 and 0 < j0 < 1 and collapse_fraction > 0:
+        xs = [float(k) for k, _ in points]
+        ys = [_log_odds(j) for _, j in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        rate = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx > 0 else 0.0
+        if rate < 0:
+            steps_to_drop = (_log_odds(j0) - _log_odds(collapse_fraction * j0)) / -rate
+            if steps_to_drop <= horizon:
+                return "COLLAPSED", (f"{what} {j0:.3g} -> {jk:.3g}; log-odds fall {rate:.3g}/step: below "
+                                     f"{collapse_fraction:g} x initial in {steps_to_drop:.0f} <= {horizon} steps "
+                                     "(rate)")
     return "OK", f"{what} {j0:.3g} -> {jk:.3g}"
 
 
@@ -280,9 +366,57 @@ def summarise(records: Sequence[dict[str, Any]], info: dict[str, Any],
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    """Atomic JSON write (unique temporary name: pid + random, fsync, rename)."""
+    from gradgap.experiments.grpo.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str))
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of accelerate's state (``PartialState``): the only process that writes a run's files."""
+    from accelerate import PartialState
+
+    return bool(PartialState().is_main_process)
+
+
+def _num_processes() -> int:
+    """Processes the trainer will use, from accelerate's state (not ``WORLD_SIZE``)."""
+    from accelerate import PartialState
+
+    return int(PartialState().num_processes)
+
+
+PROBE_STATE = "probe_state.json"
+
+
+def _resume_point(cfg: GrpoRunConfig, out: Path) -> tuple[str | None, int | None, list[dict[str, Any]], Any]:
+    """``(checkpoint, step, metric records up to it, initial eval)`` of an interrupted run in ``out``, or Nones.
+
+    A run resumes when checkpoints are on, TRL left a ``checkpoint-<step>`` in ``out/trl`` (its own
+    ``get_last_checkpoint``) and the probe's initial evaluation was saved (``probe_state.json``)."""
+    if not cfg.save_every or not (out / "trl").is_dir():
+        return None, None, [], None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt = get_last_checkpoint(str(out / "trl"))
+    state = out / PROBE_STATE
+    if ckpt is None or not state.is_file():
+        return None, None, [], None
+    step = int(Path(ckpt).name.rsplit("-", 1)[-1])
+    kept = []
+    metrics = out / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line
+            if isinstance(rec.get("step"), int) and rec["step"] <= step:
+                kept.append(rec)
+    if [r["step"] for r in kept] != list(range(1, step + 1)):
+        return None, None, [], None  # the metrics do not cover the checkpoint: start again from scratch
+    initial = json.loads(state.read_text()).get("initial_eval")
+    return ckpt, step, kept, initial
 
 
 def run_one(cfg: GrpoRunConfig, out: str | os.PathLike, *, reward_funcs: list[Callable] | None = None,
@@ -324,24 +458,38 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
     from trl import GRPOConfig
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(out / "config.json", cfg.to_dict())
+    main = _is_main_process()
+    if not main:  # one voice per run: the other processes neither print nor write
+        log = progress = None
     metrics = out / "metrics.jsonl"
-    if metrics.exists():
-        metrics.unlink()
+    checkpoint, resume_step, kept, initial = _resume_point(cfg, out)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(out / "config.json", cfg.to_dict())
+        if checkpoint is None and metrics.exists():
+            metrics.unlink()
+        elif checkpoint is not None:  # keep the steps up to the checkpoint; later ones are trained again
+            from gradgap.experiments.grpo.atomic import atomic_write_text
+
+            atomic_write_text(metrics, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
+        if log is not None and checkpoint is not None:
+            log(f"resuming from {Path(checkpoint).name} (step {resume_step})")
     t0 = time.perf_counter()
     built = build(cfg, log=log)
     ds = train_dataset if train_dataset is not None else built.train_dataset
     check_columns(ds)
     rewards = reward_funcs if reward_funcs is not None else built.reward_funcs
-    num_processes = int(os.environ.get("WORLD_SIZE", "1"))
+    num_processes = _num_processes()
     with warnings.catch_warnings():  # transformers 5 renames gradient_checkpointing; TRL still sets the old name
         warnings.simplefilter("ignore", FutureWarning)
         args = GRPOConfig(**trl_options(cfg, output_dir=str(out / "trl"), num_processes=num_processes))
     probe = GradgapProbe(metrics, optim=cfg.optim, update_route=cfg.update_route, gap_every=cfg.gap_every,
                          eval_every=cfg.eval_every,
                          constants_every=cfg.constants_every, constants_samples=cfg.constants_samples,
-                         temperature=cfg.temperature, evaluator=built.evaluator, on_gap=on_gap, progress=progress)
+                         temperature=cfg.temperature, evaluator=built.evaluator, on_gap=on_gap, progress=progress,
+                         state_path=out / PROBE_STATE)
+    if checkpoint is not None:
+        probe.resume(kept, initial)
     torch.manual_seed(cfg.seed)
     trainer = GradgapGRPOTrainer(model=built.model, reward_funcs=rewards, args=args, train_dataset=ds,
                                  processing_class=built.tokenizer, callbacks=[probe])
@@ -351,15 +499,18 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
         trainer.remove_callback(ProgressCallback)
     t_train = time.perf_counter()
     try:
-        trainer.train()
+        if resume_step is None or resume_step < cfg.steps:  # a checkpoint at the last step: nothing left to train
+            trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         probe.close()
     records = probe.records
     j0 = probe.initial_eval[0] if probe.initial_eval is not None else None
-    status, reason = classify(records, cfg.collapse_fraction, j0)
+    status, reason = classify(records, cfg.collapse_fraction, j0, horizon=cfg.collapse_horizon)
     summary = summarise(records, built.info, j0)
     summary["setup_seconds"] = t_train - t0
     summary["train_seconds"] = time.perf_counter() - t_train
+    summary["resumed_from_step"] = resume_step
     result = RunResult(status, reason, summary)
-    _write_json_atomic(out / "summary.json", result.to_dict())
+    if main:
+        _write_json_atomic(out / "summary.json", result.to_dict())
     return result

@@ -3,20 +3,30 @@ r"""A grid of GRPO runs (learning rate x length x loss type x seed) that survive
 Each finished run is appended to ``DIR/runs.jsonl`` as one line written by a single ``os.write`` on a file opened
 with ``O_APPEND`` and then ``fsync``-ed, so a line is either there whole or not at all. On start the sweep reads
 the file, drops a torn last line if a kill left one, and skips every cell whose key is already recorded: no
-finished run is lost or repeated; a run that was interrupted is started again from scratch in
-``DIR/runs/<key>/``.
+finished run is lost or repeated. A run that was interrupted starts again in ``DIR/runs/<key>/``: from its
+last TRL checkpoint when checkpoints are on (``save_every`` > 0: ``run_one`` finds ``checkpoint-<step>`` and
+resumes, keeping the probe's records up to that step), else from scratch.
 
-All cells share ``max_completion_length = max(lengths) + 1`` (unless the base config fixes it), so ``dr_grpo``'s
-constant normaliser does not change with the length — the point of the comparison.
+Two sweeps never share a folder: the first holds an exclusive ``flock`` on ``DIR/.sweep.lock`` (released by the
+kernel when its process ends, ``kill -9`` included) and a second one on the same ``--out`` stops with a one-line
+error naming the first (its pid and start time), exit 2.
+
+Copy task: all cells share ``max_completion_length = max(lengths) + 1`` (unless the base config fixes it), so
+``dr_grpo``'s constant normaliser does not change with the length — the point of the comparison. Dataset tasks
+(``gsm8k``, ``math``) have no answer length to set: their length axis is the completion budget, each cell runs
+with ``max_completion_length = T`` (a real axis: the realised response lengths, ``mean_response_length``, follow
+the budget where completions are cut off).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +34,36 @@ from gradgap.experiments.grpo.config import GrpoRunConfig, config_hash
 from gradgap.experiments.grpo.run import RunResult, run_one
 from gradgap.theory.instances import GradgapError, GradgapValueError
 
-__all__ = ["append_record", "cell_key", "read_records", "sweep"]
+__all__ = ["SweepLockedError", "append_record", "cell_key", "folder_lock", "read_records", "sweep"]
 
 RUNS_FILE = "runs.jsonl"
+LOCK_FILE = ".sweep.lock"
+
+
+class SweepLockedError(GradgapValueError):
+    """Another sweep holds the output folder."""
+
+
+@contextlib.contextmanager
+def folder_lock(directory: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive, non-blocking ``flock`` on ``DIR/.sweep.lock`` for the body; the file names the holder."""
+    path = Path(directory) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 60, 0).decode(errors="replace").strip() or "a process"
+        os.close(fd)
+        where = str(directory)
+        where = where if len(where) <= 40 else "..." + where[-37:]
+        raise SweepLockedError(f"out={where!r}: another sweep is running here ({holder}); wait for it or use "
+                               "another --out", field="out", value=str(directory)) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def cell_key(cfg: GrpoRunConfig) -> str:
@@ -88,11 +125,13 @@ def grid(base: GrpoRunConfig, *, lrs: Sequence[float], lengths: Sequence[int], l
     mcl = base.max_completion_length or max(lengths) + 1
     cells = []
     for length in lengths:
+        # copy task: T is the answer length, the budget is shared; dataset tasks: T is the completion budget
+        cell_mcl = mcl if base.task == "copy" else int(length)
         for loss in loss_types:
             for seed in seeds:
                 for lr in sorted(lrs):
                     cells.append(base.replace(lr=float(lr), length=int(length), loss_type=loss, seed=int(seed),
-                                              max_completion_length=mcl))
+                                              max_completion_length=cell_mcl))
     return cells
 
 
@@ -107,12 +146,20 @@ def sweep(base: GrpoRunConfig, out: str | os.PathLike, *, lrs: Sequence[float], 
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _sweep_locked(base, out, lrs=lrs, lengths=lengths, loss_types=loss_types, seeds=seeds,
+                             run_fn=run_fn, log=log, show_progress=show_progress)
+
+
+def _sweep_locked(base: GrpoRunConfig, out: Path, *, lrs: Sequence[float], lengths: Sequence[int],
+                  loss_types: Sequence[str], seeds: Sequence[int], run_fn: Callable[..., RunResult],
+                  log: Callable[[str], None] | None, show_progress: bool) -> list[dict[str, Any]]:
     cells = grid(base, lrs=lrs, lengths=lengths, loss_types=loss_types, seeds=seeds)
     manifest = {"base": base.to_dict(), "lrs": sorted(float(x) for x in lrs), "lengths": [int(x) for x in lengths],
                 "loss_types": list(loss_types), "seeds": [int(s) for s in seeds]}
-    tmp = out / "sweep.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, out / "sweep.json")
+    from gradgap.experiments.grpo.atomic import atomic_write_text
+
+    atomic_write_text(out / "sweep.json", json.dumps(manifest, indent=1, sort_keys=True))
     records = read_records(out, repair=True)
     done = {r.get("key") for r in records}
     todo = [c for c in cells if cell_key(c) not in done]
@@ -127,8 +174,8 @@ def sweep(base: GrpoRunConfig, out: str | os.PathLike, *, lrs: Sequence[float], 
         for i, cfg in enumerate(todo, start=len(cells) - len(todo) + 1):
             key = cell_key(cfg)
             run_dir = out / "runs" / key
-            if run_dir.exists():  # left by an interrupted attempt
-                shutil.rmtree(run_dir)
+            if run_dir.exists() and not cfg.save_every:  # left by an interrupted attempt without checkpoints
+                shutil.rmtree(run_dir)  # (with checkpoints, run_one resumes from the last one)
             t0 = time.perf_counter()
             try:
                 res = run_fn(cfg, run_dir)

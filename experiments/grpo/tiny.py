@@ -42,7 +42,7 @@ EOS: Final[str] = "<eos>"
 SEP: Final[str] = "="
 DIGITS: Final[str] = "0123456789"
 #: bump when the task, tokenizer or warm start changes meaning, so stale caches are not reused
-CACHE_VERSION: Final[int] = 2
+CACHE_VERSION: Final[int] = 3
 
 
 def build_tokenizer():
@@ -181,6 +181,7 @@ def warm_start_key(cfg: GrpoRunConfig) -> dict[str, Any]:
         "max_steps": cfg.warm_start_max_steps,
         "lr": cfg.warm_start_lr,
         "temperature": cfg.temperature,
+        "eval_prompts": cfg.eval_prompts,
     }
 
 
@@ -193,15 +194,21 @@ def _supervised_warm_start(model, tok, task: CopyTask, cfg: GrpoRunConfig, log) 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     train_rows = task.rows(4096, split="warm")
-    held_ids, plen = task.encode(tok, task.rows(64, split="eval"))
+    # the run's own evaluation prompts: its J0 (measured before step 1) is the matched held-out J
+    held_ids, plen = task.encode(tok, task.rows(cfg.eval_prompts, split="eval"))
     ids_all, _ = task.encode(tok, train_rows)
     held_ids, ids_all = held_ids.to(device), ids_all.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.warm_start_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    j = float(success_probability(model, held_ids, plen, temperature=cfg.temperature).mean())
+    def held_out_j() -> float:
+        return float(success_probability(model, held_ids, plen, temperature=cfg.temperature).mean())
+
+    j = held_out_j()
     step = 0
     t0 = time.perf_counter()
+    before = [p.detach().clone() for p in model.parameters()]
     while j < cfg.warm_start_target and step < cfg.warm_start_max_steps:
+        before = [p.detach().clone() for p in model.parameters()]
         idx = torch.randint(0, ids_all.shape[0], (64,), generator=gen).to(device)
         model.train()
         loss = -sequence_log_prob(model, ids_all[idx], plen).mean() / (cfg.length + 1)
@@ -209,13 +216,37 @@ def _supervised_warm_start(model, tok, task: CopyTask, cfg: GrpoRunConfig, log) 
         loss.backward()
         opt.step()
         step += 1
-        if step % 10 == 0:
-            j = float(success_probability(model, held_ids, plen, temperature=cfg.temperature).mean())
-            if log is not None:
-                log(f"warm start T={cfg.length}: step {step} loss {float(loss):.3f} J {j:.3f}")
+        j = held_out_j()
+        if log is not None and step % 10 == 0:
+            log(f"warm start T={cfg.length}: step {step} loss {float(loss):.3f} J {j:.3f}")
+    if j >= cfg.warm_start_target:
+        j = _match_target(model, before, held_out_j, cfg.warm_start_target)
     model.zero_grad(set_to_none=True)
     model.to("cpu")
     return {"warm_start_steps": step, "warm_start_success": j, "warm_start_seconds": time.perf_counter() - t0}
+
+
+#: the warm start's held-out J is matched to the target within this (bisection on the last step)
+MATCH_TOL: Final[float] = 0.005
+
+
+@torch.no_grad()
+def _match_target(model, before: list[torch.Tensor], held_out_j, target: float) -> float:
+    r"""Bisect on the last supervised step, :math:`\theta(\alpha) = \theta_a + \alpha(\theta_b - \theta_a)`,
+    until the held-out J is within :data:`MATCH_TOL` of ``target``: the warm starts of every length then begin
+    at the same :math:`J_0` (the report requires a spread of at most 0.02)."""
+    after = [p.detach().clone() for p in model.parameters()]
+    lo, hi = 0.0, 1.0  # J(theta(lo)) < target <= J(theta(hi))
+    j = held_out_j()
+    for _ in range(30):
+        if abs(j - target) <= MATCH_TOL:
+            break
+        mid = (lo + hi) / 2
+        for p, a, b in zip(model.parameters(), before, after, strict=True):
+            p.copy_(a + mid * (b - a))
+        j = held_out_j()
+        lo, hi = (mid, hi) if j < target else (lo, mid)
+    return j
 
 
 def warm_started_model(cfg: GrpoRunConfig, *, log=None):

@@ -5,8 +5,8 @@ r"""``gradgap grpo run|sweep|report``: measure the Gradient Gap on real TRL GRPO
   configs, memory and compute estimates) and downloads nothing. Exit 0 (OK), 1 (COLLAPSED).
 - ``sweep --preset P --lrs ... --lengths ... [--loss-types grpo,dr_grpo] --out DIR``: the grid, resumable
   (``DIR/runs.jsonl``). Exit 0.
-- ``report DIR``: critical learning rates, length law, verdict; ``DIR/report.md`` + PNGs. Exit 0 (PASS),
-  1 (FAIL or INCONCLUSIVE, so that scripts notice).
+- ``report DIR``: critical learning rates, length law, verdict (HOLDS / FAILS / UNDECIDED, the claims' evidence
+  vocabulary); ``DIR/report.md`` + PNGs. Exit 0 (HOLDS), 1 (FAILS or UNDECIDED, so that scripts notice).
 
 The core install runs ``--dry-run`` and ``report``; ``run`` and ``sweep`` need the optional extra
 (``pip install 'gradgap[llm]'``), imported lazily, with a one-line error when missing. No torch, trl or
@@ -56,6 +56,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="evaluate J and log-odds on the fixed prompts every k steps (default 10)")
     p.add_argument("--constants-every", dest="constants_every", type=int,
                    help="measure L_o, G_o at step 1, then every k steps (default 50; 0 = never: no safe step)")
+    p.add_argument("--save-every", dest="save_every", type=int,
+                   help="checkpoint every k steps (TRL's save_steps); a rerun on the same --out resumes (0 = off)")
     p.add_argument("--report-to", dest="report_to", help="TRL report_to (none, tensorboard, wandb, ...)")
     p.add_argument("--cache-dir", dest="cache_dir",
                     help="warm-start cache (default: $GRADGAP_CACHE, else ~/.cache/gradgap)")
@@ -102,7 +104,7 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, An
 
 
 _COMMON = ("scale_rewards", "optim", "steps", "model", "num_generations", "prompts_per_step", "max_grad_norm",
-           "report_to", "cache_dir", "gap_every", "eval_every", "constants_every")
+           "report_to", "cache_dir", "gap_every", "eval_every", "constants_every", "save_every")
 
 
 def _need_out(args: argparse.Namespace) -> str:
@@ -136,7 +138,11 @@ def _run(args: argparse.Namespace) -> int:
 
     res = run_one(cfg, out, progress=None if args.json else progress, quiet=True,
                   log=lambda m: print(m, file=sys.stderr))
-    if args.json:
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        pass  # one voice per run
+    elif args.json:
         print(json.dumps(res.to_dict(), indent=1, default=str))
     else:
         print(f"{res.status}: {res.reason}; metrics in {out}/metrics.jsonl")
@@ -180,4 +186,4 @@ def _report(args: argparse.Namespace) -> int:
         print(json.dumps({"verdict": report.verdict, "reason": report.reason, "report": str(md)}, indent=1))
     else:
         print(f"{report.verdict}: {report.reason}\nreport: {md}")
-    return 0 if report.verdict == "PASS" else 1
+    return 0 if report.verdict == "HOLDS" else 1
