@@ -25,7 +25,11 @@ BUILTIN_MODULES: tuple[str, ...] = (
 
 
 def builtin_claims(modules: tuple[str, ...] = BUILTIN_MODULES) -> list[Claim]:
-    """Every built-in claim, in module order; ids are checked unique."""
+    """Every built-in claim, in module order; ids are checked unique. Each gets the strength it must reach
+    (:data:`~gradgap.proofs_check.builtin.expectations.REQUIRED`; none when absent) and the
+    theory-vs-numerics cross-check."""
+    from gradgap.proofs_check.builtin.expectations import REQUIRED
+
     out: list[Claim] = []
     for name in modules:
         try:
@@ -40,4 +44,4 @@ def builtin_claims(modules: tuple[str, ...] = BUILTIN_MODULES) -> list[Claim]:
         if claim.id in seen:
             raise GradgapValueError(f"id={claim.id!r}: duplicate built-in claim id", field="id", value=claim.id)
         seen.add(claim.id)
-    return out
+    return [c.with_changes(requires=REQUIRED.get(c.id, c.requires), cross_check=True) for c in out]
