@@ -320,7 +320,11 @@ class Claim:
     are generated from its syntax tree); ``mutants`` optionally returns wrong variants (each a Claim whose
     checks should FAIL); ``closed_forms`` optionally returns ``(caption, LaTeX)`` pairs for ``gradgap latex``;
     ``aggregate`` says how the checks add up (see :func:`combine`): ``"strongest"`` when each check addresses
-    the whole statement, ``"weakest"`` when each establishes a part of it.
+    the whole statement, ``"weakest"`` when each establishes a part of it; ``requires`` is the strength the
+    claim must reach at its expected status (lower is ``evidence regressed``, see
+    :mod:`gradgap.proofs_check.evidence`); ``cross_check`` evaluates the theory's closed forms against the
+    independent numerics at a few random points of the claim's families on every run
+    (:mod:`gradgap.proofs_check.consistency`).
     """
 
     id: str
@@ -334,6 +338,8 @@ class Claim:
     mutants: Callable[[], Sequence[Claim]] | None = None
     closed_forms: Callable[[], Sequence[tuple[str, str]]] | None = None
     aggregate: Aggregate = "strongest"
+    requires: Strength = Strength.NONE
+    cross_check: bool = False
 
     def __post_init__(self) -> None:
         if not self.id or any(c.isspace() for c in self.id):
@@ -428,9 +434,19 @@ class ClaimResult:
     checks: tuple[tuple[str, Evidence], ...]
 
     @property
+    def regression(self) -> str | None:
+        """``evidence regressed: A → B`` when the expected status was reached below ``claim.requires``."""
+        from gradgap.proofs_check.evidence import regression
+
+        if self.evidence.status is not self.claim.expected_status:
+            return None
+        return regression(self.claim.requires, self.evidence.strength)
+
+    @property
     def ok(self) -> bool:
-        """Whether the status matches the claim's expectation (what the exit code is made of)."""
-        return self.evidence.status is self.claim.expected_status
+        """Whether the status matches the claim's expectation at the required strength (what the exit code is
+        made of)."""
+        return self.evidence.status is self.claim.expected_status and self.regression is None
 
 
 def run_check(check: Check, profile: Profile) -> Evidence:
@@ -450,6 +466,17 @@ def run_check(check: Check, profile: Profile) -> Evidence:
 
 def run_claim(claim: Claim, profile: Profile | str = "ci") -> ClaimResult:
     """Run every check of ``claim`` under ``profile`` and combine them (:func:`combine`)."""
+    from gradgap.proofs_check import evidence as evid
+
     prof = get_profile(profile)
     results = tuple((check_name(c), run_check(c, prof)) for c in claim.checks)
-    return ClaimResult(claim, combine(results, aggregate=claim.aggregate), results)
+    ev = combine(results, aggregate=claim.aggregate)
+    ev = evid.missing_proof(ev, results, claim.requires)
+    ev = evid.with_scope(ev, results)
+    if claim.cross_check:
+        from gradgap.proofs_check.consistency import cross_check_claim
+
+        cross = run_check(lambda p: cross_check_claim(claim, p), prof)
+        results = (*results, ("theory-vs-numerics", cross))
+        ev = evid.apply_cross_check(ev, cross)
+    return ClaimResult(claim, ev, results)

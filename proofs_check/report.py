@@ -2,7 +2,8 @@ r"""Running a list of claims and reporting them: a table, JSON, JUnit XML, and a
 
 JSON (``gradgap check --json FILE``)::
 
-    {"claims": [{"id", "status", "expected", "strength", "evidence", "counterexample", "seconds"}],
+    {"claims": [{"id", "status", "expected", "strength", "required", "scope", "regression", "evidence",
+                 "counterexample", "seconds"}],
      "summary": {"profile", "total", "matched", "mismatched", "status": {...}, "strength": {...},
                  "seconds", "ok"}}
 
@@ -25,8 +26,8 @@ from typing import Any, Final
 from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Status, Strength, get_profile, run_claim
 
-__all__ = ["format_table", "junit_xml", "mutants_junit_xml", "run_all", "status_label", "to_json", "write_json",
-           "write_junit", "write_mutants_junit"]
+__all__ = ["evidence_label", "format_table", "junit_xml", "mutants_junit_xml", "run_all", "status_label", "to_json",
+           "write_json", "write_junit", "write_mutants_junit"]
 
 #: show a progress bar when at least this many claims run (and stderr is a terminal)
 PROGRESS_MIN_CLAIMS: Final[int] = 4
@@ -80,6 +81,9 @@ def claim_record(result: ClaimResult) -> dict[str, Any]:
         "status": ev.status.value,
         "expected": result.claim.expected_status.value,
         "strength": ev.strength.name,
+        "required": result.claim.requires.name,
+        "scope": ev.figures.get("scope") if ev.strength is Strength.PROVED else None,
+        "regression": result.regression,
         "evidence": _jsonable({
             "figures": ev.figures,
             "detail": ev.detail,
@@ -127,7 +131,8 @@ def _figures_text(figures: dict[str, Any], limit: int = 60) -> str:
             "max_error", "ratio")  # G, K: the sizes a PROVED-for-sizes claim was proved for
     parts = [f"{k}={figures[k]}" for k in keys if k in figures and figures[k] is not None]
     if not parts:
-        parts = [f"{k}={v}" for k, v in figures.items() if k != "checks" and isinstance(v, int | float | str)][:3]
+        parts = [f"{k}={v}" for k, v in figures.items()
+                 if k not in ("checks", "scope", "cross_check_points") and isinstance(v, int | float | str)][:3]
     text = " ".join(parts)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -148,12 +153,22 @@ def _cx_text(cx: dict[str, Any] | None, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def evidence_label(result: ClaimResult, limit: int = 48) -> str:
+    """The evidence column: the strength, and for ``PROVED`` its scope (``PROVED for K = 2..6``)."""
+    ev = result.evidence
+    scope = ev.figures.get("scope")
+    if ev.strength is not Strength.PROVED or not scope:
+        return ev.strength.name
+    text = f"PROVED for {scope}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_table(results: Sequence[ClaimResult]) -> str:
     """A plain-text table: id, status, evidence level, figures, seconds, and the counterexample of a FAILS."""
     rows = [("id", "status", "evidence", "figures", "s", "counterexample")]
     for r in results:
         label = status_label(r) + ("" if r.ok else " (!)")
-        rows.append((r.claim.id, label, r.evidence.strength.name, _figures_text(r.evidence.figures),
+        rows.append((r.claim.id, label, evidence_label(r), _figures_text(r.evidence.figures),
                      f"{sum(e.seconds for _, e in r.checks):.1f}", _cx_text(r.evidence.counterexample)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5] for row in rows]
@@ -162,7 +177,10 @@ def format_table(results: Sequence[ClaimResult]) -> str:
     lines.append("")
     for r in bad:
         want = r.claim.expected_status.value
-        lines.append(f"(!) {r.claim.id}: expected {want}, got {r.evidence.status.value}: {r.evidence.detail}")
+        if r.regression:
+            lines.append(f"(!) {r.claim.id}: {r.regression} ({r.evidence.detail})")
+        else:
+            lines.append(f"(!) {r.claim.id}: expected {want}, got {r.evidence.status.value}: {r.evidence.detail}")
     count = Counter(r.evidence.strength.name for r in results if r.evidence.status is Status.HOLDS)
     levels = ", ".join(f"{count[s.name]} {s.name}" for s in reversed(Strength) if count[s.name])
     lines.append(f"{len(results) - len(bad)}/{len(results)} claims as expected" + (f" (holding: {levels})"
@@ -187,12 +205,13 @@ def junit_xml(results: Iterable[ClaimResult], *, suite: str = "gradgap", profile
                              time=f"{rec['seconds']:.3f}")
         if not r.ok:
             tag = "error" if r.evidence.status is Status.ERROR else "failure"
-            msg = f"expected {rec['expected']}, got {rec['status']} ({rec['strength']})"
+            msg = rec["regression"] or f"expected {rec['expected']}, got {rec['status']} ({rec['strength']})"
             el = ET.SubElement(case, tag, message=msg, type=rec["status"])
             el.text = r.evidence.detail + ("\ncounterexample: " + json.dumps(rec["counterexample"])
                                            if rec["counterexample"] else "")
         out = ET.SubElement(case, "system-out")
-        out.text = json.dumps({"status": status_label(r), "strength": rec["strength"],
+        out.text = json.dumps({"status": status_label(r), "strength": rec["strength"], "scope": rec["scope"],
+                               "required": rec["required"],
                                "figures": rec["evidence"]["figures"], "counterexample": rec["counterexample"]},
                               sort_keys=True)
     ET.indent(root)

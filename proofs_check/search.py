@@ -21,7 +21,7 @@ import ast
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, Literal
 
@@ -313,6 +313,7 @@ class _Stats:
     refuted_by_hp: int = 0
     undefined: int = 0
     min_margin: float = math.inf
+    best: list[tuple[float, int, Case]] = field(default_factory=list)  # the tightest points, for the adversary
 
 
 def evaluate_case(relation: Relation, case: Case) -> dict[str, Any]:
@@ -406,6 +407,7 @@ def search_relation(relation: Relation, profile: Profile) -> Evidence:
         if math.isfinite(rel_m):
             stats.min_margin = min(stats.min_margin, rel_m)
             target(-rel_m, label="violation")
+            _keep_best(stats, rel_m, case)
         if comp.claim.op == "==":
             candidate = not (rel_m >= -SCREEN_EQ_RTOL)
         else:
@@ -437,10 +439,11 @@ def search_relation(relation: Relation, profile: Profile) -> Evidence:
         phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
         suppress_health_check=list(HealthCheck),
     )(test)
+    unsatisfiable = False
     try:
         test()
     except Unsatisfiable:
-        return Evidence.undecided("the hypotheses were never satisfied", _figures(stats, start))
+        unsatisfiable = True
     except (_Violation, ExceptionGroup):
         if not found:
             raise
@@ -449,11 +452,35 @@ def search_relation(relation: Relation, profile: Profile) -> Evidence:
         return Evidence.fails(Strength.TESTED, cx, figures,
                               detail=f"counterexample survives {ex.HP_DIGITS}-digit re-evaluation "
                                      f"(margin {cx['margin']})")
-    figures = _figures(stats, start)
+    from gradgap.proofs_check.adversarial import adversarial_search
+
+    adv = adversarial_search(comp, profile.name, [c for _, _, c in sorted(stats.best, key=lambda b: b[:2])],
+                             cap=profile.size_cap)
+    budget = {"hypothesis_examples": profile.examples, **adv.budget}
+    if adv.counterexample is not None:
+        cx = adv.counterexample
+        figures = {**_figures(stats, start, cx["margin"]), **adv.figures(), "search_budget": budget}
+        return Evidence.fails(Strength.TESTED, cx, figures,
+                              detail=f"adversarial search: counterexample survives {ex.HP_DIGITS}-digit "
+                                     f"re-evaluation (margin {cx['margin']})")
+    figures = {**_figures(stats, start), **adv.figures(), "search_budget": budget}
+    if unsatisfiable:
+        return Evidence.undecided("the hypotheses were never satisfied", figures)
     if stats.examples == 0:
         return Evidence.undecided("no example satisfied the hypotheses", figures)
     return Evidence.holds(Strength.TESTED, figures,
                           detail=f"{stats.examples} examples, no counterexample")
+
+
+#: how many of the tightest Hypothesis points are handed to the adversarial phase
+BEST_POINTS: Final[int] = 6
+
+
+def _keep_best(stats: _Stats, rel_m: float, case: Case) -> None:
+    stats.best.append((rel_m, stats.examples, case))
+    if len(stats.best) > 4 * BEST_POINTS:
+        stats.best.sort(key=lambda b: b[:2])
+        del stats.best[BEST_POINTS:]
 
 
 def _figures(stats: _Stats, start: float, confirmed: Any = None) -> dict[str, Any]:
@@ -502,4 +529,4 @@ def relation_claim(
         statement = ex.relation_latex(relation.claim, relation.given)
     return Claim(id=id, title=title or id, family=relation.family, statement=statement, source=source,
                  checks=(*extra_checks, search_check(relation)), expect=expect, relation=relation,
-                 mutants=mutants, closed_forms=closed_forms)
+                 mutants=mutants, closed_forms=closed_forms, cross_check=True)

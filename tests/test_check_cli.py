@@ -43,7 +43,8 @@ def test_builtins_subset_exit_0_with_json_and_junit(tmp_path, capsys):
     assert set(report) == {"claims", "summary"}
     assert [c["id"] for c in report["claims"]] == ["score-mean-zero", "gap-grad-log-odds"]
     for rec in report["claims"]:
-        assert set(rec) == {"id", "status", "expected", "strength", "evidence", "counterexample", "seconds"}
+        assert set(rec) == {"id", "status", "expected", "strength", "required", "scope", "regression", "evidence",
+                            "counterexample", "seconds"}
         assert rec["status"] == rec["expected"] == "HOLDS"
         assert rec["strength"] == "PROVED"
         assert rec["seconds"] >= 0

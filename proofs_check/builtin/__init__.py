@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Final
 
 from gradgap.proofs_check.builtin import algorithms, certified, core, dynamics, one_step, theorem1
+from gradgap.proofs_check.builtin.expectations import REQUIRED
 from gradgap.proofs_check.claims import Claim
 from gradgap.theory.instances import GradgapValueError
 
@@ -21,11 +22,13 @@ BUILTIN_MODULES: Final[tuple[ModuleType, ...]] = (core, algorithms, one_step, th
 
 
 def builtin_claims(modules: tuple[ModuleType, ...] = BUILTIN_MODULES) -> list[Claim]:
-    """Every built-in claim, in module order; ids are checked unique."""
+    """Every built-in claim, in module order; ids are checked unique. Each gets the strength it must reach
+    (:data:`~gradgap.proofs_check.builtin.expectations.REQUIRED`; none when absent) and the
+    theory-vs-numerics cross-check."""
     out: list[Claim] = [claim for module in modules for claim in module.claims()]
     seen: set[str] = set()
     for claim in out:
         if claim.id in seen:
             raise GradgapValueError(f"id={claim.id!r}: duplicate built-in claim id", field="id", value=claim.id)
         seen.add(claim.id)
-    return out
+    return [c.with_changes(requires=REQUIRED.get(c.id, c.requires), cross_check=True) for c in out]

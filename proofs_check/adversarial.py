@@ -1,0 +1,338 @@
+r"""Adversarial counterexample search for a relation claim: seeded local optimisation of the violation margin.
+
+Uniform sampling rarely lands where a near-tight false claim fails: ties among logits, directions along
+differences of arms or features (nearly orthogonal to :math:`g`), the boundary of a hypothesis
+:math:`\eta\le E`, :math:`\eta\to0`, near-deterministic policies (:math:`J` within :math:`10^{-12}` of 0 or 1).
+After the Hypothesis search (:func:`gradgap.proofs_check.search.search_relation`, which steers with
+``target()`` on the same margin), :func:`adversarial_search` minimises the relative margin
+
+.. math::  m(\theta,w,u)=\frac{\text{lhs}-\text{rhs}}{1+|\text{lhs}|+|\text{rhs}|}
+
+over the parameters :math:`\theta` (logits up to :math:`\pm60`), the raw direction (for ``random``) and the step
+fraction :math:`u\in[0,1]` (:math:`\eta=\eta_{lo}+u(\eta_{hi}-\eta_{lo})`, the upper end narrowed by the
+hypotheses, so :math:`u=1` is the boundary of ``eta <= E``), by bounded Nelder-Mead (``scipy.optimize``),
+started from the best Hypothesis points and from the seeds above, on a few structures per size. Hypotheses
+that fail add a penalty (the optimiser walks back into the admissible set). Every point whose float64 margin
+is a candidate is re-evaluated at 50 digits with the theory side before it counts, exactly as in the search.
+
+The budget per profile is :data:`BUDGETS` (structures, starts per structure, evaluations per start); the
+report states it (``figures["search_budget"]``).
+
+Source: reconstruction §2-§4 for the quantities; the seeds follow the extremal configurations of the
+constants' proofs (§3, DERIVED) and of the one-step lemma (§4.1, DERIVED).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from gradgap.proofs_check import expressions as ex
+from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
+from gradgap.theory.instances import GradgapError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+
+__all__ = ["BUDGETS", "AdversarialResult", "Budget", "adversarial_search", "structures_for"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Search budget of one profile: structures tried, local starts per structure, evaluations per start."""
+
+    structures: int
+    starts: int
+    evaluations: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"structures": self.structures, "starts_per_structure": self.starts,
+                "evaluations_per_start": self.evaluations}
+
+
+#: the adversarial budget per profile (unknown profiles use ``ci``'s)
+BUDGETS: Final[dict[str, Budget]] = {
+    "quick": Budget(structures=4, starts=2, evaluations=80),
+    "ci": Budget(structures=6, starts=3, evaluations=160),
+    "thorough": Budget(structures=16, starts=6, evaluations=600),
+}
+#: logit magnitudes of the near-deterministic seeds: J within ~1e-2 .. ~1e-26 of 0 or 1
+_LARGE: Final[tuple[float, ...]] = (4.0, 12.0, 30.0, 60.0)
+#: step fractions of the seeds: the hypothesis' boundary, a small and a vanishing step (strict relations add 0)
+_FRACTIONS: Final[tuple[float, ...]] = (1.0, 1e-2, 1e-6)
+#: weights of g mixed into a direction orthogonal-ish to it (a small positive alignment)
+_TILTS: Final[tuple[float, ...]] = (1e-3, 3e-2)
+#: bound on the parameters the optimiser moves
+THETA_BOUND: Final[float] = 60.0
+_PENALTY: Final[float] = 1.0
+
+
+@dataclass
+class AdversarialResult:
+    """What the adversarial phase found: a verified counterexample (or ``None``) and its figures."""
+
+    counterexample: dict[str, Any] | None
+    evaluations: int = 0
+    starts: int = 0
+    structures: int = 0
+    candidates: int = 0
+    cleared_by_hp: int = 0
+    min_rel_margin: float = math.inf
+    seconds: float = 0.0
+    budget: dict[str, int] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        return {"adversarial_evaluations": self.evaluations, "adversarial_starts": self.starts,
+                "adversarial_structures": self.structures, "adversarial_hp_reevaluations": self.candidates,
+                "adversarial_min_rel_margin": (None if not math.isfinite(self.min_rel_margin)
+                                               else float(f"{self.min_rel_margin:.3e}")),
+                "adversarial_seconds": round(self.seconds, 3)}
+
+
+# ------------------------------------------------------------------ structures and seeds
+
+
+def _size_values(sizes: dict[str, tuple[int, int]], key: str, cap: int) -> list[int]:
+    lo, hi = sizes[key]
+    return list(range(lo, max(lo, min(hi, cap)) + 1))
+
+
+def structures_for(family: str, sizes: dict[str, tuple[int, int]], cap: int, limit: int) -> list[Instance]:
+    r"""Up to ``limit`` structures (parameters zero) of ``family`` in ``sizes`` (capped at ``cap``; at most 256
+    responses), smallest first, with the correct sets / targets that extremal configurations use."""
+    out: list[Instance] = []
+    if family == "softmax":
+        for k in _size_values(sizes, "K", cap):
+            for c in ({0}, set(range(k - 1)), {0, 1} if k > 3 else None):
+                if c:
+                    out.append(SoftmaxBandit((0.0,) * k, frozenset(c)))
+    elif family == "tokens":
+        for t, v in itertools.product(_size_values(sizes, "T", cap), _size_values(sizes, "V", cap)):
+            if v**t <= 256:
+                out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t))
+                if t > 1:
+                    out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t, 1))
+    else:
+        for d, v, t in itertools.product(_size_values(sizes, "d", cap), _size_values(sizes, "V", cap),
+                                         _size_values(sizes, "T", cap)):
+            if v**t > 256:
+                continue
+            line = tuple((float(i),) + (0.0,) * (d - 1) for i in range(v))  # phi_v = v e_1
+            hot = tuple(tuple(1.0 if j == i % d else 0.0 for j in range(d)) for i in range(v))
+            for feats in dict.fromkeys((line, hot)):
+                for c in ({0}, {1}):
+                    out.append(SharedTokens((0.0,) * d, feats, frozenset(c), T=t))
+    uniq = list(dict.fromkeys(out))
+    if len(uniq) <= limit:
+        return uniq
+    idx = np.linspace(0, len(uniq) - 1, limit).round().astype(int)
+    return [uniq[i] for i in dict.fromkeys(idx.tolist())]
+
+
+def _theta_seeds(inst: Instance) -> list[np.ndarray]:
+    """Ties (all zero), near-deterministic points toward success and failure, and a mild random point."""
+    n = len(inst.theta)
+    seeds = [np.zeros(n)]
+    if isinstance(inst, SoftmaxBandit):
+        c = sorted(inst.correct)
+        w = [a for a in range(inst.K) if a not in inst.correct]
+        for big in _LARGE:
+            for arm in (c[0], w[0]):
+                x = np.zeros(n)
+                x[arm] = big
+                seeds.append(x)
+            x = np.zeros(n)
+            x[w[-1]] = -big  # a tie between the other arms, one arm switched off
+            seeds.append(x)
+    elif isinstance(inst, TokenSequence):
+        V = inst.V
+        for big in _LARGE:
+            x = np.zeros(n)
+            for t, o in enumerate(inst.target):
+                x[t * V + o] = big  # J -> 1
+            seeds.append(x)
+            y = x.copy()
+            y[0 * V + inst.target[0]] = 0.0  # one position undecided, the rest deterministic
+            seeds.append(y)
+            z = np.zeros(n)
+            z[(inst.target[0] + 1) % V] = big  # J -> 0
+            seeds.append(z)
+    else:
+        feats = np.asarray(inst.features, dtype=float)
+        for big in _LARGE[:3]:
+            for v in range(min(inst.V, 3)):
+                x = feats[v] * big / max(1.0, float(np.dot(feats[v], feats[v])))
+                seeds.append(x)
+                seeds.append(-x)
+        seeds.append(np.full(n, 0.3))
+    return seeds
+
+
+def _direction_seeds(inst: Instance, rng: np.random.Generator) -> list[np.ndarray]:
+    """Differences of arms / of a position's tokens / of features, single coordinates, and random draws."""
+    n = len(inst.theta)
+    out: list[np.ndarray] = []
+    if isinstance(inst, SharedTokens):
+        feats = np.asarray(inst.features, dtype=float)
+        for i, j in itertools.permutations(range(inst.V), 2):
+            out.append(feats[i] - feats[j])
+    else:
+        V = inst.K if isinstance(inst, SoftmaxBandit) else inst.V
+        T = 1 if isinstance(inst, SoftmaxBandit) else inst.T
+        for i, j in itertools.permutations(range(V), 2):
+            x = np.zeros(n)
+            x[i] = 1.0
+            x[j] = -1.0
+            out.append(x)
+            if T > 1:  # opposite moves at two positions, and the same move at every position
+                y = np.zeros(n)
+                y[i], y[j], y[V + i], y[V + j] = 1.0, -1.0, -1.0, 1.0
+                out.append(y)
+                out.append(np.tile(x[:V], T))
+    out.extend(np.eye(n))
+    out.extend(rng.standard_normal((2, n)))
+    return [w / np.linalg.norm(w) for w in out if np.linalg.norm(w) > 1e-3]
+
+
+def _tilted(inst: Instance, theta: np.ndarray, dirs: list[np.ndarray]) -> list[np.ndarray]:
+    r"""Directions :math:`d+\tau\,g/\|g\|` for the differences :math:`d` nearly orthogonal to :math:`g`: a small
+    positive alignment, where step bounds proportional to :math:`\Delta\mu` are tightest."""
+    from gradgap.proofs_check.search import _float_quantities
+
+    try:
+        g = np.asarray(_float_quantities(inst.with_theta(tuple(float(v) for v in theta)))["g"], dtype=float)
+    except (GradgapError, ArithmeticError, ValueError):
+        return []
+    norm = float(np.linalg.norm(g))
+    if not norm > 1e-12:
+        return []
+    gh = g / norm
+    out = []
+    for d in dirs:
+        if abs(float(np.dot(d, gh))) < 0.5:
+            for tau in _TILTS:
+                w = d - float(np.dot(d, gh)) * gh + tau * gh
+                if np.linalg.norm(w) > 1e-3:
+                    out.append(w / np.linalg.norm(w))
+    return out
+
+
+# ------------------------------------------------------------------ the objective
+
+
+class _Found(Exception):
+    pass
+
+
+def adversarial_search(comp: Any, profile_name: str, starts: Iterable[Any] = (), *, cap: int = 4,
+                       seed: int = 0) -> AdversarialResult:
+    r"""Minimise the relative margin of the compiled relation ``comp`` (see
+    :func:`gradgap.proofs_check.search._compile`) from ``starts`` (search :class:`~gradgap.proofs_check.search.Case`
+    points) and the family's seeds; the first candidate that survives the 50-digit re-evaluation ends it."""
+    from gradgap.proofs_check import search
+    from scipy.optimize import minimize
+
+    budget = BUDGETS.get(profile_name, BUDGETS["ci"])
+    res = AdversarialResult(None, budget=budget.as_dict())
+    t0 = time.perf_counter()
+    rel = comp.relation
+    random_dir = rel.direction == "random"
+    rng = np.random.default_rng(seed)
+    checked: set[tuple[Any, ...]] = set()
+
+    def case_of(inst: Instance, x: np.ndarray) -> Any:
+        n = len(inst.theta)
+        theta = tuple(float(v) for v in np.clip(x[:n], -THETA_BOUND, THETA_BOUND))
+        raw = tuple(float(v) for v in x[n:2 * n]) if random_dir else ()
+        u = float(np.clip(x[-1], 0.0, 1.0))
+        return search.Case(inst.with_theta(theta), raw, u)
+
+    def verify(case: Any) -> None:
+        key = (case.inst, case.raw_w, case.u)
+        if key in checked:
+            return
+        checked.add(key)
+        res.candidates += 1
+        menv = search._mp_env(comp, case)
+        if menv is None or not search._given_hold_mp(comp, menv):
+            res.cleared_by_hp += 1
+            return
+        hm = ex.margin(comp.claim, menv, precision="mp")
+        bad = ex.violated(comp.claim, hm, HP_RTOL * ex.scale(comp.claim, menv, precision="mp"))
+        if bad:
+            res.counterexample = {**search._counterexample(comp, case, menv, hm), "found_by": "adversarial"}
+            raise _Found
+        res.cleared_by_hp += 1
+
+    def objective(case: Any) -> float:
+        res.evaluations += 1
+        try:
+            with np.errstate(all="ignore"):
+                env = search._float_env(comp, case)
+        except (GradgapError, ArithmeticError, ValueError):
+            return 10.0
+        if env is None:
+            return 10.0
+        penalty = 0.0
+        for g in comp.given:
+            m = ex.margin(g, env)
+            if m != m:
+                return 10.0
+            sc = ex.scale(g, env)
+            if m < 0 or (g.strict and m <= 0):
+                penalty += _PENALTY + min(1.0, -m / sc if sc > 0 else 1.0)
+        if penalty:
+            return penalty
+        m = ex.margin(comp.claim, env)
+        sc = ex.scale(comp.claim, env)
+        rel_m = m / sc if m == m and math.isfinite(sc) else -math.inf
+        if comp.claim.op == "==":
+            rel_m = -abs(rel_m)
+            candidate = not (rel_m >= -SCREEN_EQ_RTOL)
+        else:
+            candidate = not (rel_m > SCREEN_RTOL) if comp.claim.strict else not (rel_m >= 0.0)
+        if math.isfinite(rel_m):
+            res.min_rel_margin = min(res.min_rel_margin, rel_m)
+        if candidate:
+            verify(case)
+        return rel_m if math.isfinite(rel_m) else 10.0
+
+    def run_local(inst: Instance, x0: np.ndarray) -> None:
+        n = len(inst.theta)
+        bounds = [(-THETA_BOUND, THETA_BOUND)] * n + ([(-1.0, 1.0)] * n if random_dir else []) + [(0.0, 1.0)]
+        x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
+        res.starts += 1
+        minimize(lambda x: objective(case_of(inst, x)), x0, method="Nelder-Mead", bounds=bounds,
+                 options={"maxfev": budget.evaluations, "xatol": 1e-10, "fatol": 1e-14, "adaptive": True})
+
+    try:
+        by_structure: dict[Instance, list[tuple[float, np.ndarray]]] = {}
+        for case in starts:  # the best points of the Hypothesis search
+            base = search._structure(case.inst)
+            x = np.concatenate([np.asarray(case.inst.theta, dtype=float),
+                                np.asarray(case.raw_w, dtype=float) if random_dir else np.zeros(0), [case.u]])
+            by_structure.setdefault(base, []).append((objective(case), x))
+        structures = structures_for(rel.family, dict(rel.sizes), cap, budget.structures)
+        res.structures = len(structures)
+        for base in structures:
+            pool = by_structure.pop(base, [])
+            dirs = _direction_seeds(base, rng) if random_dir else [np.zeros(0)]
+            fractions = (*_FRACTIONS, 0.0) if comp.claim.strict else _FRACTIONS
+            for theta in _theta_seeds(base):
+                for w in [*dirs, *(_tilted(base, theta, dirs) if random_dir else [])]:
+                    for u in fractions:
+                        x = np.concatenate([theta, w, [u]])
+                        pool.append((objective(case_of(base, x)), x))
+            pool.sort(key=lambda item: item[0])
+            for _, x in pool[: budget.starts]:
+                run_local(base, x)
+        for base, pool in by_structure.items():  # Hypothesis points on structures not in the list
+            pool.sort(key=lambda item: item[0])
+            for _, x in pool[:1]:
+                run_local(base, x)
+    except _Found:
+        pass
+    res.seconds = time.perf_counter() - t0
+    return res

@@ -1,0 +1,82 @@
+r"""The evidence every built-in claim must reach (at its expected status): the gate's memory of what was done.
+
+A claim that reaches its expected status below the strength declared here turns the gate red with
+``evidence regressed: PROVED → TESTED`` (:mod:`gradgap.proofs_check.evidence`); a claim that must be
+``PROVED`` and whose proof is ``UNDECIDED`` FAILS. A new built-in claim must be added here
+(``tests/test_evidence.py`` checks that every built-in id has an entry and no entry is stale). Raising an
+entry is a promise; lowering one must be argued in the commit.
+
+For refuted claims (``expect = "fails"``) the entry is the strength of the refutation.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gradgap.proofs_check.claims import Strength
+
+__all__ = ["REQUIRED"]
+
+#: claim id -> the strength it must reach
+REQUIRED: Final[dict[str, Strength]] = {
+    "score-mean-zero": Strength.PROVED,
+    "gap-conditional-scores": Strength.PROVED,
+    "grad-J-variance-gap": Strength.PROVED,
+    "gap-grad-log-odds": Strength.PROVED,
+    "gap-token-sum": Strength.PROVED,
+    "gap-unique-correct": Strength.PROVED,
+    "constant-G_o": Strength.PROVED,
+    "constant-L_o": Strength.TESTED,
+    "gain-reinforce": Strength.PROVED,
+    "gain-rloo": Strength.PROVED,
+    "gain-grpo": Strength.PROVED,
+    "gain-dr-grpo": Strength.PROVED,
+    "gain-dapo": Strength.PROVED,
+    "gain-limits": Strength.TESTED,
+    "advantage-mass-form": Strength.PROVED,
+    "grpo-epsilon-bound": Strength.TESTED,
+    "sequence-level-parallel-varlen": Strength.PROVED,
+    "token-level-parallel-fixed": Strength.TESTED,
+    "token-level-parallel-varlen": Strength.PROVED,
+    "one-step-paper-softmax": Strength.TESTED,
+    "one-step-derived-softmax": Strength.TESTED,
+    "one-step-loglinear-softmax": Strength.TESTED,
+    "one-step-half-sharp-softmax": Strength.TESTED,
+    "one-step-paper-tokens": Strength.TESTED,
+    "one-step-derived-tokens": Strength.TESTED,
+    "one-step-loglinear-tokens": Strength.TESTED,
+    "one-step-half-sharp-tokens": Strength.TESTED,
+    "one-step-paper-shared-tokens": Strength.TESTED,
+    "one-step-derived-shared-tokens": Strength.TESTED,
+    "one-step-loglinear-shared-tokens": Strength.TESTED,
+    "one-step-half-sharp-shared-tokens": Strength.TESTED,
+    "sharpest-constant-values": Strength.TESTED,
+    "theorem1-logit-inversion": Strength.PROVED,
+    "theorem1-step-paper-softmax": Strength.TESTED,
+    "theorem1-step-sharp-softmax": Strength.TESTED,
+    "theorem1-step-paper-tokens": Strength.TESTED,
+    "theorem1-step-sharp-tokens": Strength.TESTED,
+    "theorem1-step-paper-shared-tokens": Strength.TESTED,
+    "theorem1-step-sharp-shared-tokens": Strength.TESTED,
+    "theorem1-trajectories-softmax": Strength.SIMULATED,
+    "theorem1-trajectories-tokens": Strength.SIMULATED,
+    "theorem1-trajectories-shared-tokens": Strength.SIMULATED,
+    "collapse-threshold-worked-example-closed-form": Strength.PROVED,
+    "collapse-threshold-worked-example": Strength.SIMULATED,
+    "length-law-worked-unnormalized-closed-form": Strength.PROVED,
+    "length-law-worked-unnormalized": Strength.SIMULATED,
+    "length-law-worked-normalized-closed-form": Strength.PROVED,
+    "length-law-worked-normalized": Strength.SIMULATED,
+    "length-law-fixed-success-unnormalized-closed-form": Strength.PROVED,
+    "length-law-fixed-success-unnormalized": Strength.SIMULATED,
+    "length-law-fixed-success-normalized-closed-form": Strength.PROVED,
+    "length-law-fixed-success-normalized": Strength.SIMULATED,
+    "success-rate-law-closed-form": Strength.PROVED,
+    "success-rate-law": Strength.SIMULATED,
+    "tabular-no-stagnation-closed-form": Strength.PROVED,
+    "tabular-no-stagnation": Strength.SIMULATED,
+    "stagnation-shared-not-reproduced": Strength.SIMULATED,
+    "stochastic-threshold-single-success": Strength.SIMULATED,
+    "one-step-derived-softmax-box": Strength.CERTIFIED,
+    "theorem1-step-below-eta-star": Strength.CERTIFIED,
+}

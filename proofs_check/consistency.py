@@ -1,0 +1,135 @@
+r"""Theory against numerics on every run: the closed forms evaluated at a few random points per claim.
+
+A claim's checks evaluate the theory's closed forms only where the float64 numerics flag a candidate; a wrong
+closed form with correct numerics would therefore never be looked at. :func:`cross_check_claim` closes that
+gap: for each family of the claim it draws a few random instances (seeded by the claim id, so the gate is
+reproducible), evaluates
+
+.. math::  J,\quad \ell=\log\tfrac{J}{1-J},\quad g,\quad \nabla J
+
+with the theory (SymPy closed forms at the exact float parameters, 50 digits) and with the independent
+numerics (``structured`` and ``enumerate`` routes for :math:`J,\ell,g`; ``autograd`` for :math:`\nabla J`), and
+requires agreement within :data:`~gradgap.proofs_check.tolerances.EXACT`. A disagreement is an ``ERROR`` of
+the claim (a closed form or a twin is wrong; which one is for a person to find), so it turns the gate red.
+
+Source: docs/DESIGN.md (the two sides share only the instance types); reconstruction §1-§2.1 (quantities).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Final
+
+import mpmath
+import numpy as np
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength
+from gradgap.proofs_check.tolerances import EXACT
+from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+
+__all__ = ["POINTS", "cross_check_claim", "cross_check_family", "random_instances"]
+
+#: random points per family and profile
+POINTS: Final[dict[str, int]] = {"quick": 2, "ci": 3, "thorough": 10}
+_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens")
+#: numeric routes compared with the theory, per quantity
+_ROUTES: Final[dict[str, tuple[str, ...]]] = {
+    "success_rate": ("structured", "enumerate"),
+    "log_odds": ("structured", "enumerate"),
+    "gradient_gap": ("structured", "enumerate"),
+    "grad_success_rate": ("autograd",),
+}
+
+
+def _families(claim: Claim) -> list[str]:
+    if claim.relation is not None:
+        return [claim.relation.family]
+    if claim.family == "all":
+        return list(_FAMILIES)
+    return [f for f in claim.family.split(",") if f in _FAMILIES]
+
+
+#: the structures of the cross-check (few, so that their compiled closed forms are cached across claims)
+_STRUCTURES: Final[dict[str, tuple[Instance, ...]]] = {
+    "softmax": (SoftmaxBandit((0.0, 0.0), frozenset({0})), SoftmaxBandit((0.0,) * 3, frozenset({0})),
+                SoftmaxBandit((0.0,) * 4, frozenset({0, 1}))),
+    "tokens": (TokenSequence(((0.0,) * 3,), (0,)), TokenSequence(((0.0,) * 2,) * 2, (0, 1)),
+               TokenSequence(((0.0,) * 2,) * 2, (0, 0), 1)),
+    "shared_tokens": (SharedTokens((0.0, 0.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=1),
+                      SharedTokens((0.0, 0.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=2)),
+}
+
+
+def random_instances(family: str, n: int, seed: int) -> list[Instance]:
+    r"""``n`` random instances of ``family``: the fixed small structures in turn, parameters uniform in
+    [-3, 3] (the shared-feature weights in [-1.5, 1.5])."""
+    rng = np.random.default_rng(seed)
+    structures = _STRUCTURES[family]
+    out: list[Instance] = []
+    for i in range(n):
+        base = structures[i % len(structures)]
+        bound = 1.5 if family == "shared_tokens" else 3.0
+        out.append(base.with_theta(tuple(float(x) for x in rng.uniform(-bound, bound, len(base.theta)))))
+    return out
+
+
+def _theory_values(inst: Instance) -> dict[str, list[Any]]:
+    from gradgap.proofs_check.search import _hp_functions, _structure
+
+    fns = _hp_functions(_structure(inst))
+    with mpmath.workdps(60):
+        theta = [mpmath.mpf(x) for x in inst.theta]
+        return {"success_rate": [fns.J(*theta)], "log_odds": [fns.log_odds(*theta)],
+                "gradient_gap": [mpmath.mpf(x) for x in fns.gap(*theta)],
+                "grad_success_rate": [mpmath.mpf(x) for x in fns.grad_J(*theta)]}
+
+
+def _disagreement(inst: Instance) -> dict[str, Any] | None:
+    from gradgap import numerics
+    from gradgap.proofs_check.search import instance_dict
+
+    mod = numerics.family_module(inst)
+    exact = _theory_values(inst)
+    rtol, atol = EXACT
+    for name, routes in _ROUTES.items():
+        want = np.array([float(x) for x in exact[name]])
+        for route in routes:
+            try:
+                got = np.asarray(getattr(mod, name)(inst, method=route), dtype=float).reshape(-1)
+            except NotImplementedError:
+                continue
+            err = np.abs(got - want)
+            if got.shape != want.shape or not np.all(err <= atol + rtol * np.abs(want)):
+                return {"instance": instance_dict(inst), "quantity": name, "route": route,
+                        "theory": [mpmath.nstr(x, 17) for x in exact[name]], "numerics": got.tolist(),
+                        "tolerance": list(EXACT)}
+    return None
+
+
+def cross_check_family(family: str, n: int, seed: int) -> tuple[int, dict[str, Any] | None]:
+    """Points checked and the first disagreement (``None`` when all agree)."""
+    checked = 0
+    for inst in random_instances(family, n, seed):
+        bad = _disagreement(inst)
+        checked += 1
+        if bad is not None:
+            return checked, {"family": family, **bad}
+    return checked, None
+
+
+def cross_check_claim(claim: Claim, profile: Profile) -> Evidence:
+    r"""``HOLDS`` (TESTED) when the theory and the numerics agree at every random point of every family of
+    ``claim``; ``ERROR`` with the point otherwise; ``UNDECIDED`` for a claim without a policy family."""
+    fams = _families(claim)
+    if not fams:
+        return Evidence.undecided("no policy family to cross-check")
+    n = POINTS.get(profile.name, 3)
+    seed = zlib.crc32(claim.id.encode())
+    total = 0
+    for fam in fams:
+        checked, bad = cross_check_family(fam, n, seed)
+        total += checked
+        if bad is not None:
+            return Evidence.error(f"theory and numerics disagree on {bad['quantity']} ({bad['route']}) for "
+                                  f"{fam}: a closed form or a twin is wrong", {"cross_check": bad})
+    return Evidence.holds(Strength.TESTED, {"cross_check_points": total},
+                          detail=f"theory = numerics at {total} random points")

@@ -1,0 +1,121 @@
+"""Evidence cannot silently drop: required strengths, expected proofs, the scope of PROVED, and the
+theory-vs-numerics cross-check that runs with every claim."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from gradgap.proofs_check import report
+from gradgap.proofs_check.builtin import builtin_claims
+from gradgap.proofs_check.builtin.expectations import REQUIRED
+from gradgap.proofs_check.claims import PROFILES, Claim, Evidence, Status, Strength, named_check, run_claim
+from gradgap.proofs_check.evidence import proof_scope
+
+QUICK = PROFILES["quick"]
+
+
+def _claim(*checks, requires=Strength.NONE, expect="holds", family="softmax", cross_check=False):
+    return Claim(id="c", title="t", family=family, statement="x", source="s", checks=checks, expect=expect,
+                 requires=requires, cross_check=cross_check)
+
+
+def _proved(figures=None):
+    return named_check("proof", lambda p: Evidence.holds(Strength.PROVED, figures or {"K": [2, 3, 4]}))
+
+
+def _tested():
+    return named_check("search", lambda p: Evidence.holds(Strength.TESTED, {"examples": 10}))
+
+
+def _undecided():
+    return named_check("proof", lambda p: Evidence.undecided("difference did not simplify to 0"))
+
+
+def test_every_builtin_claim_declares_its_required_strength_and_no_entry_is_stale():
+    ids = {c.id for c in builtin_claims()}
+    assert ids == set(REQUIRED), (sorted(ids - set(REQUIRED)), sorted(set(REQUIRED) - ids))
+    assert all(c.requires is REQUIRED[c.id] and c.cross_check for c in builtin_claims())
+
+
+def test_a_result_below_the_required_strength_is_a_regression_and_not_ok():
+    res = run_claim(_claim(_tested(), requires=Strength.PROVED), QUICK)
+    assert res.evidence.status is Status.HOLDS and not res.ok
+    assert res.regression == "evidence regressed: PROVED → TESTED"
+    table = report.format_table([res])
+    assert "evidence regressed: PROVED → TESTED" in table and "0/1 claims as expected" in table
+    rec = report.claim_record(res)
+    assert rec["regression"] == res.regression and rec["required"] == "PROVED"
+    assert 'failure message="evidence regressed: PROVED → TESTED"' in report.junit_xml([res])
+
+
+def test_a_result_at_the_required_strength_is_ok():
+    assert run_claim(_claim(_proved(), _tested(), requires=Strength.PROVED), QUICK).ok
+    assert run_claim(_claim(_tested(), requires=Strength.TESTED), QUICK).ok
+
+
+def test_an_expected_proof_that_does_not_simplify_fails_instead_of_falling_back_to_tested():
+    res = run_claim(_claim(_undecided(), _tested(), requires=Strength.PROVED), QUICK)
+    assert res.evidence.status is Status.FAILS and not res.ok
+    assert "expected proof not obtained" in res.evidence.detail
+    # without a required proof the old combination stands: HOLDS at TESTED
+    assert run_claim(_claim(_undecided(), _tested()), QUICK).evidence.strength is Strength.TESTED
+
+
+def test_proved_carries_its_scope_in_table_json_and_junit():
+    res = run_claim(_claim(_proved({"K": [2, 3, 4, 5, 6]}), requires=Strength.PROVED), QUICK)
+    assert res.evidence.figures["scope"] == "K = 2..6"
+    assert "PROVED for K = 2..6" in report.format_table([res])
+    assert report.claim_record(res)["scope"] == "K = 2..6"
+    assert '"scope": "K = 2..6"' in report.junit_xml([res])
+
+
+@pytest.mark.parametrize(("figures", "scope"), [
+    ({"structures": ["softmax K=2 C=[0]", "softmax K=3 C=[0, 1]", "tokens T=2 V=3 m=1"]},
+     "softmax K = 2..3; tokens (T,V) in {(2,3)}"),
+    ({"G": [2, 3], "lengths": [1, 2, 1]}, "G = 2..3; lengths 1..2"),
+    ({"G": "symbolic"}, "G symbolic"),
+    ({"law": "3/T"}, "symbolic sizes (as stated)"),
+    ({"scope": "given by the check", "K": [1]}, "given by the check"),
+])
+def test_proof_scope_is_read_off_the_figures(figures, scope):
+    assert proof_scope(figures) == scope
+
+
+def test_gap_conditional_scores_says_exactly_which_families_are_proved():
+    claim = next(c for c in builtin_claims() if c.id == "gap-conditional-scores")
+    res = run_claim(replace(claim, cross_check=False), QUICK)
+    assert res.ok and res.evidence.strength is Strength.PROVED
+    scope = res.evidence.figures["scope"]
+    assert scope.startswith("softmax K = ") and "only (tokens, shared_tokens: TESTED)" in scope
+
+
+def test_cross_check_holds_for_the_real_closed_forms():
+    res = run_claim(_claim(_tested(), family="all", cross_check=True), QUICK)
+    assert res.ok and res.evidence.figures["cross_check_points"] == 6
+    assert dict(res.checks)["theory-vs-numerics"].status is Status.HOLDS
+
+
+def test_cross_check_turns_a_wrong_closed_form_red_even_without_a_float_violation(monkeypatch):
+    """The softmax Gradient Gap with its sign flipped in the theory: every claim over softmax is an ERROR,
+    although its own (always holding) check sees nothing."""
+    import sympy as sp
+    from gradgap.proofs_check import search
+    from gradgap.theory import softmax
+
+    real = softmax.closed_forms
+
+    def flipped(inst):
+        cf = real(inst)
+        return replace(cf, gradient_gap=sp.ImmutableMatrix(-cf.gradient_gap))
+
+    monkeypatch.setattr(softmax, "closed_forms", flipped)
+    search._hp_functions.cache_clear()
+    try:
+        res = run_claim(_claim(_tested(), cross_check=True), QUICK)
+    finally:
+        search._hp_functions.cache_clear()
+    assert res.evidence.status is Status.ERROR and not res.ok
+    assert "gradient_gap" in res.evidence.detail
+    assert json.dumps(report.claim_record(res))  # JSON-ready
