@@ -84,10 +84,10 @@ def _theory_values(inst: Instance) -> dict[str, list[Any]]:
 
 
 def _disagreement(inst: Instance) -> dict[str, Any] | None:
-    from gradgap import numerics
+    from gradgap.proofs_check import families
     from gradgap.proofs_check.search import instance_dict
 
-    mod = numerics.family_module(inst)
+    mod = families.numerics_module(inst)
     exact = _theory_values(inst)
     rtol, atol = EXACT
     for name, routes in _ROUTES.items():
