@@ -22,6 +22,7 @@ Source: reconstruction §4.2-§4.4 and §5 (INFERRED design); all formulas DERIV
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import math
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 import numpy as np
 from gradgap.numerics import dynamics as nd
+from gradgap.numerics import thresholds as nt
 from gradgap.proofs_check.atomic import atomic_write_bytes, atomic_write_text
 from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL
 from gradgap.theory import thresholds as th
@@ -516,7 +518,6 @@ def run_threshold_ratio(cfg: RatioConfig, progress: Callable[[str], None] | None
 
     Source: reconstruction §4.1 (Theorem 1, QUOTED-2nd).
     """
-    from gradgap.numerics import thresholds as nt
 
     rng = np.random.default_rng(cfg.seed)
     out: dict[str, Any] = {"experiment": "threshold-ratio", "families": {}}
@@ -671,7 +672,6 @@ def run(name: str, config: Any = None, *, out: Path | str | None = None,
     """Run experiment ``name`` (default config when ``config`` is None); write ``<name>.json`` and ``<name>.png``
     under ``out`` (``length-scaling-fixed-success.*`` for setting (ii))."""
     if name not in EXPERIMENTS:
-        import difflib
 
         close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

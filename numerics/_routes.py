@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gradgap.numerics.logspace import logsumexp
 from gradgap.numerics.montecarlo import Estimate, Moments, difference_estimate, mean_estimate
-from gradgap.theory.instances import GradgapTypeError, GradgapValueError
+from gradgap.theory.instances import METHODS, GradgapTypeError, GradgapValueError
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -53,11 +53,9 @@ PUBLIC_NAMES: tuple[str, ...] = (
     "alignment", "conditional_score", "expected_score", "grad_log_odds", "grad_success_rate", "gradient_gap",
     "hessian_log_odds", "log_odds", "reward", "rewards", "sample_responses", "score", "success_rate")
 
-#: the route vocabulary (style rule 3)
-METHODS: tuple[str, ...] = ("enumerate", "structured", "autograd", "fd", "mc")
 #: enumeration refuses response spaces larger than this
 MAX_RESPONSES = 1_000_000
-#: default step of central finite differences
+#: default step of central finite differences (``proofs_check.tolerances.FD_STEP`` is this value)
 FD_STEP = 1e-5
 #: default number of Monte-Carlo responses
 MC_SAMPLES = 10_000

@@ -32,7 +32,7 @@ __all__ = [
     "AGGREGATION",
     "EosTokens",
     "FinitePolicy",
-    "Trajectory",
+    "Theorem1Trajectory",
     "angle_degrees",
     "expected_update",
     "finite_policy",
@@ -338,7 +338,7 @@ def sharpest_constant_search(make: Callable[[Array], Instance], n_params: int, *
 
 
 @dataclass(frozen=True)
-class Trajectory:
+class Theorem1Trajectory:
     r"""One run of :math:`\theta_{k+1}=\theta_k+\eta_k w_k`: success rates :math:`J_k` (K+1 values),
     alignments :math:`\Delta\mu_k`, steps :math:`\eta_k` and the final bound of Theorem 1."""
 
@@ -359,7 +359,7 @@ class Trajectory:
 
 def theorem1_trajectory(inst: Instance, *, C: float, steps: int, direction: str, seed: int,
                         fraction: Sequence[float] = (1.0,),
-                        quantities: Callable[[Instance], tuple[float, Array]] | None = None) -> Trajectory:
+                        quantities: Callable[[Instance], tuple[float, Array]] | None = None) -> Theorem1Trajectory:
     r"""Run Theorem 1's iteration with the largest allowed steps (times a fraction cycling through
     ``fraction``): :math:`\eta_k=u_k[\Delta\mu_k]_+/(2C)`, :math:`w_k=g/\|g\|` (``gap``) or a fresh random
     unit vector (``random``). ``quantities(inst) -> (J, g)`` defaults to :func:`finite_policy`.
@@ -396,4 +396,4 @@ def theorem1_trajectory(inst: Instance, *, C: float, steps: int, direction: str,
         dmus.append(dmu)
         etas.append(eta)
         thetas.append(theta.copy())
-    return Trajectory(np.array(Js), np.array(dmus), np.array(etas), np.array(thetas))
+    return Theorem1Trajectory(np.array(Js), np.array(dmus), np.array(etas), np.array(thetas))

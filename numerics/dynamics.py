@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, final
 
 import numpy as np
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit  # noqa: F401 (doctests)
+from gradgap.theory.instances import (  # noqa: F401 (SharedTokens, SoftmaxBandit: doctests)
+    RULES,
+    GradgapValueError,
+    Instance,
+    SharedTokens,
+    SoftmaxBandit,
+)
 
 __all__ = [
     "CLASSES",
@@ -59,8 +65,7 @@ __all__ = [
 ]
 
 Rule = Literal["gap", "reinforce", "dr_grpo", "grpo"]
-#: update rules: exact Gradient Gap, REINFORCE (A = r), Dr. GRPO (A = r - p_hat), GRPO (A = (r - p_hat)/std)
-RULES: Final[tuple[str, ...]] = ("gap", "reinforce", "dr_grpo", "grpo")
+# the update rules' names, RULES, are the shared vocabulary of gradgap.theory.instances
 
 #: population gains c(J) of the expected updates, E[w] = c(J) g, in the limit of a large group
 #: (G -> infinity), sequence-level (the 1/T aggregation is ``SimConfig.length_normalized``). Plain formulas

@@ -45,6 +45,7 @@ from gradgap.numerics import _routes
 from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import logsumexp, softplus
 from gradgap.numerics.montecarlo import Estimate
+from gradgap.numerics.poisson_binomial import log_tails
 from gradgap.theory.instances import GradgapValueError, TokenSequence
 from numpy.typing import ArrayLike, NDArray
 
@@ -145,33 +146,11 @@ def _scale_pass(X: Array, target: NDArray[np.int64], G: Array, stats: RowStats, 
     G[np.arange(T), target] = np.exp(log_coef + stats.log_eps)
 
 
-def _poisson_binomial(log_p: Array, log_eps: Array, m: int) -> tuple[float, float, Array]:
-    r"""Log-space Poisson-binomial DP: :math:`\log J=\log\Pr(N\ge m)`, :math:`\log(1-J)=\log\Pr(N<m)` and
-    :math:`\log(p_tD_t)`, :math:`D_t=\Pr(N_{-t}=m-1)` from prefix and suffix tables (width m)."""
-    T = log_p.size
-    with np.errstate(invalid="ignore"):
-        F = np.full((T + 1, m + 1), -np.inf)  # counts 0..m-1 over positions < t, last column: >= m
-        F[0, 0] = 0.0
-        for t in range(T):
-            prev, cur = F[t], F[t + 1]
-            cur[0] = prev[0] + log_eps[t]
-            cur[1:m] = np.logaddexp(prev[1:m] + log_eps[t], prev[: m - 1] + log_p[t])
-            cur[m] = np.logaddexp(prev[m], prev[m - 1] + log_p[t])
-        S = np.full((T + 1, m), -np.inf)  # counts 0..m-1 over positions >= t
-        S[T, 0] = 0.0
-        for t in range(T - 1, -1, -1):
-            nxt, cur = S[t + 1], S[t]
-            cur[0] = nxt[0] + log_eps[t]
-            cur[1:] = np.logaddexp(nxt[1:] + log_eps[t], nxt[:-1] + log_p[t])
-        log_d = logsumexp(F[:T, :m] + S[1:, ::-1], axis=1)
-    return min(0.0, float(F[T, m])), min(0.0, float(logsumexp(F[T, :m]))), log_p + np.asarray(log_d)
-
-
 def _coefficients(stats: RowStats, m: int) -> tuple[float, float, Array]:
     r""":math:`\log J`, :math:`\log(1-J)`, :math:`\log(p_tD_t)`; exact match (m = T) in O(T) by telescoping."""
     T = stats.log_p.size
     if m < T:
-        return _poisson_binomial(stats.log_p, stats.log_eps, m)
+        return log_tails(stats.log_p, stats.log_eps, m)
     prefix = np.concatenate(([0.0], np.cumsum(stats.log_p)[:-1]))
     log_j = float(np.sum(stats.log_p))
     log_1mj = min(0.0, float(logsumexp(stats.log_eps + prefix)))  # the telescoping sum may round above 1

@@ -17,6 +17,7 @@ Source: reconstruction §2-4 for the quantities; the evidence levels are docs/DE
 
 from __future__ import annotations
 
+import ast
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from typing import Any, Final, Literal
 
 import mpmath
 import numpy as np
+import sympy
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, named_check
@@ -112,7 +114,6 @@ class _HPFunctions:
 @lru_cache(maxsize=128)
 def _hp_functions(structure: Instance) -> _HPFunctions:
     """The theory's closed forms of this structure, compiled for mpmath (exact-to-50-digits evaluation)."""
-    import sympy
 
     cf = families.theory_module(structure).closed_forms(structure)
     args = list(cf.theta)
@@ -120,8 +121,8 @@ def _hp_functions(structure: Instance) -> _HPFunctions:
     def comp(expr: Any) -> Callable[..., Any]:
         return sympy.lambdify(args, expr, modules="mpmath")
 
-    return _HPFunctions(J=comp(cf.J), log_odds=comp(cf.log_odds), gap=comp(list(cf.gradient_gap)),
-                        grad_J=comp(list(cf.grad_J)))
+    return _HPFunctions(J=comp(cf.success_rate), log_odds=comp(cf.log_odds), gap=comp(list(cf.gradient_gap)),
+                        grad_J=comp(list(cf.grad_success_rate)))
 
 
 def _float_quantities(inst: Instance) -> dict[str, Any]:
@@ -157,7 +158,6 @@ ast_expr = Any  # an ``ast.expr`` validated by :mod:`gradgap.proofs_check.expres
 def _eta_bounds(givens: Sequence[ex.ParsedRelation]) -> tuple[list[tuple[Any, bool]], list[tuple[Any, bool]]]:
     """Upper and lower bounds on eta read off hypotheses ``eta <= E``, ``E >= eta`` (E free of eta and of the
     next-step quantities), each with whether it is strict."""
-    import ast
 
     upper: list[tuple[Any, bool]] = []
     lower: list[tuple[Any, bool]] = []

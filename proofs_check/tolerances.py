@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from gradgap.numerics._routes import FD_STEP as FD_STEP  # re-exported: one definition, in the numerics
+
 # ------------------------------------------------------------------ float64 routes
 
 #: float64 routes that compute the same quantity by different exact formulas
@@ -25,8 +27,7 @@ EXACT: Final[tuple[float, float]] = (1e-9, 1e-12)
 #: central finite differences with step h = 1e-5 on O(1) parameters: error ~ h^2 * f''' + eps / h ~ 1e-10;
 #: loosened to 1e-6 because f''' grows with T for sequence families.
 FD: Final[tuple[float, float]] = (1e-6, 1e-7)
-#: step of central finite differences
-FD_STEP: Final[float] = 1e-5
+#: step of central finite differences: the numerics' default, defined once in gradgap.numerics._routes
 #: relative slack of one comparison between float64 values that are exact up to rounding (a bound and a value
 #: computed at 40 digits, then rounded): float64 rounding is ~1e-16 relative, 1e-12 leaves four decades for
 #: the few operations in between, far below any real violation the checks look for (>= 1e-6)

@@ -103,8 +103,10 @@ def test_json_to_stdout(capsys):
 
 
 def test_examples_pass_as_expected(capsys):
+    """At the ci profile: the refuted example (``overshoot.toml``) is found within 120 examples, while 50 (quick)
+    depend on the draw order, which Hypothesis seeds with the literals of every local module (any edit moves it)."""
     files = sorted(str(p) for p in EXAMPLES.glob("*.toml"))
-    assert main(["check", *files, "--profile", "quick", "--no-progress"]) == 0
+    assert main(["check", *files, "--profile", "ci", "--no-progress"]) == 0
 
 
 def test_cli_and_its_command_modules_import_no_sympy_or_torch():

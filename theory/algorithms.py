@@ -52,6 +52,7 @@ from itertools import product
 from typing import Final, Literal
 
 import sympy as sp
+from gradgap.theory.closed_forms import IdentityResult
 from gradgap.theory.instances import GradgapValueError
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "ALGORITHMS",
     "AlgorithmSpec",
     "J",
-    "ProofResult",
     "advantage_masses",
     "advantages",
     "eos_policy_exact",
@@ -269,22 +269,12 @@ def grpo_epsilon_relative_bound(G: int, eps: float | sp.Expr) -> sp.Expr:
     return sp.nsimplify(e * sp.sqrt(G) / (1 + e * sp.sqrt(G)))
 
 
-@dataclass(frozen=True)
-class ProofResult:
-    """The outcome of one symbolic proof: ``proved`` only when SymPy reduced the residual to zero (or a
-    sign-definite form); ``detail`` says what was shown and for which sizes."""
-
-    name: str
-    proved: bool
-    detail: str
-
-
 def _is_zero(expr: sp.Expr) -> bool:
     residual = sp.simplify(sp.expand(expr))
     return residual == 0
 
 
-def prove_mass_form(algorithm: str, G: int, *, eps: sp.Expr | int = 0) -> ProofResult:
+def prove_mass_form(algorithm: str, G: int, *, eps: sp.Expr | int = 0) -> IdentityResult:
     r"""Prove :math:`\gamma=c_T[(1-J)m_S+J m_F]` and, for centred advantages, :math:`m_S=m_F` (every group
     has :math:`k\,a(1,k)+(G-k)\,a(0,k)=0`), as polynomial identities in :math:`J`.
 
@@ -304,10 +294,10 @@ def prove_mass_form(algorithm: str, G: int, *, eps: sp.Expr | int = 0) -> ProofR
             for k in range(G + 1)
         )
     what = "gain = (1-J) m_S + J m_F" + (" and m_S = m_F" if centred else "")
-    return ProofResult(f"mass_form[{algorithm},G={G}]", ok, f"{what}, polynomial identity in J, G={G}")
+    return IdentityResult(f"mass_form[{algorithm},G={G}]", ok, f"{what}, polynomial identity in J, G={G}")
 
 
-def prove_centred_mass_closed_form(algorithm: str, G: int | None = None) -> ProofResult:
+def prove_centred_mass_closed_form(algorithm: str, G: int | None = None) -> IdentityResult:
     r"""Prove the closed forms of the gains (sequence normalisation :math:`c_T=1`).
 
     With ``G=None`` the proof is for symbolic :math:`G` through the probability generating function
@@ -330,7 +320,7 @@ def prove_centred_mass_closed_form(algorithm: str, G: int | None = None) -> Proo
     if G is not None:
         closed = target.get(spec.advantage, sp.Rational(G - 1, G) * J * (1 - J))
         ok = _is_zero(gain(algorithm, G, T=1) / _aggregation_factor(spec, 1) - closed)
-        return ProofResult(f"closed_form[{algorithm},G={G}]", ok, f"finite sum = {closed}, G={G}")
+        return IdentityResult(f"closed_form[{algorithm},G={G}]", ok, f"finite sum = {closed}, G={G}")
     Gs = sp.Symbol("G", positive=True, integer=True)
     x = sp.Symbol("x")
     pgf = (1 - J + J * x) ** Gs
@@ -346,11 +336,11 @@ def prove_centred_mass_closed_form(algorithm: str, G: int | None = None) -> Proo
         ok = ok and _is_zero(E_k_Gmk / (Gs * (Gs - 1)) - J * (1 - J))
     else:
         ok = ok and _is_zero(E_k_Gmk / Gs**2 - (Gs - 1) / Gs * J * (1 - J))
-    return ProofResult(f"closed_form[{algorithm},G symbolic]", ok,
+    return IdentityResult(f"closed_form[{algorithm},G symbolic]", ok,
                        "E[k(G-k)] = G(G-1)J(1-J) from the Binomial PGF, symbolic G")
 
 
-def prove_grpo_limit_rate(G: int) -> ProofResult:
+def prove_grpo_limit_rate(G: int) -> IdentityResult:
     r"""The ingredients of :math:`|\mathbb E\sqrt{\hat p(1-\hat p)}-\sqrt{J(1-J)}|\le 1/\sqrt G`, proved
     symbolically: (i) :math:`\mathbb E(\hat p-J)^2=J(1-J)/G` (finite sum, this ``G``), (ii)
     :math:`|x(1-x)-y(1-y)|\le|x-y|` on :math:`[0,1]^2` (:math:`x(1-x)-y(1-y)=(x-y)(1-x-y)`), and
@@ -366,7 +356,7 @@ def prove_grpo_limit_rate(G: int) -> ProofResult:
     x, y = sp.symbols("x y")
     ok1 = _is_zero(second - J * (1 - J) / G)
     ok2 = _is_zero(x * (1 - x) - y * (1 - y) - (x - y) * (1 - x - y))
-    return ProofResult(f"grpo_limit_rate[G={G}]", ok1 and ok2,
+    return IdentityResult(f"grpo_limit_rate[G={G}]", ok1 and ok2,
                        "E(p-J)^2 = J(1-J)/G and x(1-x)-y(1-y) = (x-y)(1-x-y)")
 
 
@@ -416,7 +406,7 @@ def _enumeration_residual(algorithm: str, G: int, n_success: int, n_fail: int,
 
 
 def prove_expected_update_by_enumeration(algorithm: str, G: int, *, n_success: int = 1, n_fail: int = 2,
-                                         lengths: Sequence[int] | None = None) -> ProofResult:
+                                         lengths: Sequence[int] | None = None) -> IdentityResult:
     r"""Prove :math:`\mathbb E[w]=\gamma(J,G)\,g` by summing over all :math:`N^G` ordered groups of a
     generic finite response space: :math:`N` responses with symbolic probabilities :math:`p_i`
     (:math:`\sum p_i=1`) and symbolic scalar scores :math:`\sigma_i` (one coordinate of the score; the
@@ -439,7 +429,7 @@ def prove_expected_update_by_enumeration(algorithm: str, G: int, *, n_success: i
     resid = _enumeration_residual(algorithm, G, n_success, n_fail, lens)
     num = sp.expand(sp.numer(resid))
     ok = num == 0
-    return ProofResult(
+    return IdentityResult(
         f"expected_update[{algorithm},G={G},N={n_success}+{n_fail}]",
         ok,
         f"E[w] - gain*g over all {(n_success + n_fail) ** G} groups "
@@ -531,7 +521,7 @@ def parallel_residual(u: sp.Matrix, v: sp.Matrix) -> sp.Expr:
 HALF: Final = sp.Rational(1, 2)
 
 
-def prove_logit_inversion(exponent: sp.Expr | int = HALF) -> ProofResult:
+def prove_logit_inversion(exponent: sp.Expr | int = HALF) -> IdentityResult:
     r"""Prove that :math:`\ell_K\ge\ell_0+M/2` is equivalent to the bound of Theorem 1,
 
     .. math::  J_K\ \ge\ \frac{J_0}{J_0+(1-J_0)e^{-M/2}},
@@ -559,10 +549,10 @@ def prove_logit_inversion(exponent: sp.Expr | int = HALF) -> ProofResult:
     if not ok_value:
         at = residual.subs({J0: sp.Rational(1, 2), M: 2})
         detail = f"residual at J_0=1/2, M=2 is {sp.nsimplify(sp.simplify(at))} = {sp.N(at, 20)} (not 0)"
-    return ProofResult(f"logit_inversion[exponent={exponent}]", ok_value and ok_mono and ok_inverse, detail)
+    return IdentityResult(f"logit_inversion[exponent={exponent}]", ok_value and ok_mono and ok_inverse, detail)
 
 
-def prove_telescoping(K: int, step_factor: sp.Expr | int = 2) -> ProofResult:
+def prove_telescoping(K: int, step_factor: sp.Expr | int = 2) -> IdentityResult:
     r"""Prove the one-step-to-trajectory step of Theorem 1 for ``K`` steps: with
     :math:`0\le\eta_k\le[\Delta\mu_k]_+/(2C)` and :math:`\Delta\ell_k\ge\eta_k\Delta\mu_k-\eta_k^2C`,
     :math:`\Delta\ell_k\ge\eta_k[\Delta\mu_k]_+/2`, so :math:`\ell_K-\ell_0\ge M_K/2`.
@@ -595,4 +585,4 @@ def prove_telescoping(K: int, step_factor: sp.Expr | int = 2) -> ProofResult:
     detail = "eta*dmu - eta^2 C - eta*dmu/2 = eta(dmu - 2 eta C)/2 >= 0; sum telescopes to M/2"
     if not ok_tight:
         detail = f"at the largest allowed step eta = dmu/({step_factor} C) the slack is {at_max} < 0"
-    return ProofResult(f"telescoping[K={K},step=dmu/({step_factor}C)]", ok_factor and ok_tight and ok_sum, detail)
+    return IdentityResult(f"telescoping[K={K},step=dmu/({step_factor}C)]", ok_factor and ok_tight and ok_sum, detail)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import sympy as sp
+from gradgap.theory.instances import GradgapTypeError, GradgapValueError, check_finite_vector
 
 __all__ = [
     "DIGITS",
@@ -57,8 +58,8 @@ class ClosedForms:
 
     >>> import sympy as sp
     >>> x = sp.Symbol("x")
-    >>> cf = ClosedForms(family="demo", structure="toy", theta=(x,), J=sp.S.Half,
-    ...     gradient_gap=sp.ImmutableMatrix([0]), grad_J=sp.ImmutableMatrix([0]), norm_gap_sq=sp.S.Zero,
+    >>> cf = ClosedForms(family="demo", structure="toy", theta=(x,), success_rate=sp.S.Half,
+    ...     gradient_gap=sp.ImmutableMatrix([0]), grad_success_rate=sp.ImmutableMatrix([0]), norm_gap_sq=sp.S.Zero,
     ...     log_odds=sp.S.Zero, grad_log_odds=sp.ImmutableMatrix([0]), hessian_log_odds=sp.ImmutableMatrix([[0]]),
     ...     e_score_success=sp.ImmutableMatrix([0]), e_score_failure=sp.ImmutableMatrix([0]),
     ...     e_score=sp.ImmutableMatrix([0]))
@@ -69,9 +70,9 @@ class ClosedForms:
     family: str
     structure: str
     theta: tuple[sp.Symbol, ...]
-    J: sp.Expr
+    success_rate: sp.Expr
     gradient_gap: sp.ImmutableMatrix
-    grad_J: sp.ImmutableMatrix
+    grad_success_rate: sp.ImmutableMatrix
     norm_gap_sq: sp.Expr
     log_odds: sp.Expr
     grad_log_odds: sp.ImmutableMatrix
@@ -104,7 +105,7 @@ class ClosedForms:
         1
         """
         gap = sp.ImmutableMatrix(gap)
-        return cls(family=family, structure=structure, theta=theta, J=J, gradient_gap=gap,
+        return cls(family=family, structure=structure, theta=theta, success_rate=J, gradient_gap=gap,
                    norm_gap_sq=(gap.T * gap)[0], e_score_success=sp.ImmutableMatrix(plus),
                    e_score_failure=sp.ImmutableMatrix(minus), e_score=sp.ImmutableMatrix(mean),
                    **extra, **derived_forms(theta, J, F))
@@ -112,12 +113,12 @@ class ClosedForms:
     def named(self) -> dict[str, sp.Basic]:
         """The main closed forms by name (for printing)."""
         return {
-            "J": self.J,
+            "J": self.success_rate,
             "log_odds": self.log_odds,
             "e_score_success": self.e_score_success,
             "e_score_failure": self.e_score_failure,
             "gradient_gap": self.gradient_gap,
-            "grad_J": self.grad_J,
+            "grad_J": self.grad_success_rate,
             "norm_gap_sq": self.norm_gap_sq,
         }
 
@@ -317,7 +318,7 @@ def derived_forms(theta: Sequence[sp.Symbol], J: sp.Expr, F: sp.Expr | None = No
     grad_J = column(sp.diff(J, s) for s in theta)
     grad_ell = column(sp.diff(ell, s) for s in theta)
     n = len(theta)
-    out = {"grad_J": grad_J, "log_odds": ell, "grad_log_odds": grad_ell, "failure_rate": F}
+    out = {"grad_success_rate": grad_J, "log_odds": ell, "grad_log_odds": grad_ell, "failure_rate": F}
     if hessian:
         out["hessian_log_odds"] = sp.ImmutableMatrix(n, n, lambda i, j: sp.diff(grad_ell[i], theta[j]))
     return out
@@ -325,7 +326,6 @@ def derived_forms(theta: Sequence[sp.Symbol], J: sp.Expr, F: sp.Expr | None = No
 
 def check_direction(w: Iterable[float], n: int) -> sp.ImmutableMatrix:
     """A direction ``w`` of length ``n`` as an exact column vector, or a :class:`GradgapError`."""
-    from gradgap.theory.instances import check_finite_vector
 
     values = check_finite_vector("w", w, length=n)
     return column(exact(v) for v in values)
@@ -333,7 +333,6 @@ def check_direction(w: Iterable[float], n: int) -> sp.ImmutableMatrix:
 
 def check_response(response: Iterable[int], length: int, size: int) -> tuple[int, ...]:
     """A response: ``length`` token indices in ``range(size)``, or a :class:`GradgapError`."""
-    from gradgap.theory.instances import GradgapTypeError, GradgapValueError
 
     if isinstance(response, str | bytes) or not isinstance(response, Iterable):
         raise GradgapTypeError(f"response={response!r}: must be a tuple of token indices",

@@ -44,6 +44,8 @@ from typing import Any, ClassVar, Final, final
 
 __all__ = [
     "FAMILIES",
+    "METHODS",
+    "RULES",
     "GradgapError",
     "GradgapTypeError",
     "GradgapValueError",
@@ -55,6 +57,13 @@ __all__ = [
     "TokenSequence",
     "family_name",
 ]
+
+
+#: the numeric route vocabulary (style rule 3): ``method=`` of every numeric quantity, and ``gradgap gap --method``
+METHODS: Final[tuple[str, ...]] = ("enumerate", "structured", "autograd", "fd", "mc")
+#: the update rules of the dynamics: exact Gradient Gap, REINFORCE (A = r), Dr. GRPO (A = r - p_hat), GRPO
+#: (A = (r - p_hat)/std) -- reconstruction §4.4; shared by the closed-form thresholds, the simulator and the CLI
+RULES: Final[tuple[str, ...]] = ("gap", "reinforce", "dr_grpo", "grpo")
 
 
 class GradgapError(Exception):

@@ -131,7 +131,7 @@ def closed_forms(inst: SharedTokens) -> ClosedForms:
 
     Source: reconstruction §1-§2.1, DERIVED.
 
-    >>> closed_forms(_EXAMPLE).J
+    >>> closed_forms(_EXAMPLE).success_rate
     exp(2*theta_0)/(exp(theta_0) + 1)**2
     """
     return _closed_forms(inst.features, inst.biases, inst.correct, inst.T)
@@ -143,7 +143,7 @@ def success_rate(inst: SharedTokens) -> sp.Expr:
     Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
     """
     cf = closed_forms(inst)
-    return forms.substitute(cf, cf.J, inst)
+    return forms.substitute(cf, cf.success_rate, inst)
 
 
 def log_odds(inst: SharedTokens) -> sp.Expr:
@@ -180,7 +180,7 @@ def grad_success_rate(inst: SharedTokens) -> sp.ImmutableMatrix:
     Source: reconstruction §2.1, DERIVED.
     """
     cf = closed_forms(inst)
-    return forms.substitute(cf, cf.grad_J, inst)
+    return forms.substitute(cf, cf.grad_success_rate, inst)
 
 
 def hessian_log_odds(inst: SharedTokens) -> sp.ImmutableMatrix:

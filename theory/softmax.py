@@ -84,7 +84,7 @@ def closed_forms(inst: SoftmaxBandit) -> ClosedForms:
 
     Source: reconstruction §2.1 item 5, DERIVED.
 
-    >>> closed_forms(_EXAMPLE).J
+    >>> closed_forms(_EXAMPLE).success_rate
     exp(theta_0)/(exp(theta_0) + exp(theta_1))
     """
     return _closed_forms(inst.K, inst.correct)
@@ -97,7 +97,7 @@ def success_rate(inst: SoftmaxBandit) -> sp.Expr:
     Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
     """
     cf = closed_forms(inst)
-    return forms.substitute(cf, cf.J, inst)
+    return forms.substitute(cf, cf.success_rate, inst)
 
 
 def log_odds(inst: SoftmaxBandit) -> sp.Expr:
@@ -134,7 +134,7 @@ def grad_success_rate(inst: SoftmaxBandit) -> sp.ImmutableMatrix:
     Source: reconstruction §2.1, DERIVED.
     """
     cf = closed_forms(inst)
-    return forms.substitute(cf, cf.grad_J, inst)
+    return forms.substitute(cf, cf.grad_success_rate, inst)
 
 
 def hessian_log_odds(inst: SoftmaxBandit) -> sp.ImmutableMatrix:
@@ -246,12 +246,13 @@ def constants(inst: SoftmaxBandit) -> FamilyConstants:
 
 def _identity_checks(cf: ClosedForms):
     sub = forms.log_substitution(cf.theta)
-    J = cf.J
+    J = cf.success_rate
     checks = [
         ("E_pi[score] = 0", lambda: forms.prove_zero_matrix(cf.e_score, sub)),
         ("g = E_+[s] - E_-[s]",
          lambda: forms.prove_zero_matrix(cf.gradient_gap - (cf.e_score_success - cf.e_score_failure), sub)),
-        ("grad J = J(1-J) g", lambda: forms.prove_zero_matrix(cf.grad_J - J * (1 - J) * cf.gradient_gap, sub)),
+        ("grad J = J(1-J) g",
+         lambda: forms.prove_zero_matrix(cf.grad_success_rate - J * (1 - J) * cf.gradient_gap, sub)),
         ("g = grad ell", lambda: forms.prove_zero_matrix(cf.gradient_gap - cf.grad_log_odds, sub)),
     ]
     if cf.unique_correct_log_prob is not None:

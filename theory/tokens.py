@@ -35,6 +35,7 @@ Example (T=2, V=2, even logits, exact match of :math:`o^\star=(0,1)`):
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -42,6 +43,7 @@ import sympy as sp
 from gradgap.theory import closed_forms as forms
 from gradgap.theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column
 from gradgap.theory.instances import TokenSequence
+from gradgap.theory.poisson_binomial import head, tail
 
 __all__ = [*forms.FAMILY_NAMES]
 
@@ -55,52 +57,6 @@ def parameters(inst: TokenSequence) -> tuple[sp.Symbol, ...]:
     (theta_0, theta_1, theta_2, theta_3)
     """
     return forms.theta_symbols(inst.T * inst.V)
-
-
-def _distribution(ps: Sequence[sp.Expr], m: int) -> list[sp.Expr]:
-    """dist[k] = Pr[k successes] for k < m and dist[m] = Pr[>= m], by the dynamic programme over positions."""
-    dist: list[sp.Expr] = [sp.S.One]
-    for p in ps:
-        new = [sp.S.Zero] * min(len(dist) + 1, m + 1)
-        for k, w in enumerate(dist):
-            if k >= m:
-                new[m] += w
-                continue
-            new[k] += w * (1 - p)
-            new[k + 1] += w * p
-        dist = new
-    return dist
-
-
-def tail(ps: Sequence[sp.Expr], m: int) -> sp.Expr:
-    r"""Poisson-binomial tail :math:`\Pr[\sum_t B_t\ge m]`, :math:`B_t\sim\mathrm{Bernoulli}(p_t)` independent,
-    by the dynamic programme over positions (no enumeration of subsets).
-
-    Source: reconstruction §1 (product policy), DERIVED.
-
-    >>> a, b = sp.symbols("a b")
-    >>> sp.expand(tail((a, b), 1))
-    -a*b + a + b
-    """
-    if m <= 0:
-        return sp.S.One
-    if m > len(ps):
-        return sp.S.Zero
-    return _distribution(ps, m)[m]
-
-
-def head(ps: Sequence[sp.Expr], m: int) -> sp.Expr:
-    r"""The complement :math:`\Pr[\sum_t B_t<m]=\sum_{k<m}\Pr[\sum_tB_t=k]`, summed from the same dynamic
-    programme (no :math:`1-\text{tail}` cancellation when the tail is near 1).
-
-    >>> a, b = sp.symbols("a b")
-    >>> sp.expand(head((a, b), 1) + tail((a, b), 1))
-    1
-    """
-    if m <= 0:
-        return sp.S.Zero
-    dist = _distribution(ps, min(m, len(ps) + 1))
-    return sp.Add(*dist[:m])
 
 
 def block_moments(pi_t: Sequence[sp.Expr], star: int, others: Sequence[sp.Expr], m: int, *, stable: bool = True
@@ -215,7 +171,7 @@ def closed_forms(inst: TokenSequence) -> ClosedForms:
 
     Source: reconstruction §1-§2.1, DERIVED.
 
-    >>> closed_forms(TokenSequence(logits=((0.0, 0.0),), target=(1,))).J
+    >>> closed_forms(TokenSequence(logits=((0.0, 0.0),), target=(1,))).success_rate
     exp(theta_1)/(exp(theta_0) + exp(theta_1))
     """
     return _closed_forms(inst.T, inst.V, inst.target, inst.m)
@@ -228,7 +184,7 @@ def success_rate(inst: TokenSequence) -> sp.Expr:
     Source: reconstruction §1 (:math:`J_q`), QUOTED-2nd.
     """
     cf = closed_forms(inst)
-    return forms.substitute(cf, cf.J, inst)
+    return forms.substitute(cf, cf.success_rate, inst)
 
 
 def log_odds(inst: TokenSequence) -> sp.Expr:
@@ -265,7 +221,7 @@ def grad_success_rate(inst: TokenSequence) -> sp.ImmutableMatrix:
     Source: reconstruction §2.1, DERIVED.
     """
     cf = closed_forms(inst)
-    return forms.substitute(cf, cf.grad_J, inst)
+    return forms.substitute(cf, cf.grad_success_rate, inst)
 
 
 def hessian_log_odds(inst: TokenSequence) -> sp.ImmutableMatrix:
@@ -437,8 +393,6 @@ def _complement_proof(T: int, m: int) -> tuple[bool, str]:
 
 @lru_cache(maxsize=32)
 def _prove(T: int, V: int, target: tuple[int, ...], m: int) -> tuple[IdentityResult, ...]:
-    import time
-
     results: dict[str, list] = {}
     times: dict[str, float] = {}
     for t in range(T):

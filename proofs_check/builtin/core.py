@@ -166,7 +166,7 @@ IDENTITIES: Final[tuple[IdentitySpec, ...]] = (
         lambda inst: (_vec(_numerics(inst).grad_success_rate(inst, method="autograd")),
                       float(_numerics(inst).success_rate(inst)) * (1 - float(_numerics(inst).success_rate(inst)))
                       * _vec(_numerics(inst).gradient_gap(inst, method="enumerate"))),
-        lambda cf: list(cf.grad_J - cf.J * (1 - cf.J) * cf.gradient_gap),
+        lambda cf: list(cf.grad_success_rate - cf.success_rate * (1 - cf.success_rate) * cf.gradient_gap),
         "autograd (grad J) vs enumerate (g)"),
     IdentitySpec(
         "gap-grad-log-odds", "The Gradient Gap is the gradient of the log-odds", "g = grad ell",
@@ -317,7 +317,7 @@ def _scaled_routes(spec: IdentitySpec, factor: float, kind: str) -> IdentitySpec
             return list(a_minus_b + rhs - factor * rhs - shift * sp.ones(len(base), 1))
         if kind == "drop-J":
             rhs = _rhs_of(spec, cf)
-            div = cf.J * (1 - cf.J) if spec.id == "grad-J-variance-gap" else (1 - cf.J)
+            div = cf.success_rate * (1 - cf.success_rate) if spec.id == "grad-J-variance-gap" else (1 - cf.success_rate)
             return list(sp.Matrix(base) + rhs - rhs / div)
         rhs = _rhs_of(spec, cf)
         return list(sp.Matrix(base) + 2 * rhs)
@@ -332,7 +332,7 @@ def _rhs_of(spec: IdentitySpec, cf: Any) -> Any:
     if spec.id == "score-mean-zero":
         return sp.zeros(cf.n, 1)
     if spec.id == "grad-J-variance-gap":
-        return cf.J * (1 - cf.J) * cf.gradient_gap
+        return cf.success_rate * (1 - cf.success_rate) * cf.gradient_gap
     return sp.Matrix(cf.gradient_gap)
 
 
@@ -370,12 +370,12 @@ def _closed_form_examples(spec: IdentitySpec) -> list[tuple[str, str]]:
     if "softmax" in spec.families:
         inst = SoftmaxBandit((0.0, 0.0, 0.0), frozenset({0}))
         cf = _theory(inst).closed_forms(inst)
-        out.append(("softmax $K=3$, $C=\\{0\\}$: $J$", sp.latex(cf.J)))
+        out.append(("softmax $K=3$, $C=\\{0\\}$: $J$", sp.latex(cf.success_rate)))
         out.append(("softmax $K=3$, $C=\\{0\\}$: $g$", sp.latex(sp.simplify(cf.gradient_gap.T))))
     if "tokens" in spec.families:
         inst2 = TokenSequence(((0.0, 0.0), (0.0, 0.0)), (0, 0))
         cf2 = _theory(inst2).closed_forms(inst2)
-        out.append(("tokens $T=2$, $V=2$, exact match: $J$", sp.latex(cf2.J)))
+        out.append(("tokens $T=2$, $V=2$, exact match: $J$", sp.latex(cf2.success_rate)))
     return out
 
 

@@ -16,9 +16,7 @@ from typing import Any
 
 from gradgap.proofs_check.commands import parsing
 from gradgap.proofs_check.commands.instances import build_instance, texts_of
-from gradgap.theory.instances import GradgapValueError, TokenSequence
-
-METHODS = ("enumerate", "structured", "autograd", "fd", "mc")
+from gradgap.theory.instances import METHODS, GradgapValueError, TokenSequence
 
 
 def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None,

@@ -15,10 +15,9 @@ from typing import Any
 
 from gradgap.proofs_check.atomic import prepare_folder
 from gradgap.proofs_check.commands.parsing import parse_float, parse_seed, short
-from gradgap.theory.instances import GradgapValueError
+from gradgap.theory.instances import RULES, GradgapValueError
 
 NAMES = ("threshold-sweep", "length-scaling", "success-scaling", "stagnation", "threshold-ratio")
-RULES = ("gap", "reinforce", "dr_grpo", "grpo")
 
 _SUMMARY_KEYS = {
     "length-scaling": ("setting", "rule", "lengths", "eta_crit_unnormalized", "eta_crit_closed_unnormalized",
