@@ -79,6 +79,9 @@ class AdversarialResult:
     structures: int = 0
     candidates: int = 0
     cleared_by_hp: int = 0
+    #: float candidates whose 50-digit re-evaluation broke down (e.g. 1 - J cancels to 0 at that precision):
+    #: neither counted as counterexamples nor as cleared, and reported
+    unresolved_hp: int = 0
     min_rel_margin: float = math.inf
     seconds: float = 0.0
     budget: dict[str, int] = field(default_factory=dict)
@@ -88,7 +91,7 @@ class AdversarialResult:
                 "adversarial_structures": self.structures, "adversarial_hp_reevaluations": self.candidates,
                 "adversarial_min_rel_margin": (None if not math.isfinite(self.min_rel_margin)
                                                else float(f"{self.min_rel_margin:.3e}")),
-                "adversarial_seconds": round(self.seconds, 3)}
+                "adversarial_unresolved_hp": self.unresolved_hp, "adversarial_seconds": round(self.seconds, 3)}
 
 
 # ------------------------------------------------------------------ structures and seeds
@@ -255,12 +258,16 @@ def adversarial_search(comp: Any, profile_name: str, starts: Iterable[Any] = (),
             return
         checked.add(key)
         res.candidates += 1
-        menv = search._mp_env(comp, case)
-        if menv is None or not search._given_hold_mp(comp, menv):
-            res.cleared_by_hp += 1
+        try:
+            menv = search._mp_env(comp, case)
+            if menv is None or not search._given_hold_mp(comp, menv):
+                res.cleared_by_hp += 1
+                return
+            hm = ex.margin(comp.claim, menv, precision="mp")
+            bad = ex.violated(comp.claim, hm, HP_RTOL * ex.scale(comp.claim, menv, precision="mp"))
+        except ArithmeticError:  # ZeroDivisionError included: the 50-digit evaluation cannot resolve this point
+            res.unresolved_hp += 1
             return
-        hm = ex.margin(comp.claim, menv, precision="mp")
-        bad = ex.violated(comp.claim, hm, HP_RTOL * ex.scale(comp.claim, menv, precision="mp"))
         if bad:
             res.counterexample = {**search._counterexample(comp, case, menv, hm), "found_by": "adversarial"}
             raise _Found
