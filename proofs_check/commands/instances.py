@@ -2,7 +2,8 @@ r"""One instance builder for the command line: a table of fields per family, rea
 
 Each family lists the constructor keywords of its instance type (the registry's
 :data:`gradgap.proofs_check.families.FAMILIES`) with the parser of their command-line text (:mod:`.parsing`).
-``gap`` passes every field as typed; ``derive`` passes what was typed plus defaults computed from ``--size``.
+``gap`` and ``threshold`` pass every field as typed; ``derive`` passes what was typed plus defaults computed from
+``--size``.
 Adding a family = one entry in :data:`FIELDS` (its instance type comes from the registry).
 
 >>> build_instance("softmax", {"logits": "-1,2", "correct": "1"}).K
@@ -63,9 +64,11 @@ def check_family(family: str) -> str:
     raise GradgapValueError(f"family={parsing.short(family, 30)!r}: unknown{hint}", field="family", value=family)
 
 
-def build_instance(family: str, texts: Mapping[str, str | None], defaults: Mapping[str, Any] | None = None) -> Any:
+def build_instance(family: str, texts: Mapping[str, str | None], defaults: Mapping[str, Any] | None = None, *,
+                   table: Callable[[str, str], Any] = parsing.parse_table) -> Any:
     """The instance of ``family`` from the command-line ``texts`` (keyed by constructor keyword; ``None`` when
-    the option was not given), falling back to the already parsed ``defaults``."""
+    the option was not given), falling back to the already parsed ``defaults``; the table fields are read with
+    ``table`` (``threshold`` also takes rows as ``0,1;1,0``: :func:`~.parsing.parse_rows`)."""
     from gradgap.proofs_check import families  # lazy: the registry imports sympy and the twins
 
     cls = families.family(check_family(family)).instance_type
@@ -74,7 +77,8 @@ def build_instance(family: str, texts: Mapping[str, str | None], defaults: Mappi
     for f in FIELDS[family]:
         text = texts.get(f.name)
         if text is not None:
-            kwargs[f.name] = f.parse(f.flag, text)
+            parse = table if f.parse is parsing.parse_table else f.parse
+            kwargs[f.name] = parse(f.flag, text)
         elif f.name in defaults:
             kwargs[f.name] = defaults[f.name]
         elif f.required:

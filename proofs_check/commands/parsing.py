@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from gradgap.theory.instances import GradgapTypeError, GradgapValueError
@@ -29,6 +29,7 @@ __all__ = [
     "parse_int",
     "parse_json",
     "parse_numbers",
+    "parse_rows",
     "parse_seed",
     "parse_sizes",
     "parse_table",
@@ -118,8 +119,13 @@ def _items(field: str, text: str) -> list[Any]:
 
 
 def _converted(field: str, text: str, convert: Callable[[Any], Any], what: str) -> list[Any]:
+    return _convert_items(field, text, _items(field, text), convert, what)
+
+
+def _convert_items(field: str, text: str, items: Sequence[Any], convert: Callable[[Any], Any], what: str) -> list[Any]:
+    """``convert`` of each item; a bad one is reported against the whole option ``text``."""
     out: list[Any] = []
-    for item in _items(field, text):
+    for item in items:
         if isinstance(item, list | dict) or isinstance(item, bool) or item is None:
             raise _bad(field, text, f"entry {short(json.dumps(item), 20)} is not {what}", GradgapTypeError)
         try:
@@ -163,6 +169,23 @@ def parse_table(field: str, text: str) -> tuple[tuple[Any, ...], ...]:
     if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
         raise _bad(field, text, "must be a JSON array of arrays (rows)", GradgapTypeError)
     return tuple(tuple(row) for row in data)
+
+
+def parse_rows(field: str, text: str) -> tuple[tuple[float, ...], ...]:
+    """Rows of numbers, ``0,1;1,0`` (rows separated by ``;``, entries by ``,``), or a JSON table
+    ``[[0, 1], [1, 0]]``; entries are finite floats.
+
+    >>> parse_rows("features", "0;1;2")
+    ((0.0,), (1.0,), (2.0,))
+    """
+    text = _text(text).strip()
+    if text.startswith("["):
+        rows: Sequence[Sequence[Any]] = parse_table(field, text)
+    elif text.count(";") + text.count(",") >= MAX_ITEMS:
+        raise _bad(field, text, f"more than {MAX_ITEMS} entries")
+    else:
+        rows = [[item.strip() for item in row.split(",")] if row.strip() else [] for row in text.split(";")]
+    return tuple(tuple(_convert_items(field, text, row, _finite_float, "a finite number")) for row in rows)
 
 
 def parse_int(field: str, text: str | int, *, low: int | None = None, high: int | None = None) -> int:

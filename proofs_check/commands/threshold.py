@@ -15,36 +15,14 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from gradgap.proofs_check.commands.parsing import parse_int
-from gradgap.theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence
-
-
-def _floats(field: str, text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise GradgapValueError(f"{field}={text!r}: must be comma-separated numbers", field=field, value=text) from None
-
-
-def _ints(field: str, text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise GradgapValueError(f"{field}={text!r}: must be comma-separated integers", field=field,
-                                value=text) from None
+from gradgap.proofs_check.commands import parsing
+from gradgap.proofs_check.commands.instances import build_instance, texts_of
+from gradgap.theory.instances import GradgapValueError
 
 
 def _instance(args: argparse.Namespace) -> Any:
-    if args.family == "softmax":
-        return SoftmaxBandit(_floats("logits", args.logits), frozenset(_ints("correct", args.correct)))
-    if args.family == "tokens":
-        rows = tuple(_floats("logits", row) for row in args.logits.split(";"))
-        m = None if args.min_correct is None else parse_int("min-correct", args.min_correct)
-        return TokenSequence(rows, _ints("target", args.target), min_correct=m)
-    feats = tuple(_floats("features", row) for row in args.features.split(";"))
-    bias = None if args.bias is None else _floats("bias", args.bias)
-    return SharedTokens(_floats("theta", args.theta), feats, frozenset(_ints("correct", args.correct)),
-                        T=parse_int("T", args.T, low=1), bias=bias)
+    """The instance from the family's fields (:data:`~.instances.FIELDS`); tables also as ``0,1;1,0`` rows."""
+    return build_instance(args.family, texts_of(args.family, args), table=parsing.parse_rows)
 
 
 def _direction(inst: Any, text: str, gap: tuple[Any, ...]) -> tuple[Fraction, ...]:
