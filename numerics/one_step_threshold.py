@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 from gradgap.numerics import dynamics
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit  # noqa: F401 (doctests)
 
 __all__ = ["EtaStar", "eta_star", "log_success_mp"]
 
@@ -33,17 +33,9 @@ class EtaStar:
     scanned: int
 
 
-def _mp_types(inst: Instance) -> list[tuple[list[list[float]], list[float], frozenset[int], int]]:
-    if isinstance(inst, SoftmaxBandit):
-        K = inst.K
-        return [([[float(i == j) for j in range(K)] for i in range(K)], [0.0] * K, inst.correct, 1)]
-    if isinstance(inst, TokenSequence):
-        T, V = inst.T, inst.V
-        return [([[float(j == t * V + v) for j in range(T * V)] for v in range(V)], [0.0] * V,
-                 frozenset({inst.target[t]}), 1) for t in range(T)]
-    if isinstance(inst, SharedTokens):
-        return [([list(r) for r in inst.features], list(inst.biases), inst.correct, inst.T)]
-    raise GradgapValueError(f"instance={inst!r}: not a gradgap instance", field="instance", value=inst)
+def _mp_types(inst: Instance) -> list[tuple[tuple[tuple[float, ...], ...], tuple[float, ...], frozenset[int], int]]:
+    """Per position type (features, biases, correct set, multiplicity), read off the instance's ``structure()``."""
+    return [(pos.features, pos.bias, pos.correct, pos.count) for pos in inst.structure().positions]
 
 
 def log_success_mp(inst: Instance, theta: Sequence[object]) -> mpmath.mpf:

@@ -5,22 +5,24 @@ Every family is a product of independent softmax positions: position type :math:
 :math:`n_t`; the reward needs at least m correct positions (m = :math:`\sum_t n_t`: a product reward).
 
 Along a line :math:`\theta+sw` the logits are affine in s: :math:`z_v + s\,a_v` with slopes
-:math:`a_v = \langle w,\phi_t(v)\rangle`. :func:`line_types` gives (z, a) as exact fractions without building the
-feature matrix (a K-armed bandit has K one-hot features: a K x K matrix would cost K^2).
+:math:`a_v = \langle w,\phi_t(v)\rangle`. :func:`line_types` gives (z, a) as exact fractions from the instance's
+description (``structure()``), reading the one-hot features of the tabular families without building the feature
+matrix (:data:`UNIT_FEATURES`; a K-armed bandit's K x K matrix would cost K^2).
 
 Source: reconstruction §2 (the three families as log-linear policies, DERIVED).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, Final
 
 import sympy as sp
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import GradgapValueError, Instance
 
-__all__ = ["LineType", "Type", "is_product", "line_types", "log_J_expr", "n_parameters", "types"]
+__all__ = ["UNIT_FEATURES", "LineType", "Type", "is_product", "line_types", "log_J_expr", "n_parameters", "types"]
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,14 @@ class Type:
 
 @dataclass(frozen=True)
 class LineType:
-    r"""One position type restricted to the line :math:`\theta+sw`: logits ``z`` and slopes ``a`` (exact)."""
+    r"""One position type restricted to the line :math:`\theta+sw`: logits ``z`` and slopes ``a`` (exact), and
+    the features as sparse rows, ``columns[v]`` = the non-zero ``(j, phi_j(v))`` of :math:`\phi(v)`."""
 
     z: tuple[Fraction, ...]
     a: tuple[Fraction, ...]
     correct: frozenset[int]
     count: int
+    columns: tuple[tuple[tuple[int, Fraction], ...], ...] = ()
 
 
 def n_parameters(inst: Instance) -> int:
@@ -59,36 +63,48 @@ def types(inst: Instance) -> tuple[tuple[Type, ...], int]:
     return out, form.min_hits
 
 
+#: one sparse position: rows of non-zero (parameter index, feature), biases, correct set, multiplicity
+_SparsePosition = tuple[tuple[tuple[tuple[int, Fraction], ...], ...], tuple[Fraction, ...], frozenset[int], int]
+
+
+def _sparse_positions(inst: Instance) -> tuple[list[_SparsePosition], int]:
+    """The positions of ``inst`` as sparse rows: the tabular families by their unit-vector layout
+    (:data:`UNIT_FEATURES`), any other family from its ``structure()``."""
+    f = Fraction
+    unit = UNIT_FEATURES.get(type(inst).FAMILY)
+    if unit is not None:
+        blocks, m = unit(inst)
+        out: list[_SparsePosition] = []
+        offset = 0
+        for V, correct in blocks:
+            out.append((tuple(((offset + v, f(1)),) for v in range(V)), (f(0),) * V, correct, 1))
+            offset += V
+        return out, m
+    form = inst.structure()
+    return [(tuple(tuple((j, f(x)) for j, x in enumerate(row) if x) for row in pos.features),
+             tuple(f(b) for b in pos.bias), pos.correct, pos.count) for pos in form.positions], form.min_hits
+
+
+#: families whose ``structure()`` has unit-vector features in consecutive parameter blocks and zero biases,
+#: read without building the rows: family name -> (per position (V_t, C_t), m)
+UNIT_FEATURES: Final[dict[str, Callable[[Any], tuple[list[tuple[int, frozenset[int]]], int]]]] = {
+    "softmax": lambda inst: ([(inst.K, inst.correct)], 1),
+    "tokens": lambda inst: ([(inst.V, frozenset({o})) for o in inst.target], inst.m),
+}
+
+
 def line_types(inst: Instance, w: Sequence[Fraction]) -> tuple[tuple[LineType, ...], int]:
     r"""Logits :math:`z_v(\theta)` and slopes :math:`a_v = \langle w,\phi(v)\rangle` per position type, exact,
-    and m. The tabular families take a sparse path (their features are unit vectors: ``structure()`` would build a
-    dense K x K matrix, 10^8 entries at K = 10^4); any other instance goes through ``structure()``."""
+    and m, from the instance's log-linear description (sparse rows: cost linear in the non-zero features)."""
     f = Fraction
-    if isinstance(inst, SoftmaxBandit):
-        return (LineType(tuple(f(x) for x in inst.logits), tuple(w), inst.correct, 1),), 1
-    if isinstance(inst, TokenSequence):
-        V = inst.V
-        out = tuple(LineType(tuple(f(x) for x in inst.logits[t]), tuple(w[t * V:(t + 1) * V]),
-                             frozenset({inst.target[t]}), 1) for t in range(inst.T))
-        return out, inst.m
-    if isinstance(inst, SharedTokens):
-        theta = [f(x) for x in inst.theta]
-        z, a = [], []
-        for row, b in zip(inst.features, inst.biases, strict=True):
-            fr = [f(x) for x in row]
-            z.append(f(b) + sum((t * x for t, x in zip(theta, fr, strict=True) if x), f(0)))
-            a.append(sum((wi * x for wi, x in zip(w, fr, strict=True) if x), f(0)))
-        return (LineType(tuple(z), tuple(a), inst.correct, inst.T),), inst.T
-    form = inst.structure()
     theta = [f(x) for x in inst.theta]
+    positions, m = _sparse_positions(inst)
     out = []
-    for pos in form.positions:
-        rows = [[f(x) for x in row] for row in pos.features]
-        z = tuple(f(b) + sum((t * x for t, x in zip(theta, r, strict=True) if x), f(0)) for r, b in zip(rows, pos.bias,
-                                                                                                       strict=True))
-        a = tuple(sum((wi * x for wi, x in zip(w, r, strict=True) if x), f(0)) for r in rows)
-        out.append(LineType(z, a, pos.correct, pos.count))
-    return tuple(out), form.min_hits
+    for rows, bias, correct, count in positions:
+        z = tuple(b + sum((theta[j] * x for j, x in row), f(0)) for row, b in zip(rows, bias, strict=True))
+        a = tuple(sum((w[j] * x for j, x in row), f(0)) for row in rows)
+        out.append(LineType(z, a, correct, count, rows))
+    return tuple(out), m
 
 
 def is_product(counts: Sequence[int], m: int) -> bool:

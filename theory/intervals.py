@@ -32,6 +32,7 @@ from fractions import Fraction
 from typing import Final
 
 from flint import arb, ctx, fmpq
+from gradgap.theory import poisson_binomial
 from gradgap.theory._loglinear import LineType, is_product
 
 __all__ = ["PRECISION_BITS", "BallLine", "BoxCertificate", "Certificate", "ball", "certify_first_root", "certify_sign",
@@ -195,19 +196,12 @@ class BallLine:
                 prefix *= p_s[t]
             return total
         m = self.m
-        # suffix distributions at p0 over positions t+1..n-1 (counts capped at m)
-        suf: list[list[arb]] = [[arb(0)] * (m + 1) for _ in range(n + 1)]
-        suf[n][0] = arb(1)
-        for t in range(n - 1, -1, -1):
-            nxt = suf[t + 1]
-            cur = [nxt[k] * (1 - p_0[t]) + (nxt[k - 1] * p_0[t] if k else arb(0)) for k in range(m + 1)]
-            suf[t] = cur
-        pre = [arb(1)] + [arb(0)] * m
+        # Q_t = P(exactly m - 1 hits among the others), positions before t at p(s), after t at p(0)
+        pre = poisson_binomial.prefix_distributions(p_s, m, arb(1))
+        suf = poisson_binomial.suffix_distributions(p_0, m, arb(1))
         total = arb(0)
         for t in range(n):
-            q = sum((pre[k] * suf[t + 1][m - 1 - k] for k in range(m)), arb(0))
-            total += d[t] * q
-            pre = [pre[k] * (1 - p_s[t]) + (pre[k - 1] * p_s[t] if k else arb(0)) for k in range(m + 1)]
+            total += d[t] * poisson_binomial.count_convolution(pre[t], suf[t + 1], m - 1, arb(0))
         return total
 
 

@@ -46,8 +46,8 @@ import sympy as sp
 from flint import arb
 from flint import ctx as flint_ctx
 from gradgap.theory import _loglinear as ll
-from gradgap.theory import intervals
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory import intervals, poisson_binomial
+from gradgap.theory.instances import GradgapValueError, Instance, SoftmaxBandit  # noqa: F401 (doctests)
 
 __all__ = ["MAX_DEGREE", "S_MAX", "EtaStar", "estimate_degree", "eta_star", "eta_theorem",
            "gradient_gap_direction"]
@@ -158,14 +158,9 @@ def _polynomial(lines: Sequence[ll.LineType], m: int, q: int, digits: int) -> sp
                 pn *= n_ ** t.count
                 pd *= d_ ** t.count
     else:
-        dist = [sp.Poly(1, _Z, domain="QQ")]
-        for n_, d_ in zip(nums, dens, strict=True):
-            new = [sp.Poly(0, _Z, domain="QQ")] * (len(dist) + 1)
-            for k, mass in enumerate(dist):
-                new[k] += mass * (d_ - n_)
-                new[k + 1] += mass * n_
-            dist = new
-        pn = sum(dist[m:], sp.Poly(0, _Z, domain="QQ"))
+        # homogeneous Poisson-binomial tail: hit weight N_t, miss weight D_t - N_t (no division)
+        pn = poisson_binomial.tail(nums, m, sp.Poly(1, _Z, domain="QQ"),
+                                   comps=[d_ - n_ for n_, d_ in zip(nums, dens, strict=True)])
         pd = sp.Poly(1, _Z, domain="QQ")
         for d_ in dens:
             pd *= d_
@@ -303,21 +298,10 @@ def _sigma_float(types: Sequence[_FloatType], m: int, s: np.ndarray) -> np.ndarr
             total = np.where(s > 0, total, d0)
             return np.sign(total)
         ps = [t.p0 * (1 + y) for t, y in zip(types, ys, strict=True)]
-        dist = np.zeros((len(s), m + 1))
-        dist[:, 0] = 1.0
-        dist0 = np.zeros(m + 1)
-        dist0[0] = 1.0
-        for t, p in zip(types, ps, strict=True):
-            new = dist * (1 - p)[:, None]
-            new[:, 1:] += dist[:, :-1] * p[:, None]
-            new[:, m] += dist[:, m] * p
-            dist = new
-            new0 = dist0 * (1 - t.p0)
-            new0[1:] += dist0[:-1] * t.p0
-            new0[m] += dist0[m] * t.p0
-            dist0 = new0
-        diff = dist[:, m] - dist0[m]
-        return np.where(np.abs(diff) > 1e-13 * dist0[m], np.sign(diff), 0.0)
+        tail_s = poisson_binomial.tail(ps, m, np.ones(len(s)))  # every grid point at once
+        tail_0 = poisson_binomial.tail([t.p0 for t in types], m, 1.0)
+        diff = tail_s - tail_0
+        return np.where(np.abs(diff) > 1e-13 * tail_0, np.sign(diff), 0.0)
 
 
 def _eta_star_ball(lines: Sequence[ll.LineType], m: int, norm: float, seconds: float) -> EtaStar:
@@ -410,7 +394,7 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
         d = ll.n_parameters(inst)
         lines, m = ll.line_types(inst, tuple(Fraction(0) for _ in range(d)))
         probs, comps, dlogs = [], [], []  # per position: p_t, 1 - p_t (summed directly), sparse grad log p_t
-        for idx, t in enumerate(lines):
+        for t in lines:
             top = max(t.z)
             ex = [intervals.ball(z - top).exp() for z in t.z]
             den = sum(ex, arb(0))
@@ -418,7 +402,7 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
             p = sum((pi[v] for v in t.correct), arb(0))
             probs.append(p)
             comps.append(sum((pv for v, pv in enumerate(pi) if v not in t.correct), arb(0)))
-            dlogs.append(_grad_log_p(inst, idx, pi, t.correct, p))
+            dlogs.append(_grad_log_p(t, pi, p))
         gradJ: dict[int, arb] = {}
         if ll.is_product([t.count for t in lines], m):  # J = prod_t p_t^{n_t}: grad J = J sum_t n_t grad log p_t
             logJ = sum((t.count * (-q).log1p() for q, t in zip(comps, lines, strict=True)), arb(0))
@@ -448,18 +432,14 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
         flint_ctx.prec = saved
 
 
-def _grad_log_p(inst: Instance, idx: int, pi: Sequence[arb], correct: frozenset[int], p: arb) -> dict[int, arb]:
-    r""":math:`\nabla\log p_t=\mathbb E_{\pi^+}\phi-\mathbb E_\pi\phi` as a sparse dict over parameter indices."""
-    if isinstance(inst, SoftmaxBandit | TokenSequence):
-        off = idx * len(pi) if isinstance(inst, TokenSequence) else 0
-        return {off + v: (pi[v] / p - pi[v] if v in correct else -pi[v]) for v in range(len(pi))}
-    assert isinstance(inst, SharedTokens)
+def _grad_log_p(t: ll.LineType, pi: Sequence[arb], p: arb) -> dict[int, arb]:
+    r""":math:`\nabla\log p_t=\mathbb E_{\pi^+}\phi-\mathbb E_\pi\phi` as a sparse dict over parameter indices,
+    from the position's sparse feature rows."""
     out: dict[int, arb] = {}
-    for j in range(len(inst.theta)):
-        col = [intervals.ball(Fraction(row[j])) for row in inst.features]
-        e_plus = sum((pi[v] * col[v] for v in correct), arb(0)) / p
-        e_all = sum((pv * c for pv, c in zip(pi, col, strict=True)), arb(0))
-        out[j] = e_plus - e_all
+    for v, row in enumerate(t.columns):
+        weight = pi[v] / p - pi[v] if v in t.correct else -pi[v]
+        for j, x in row:
+            out[j] = out.get(j, arb(0)) + (weight if x == 1 else weight * intervals.ball(x))
     return out
 
 
@@ -468,30 +448,12 @@ def _at_least(probs: Sequence[arb], comps: Sequence[arb], m: int) -> tuple[arb, 
     for independent positions with success probabilities ``probs`` and failure probabilities ``comps``, from
     prefix and suffix count distributions truncated at m (entry m holds ":math:`\ge m`"); both tails are summed
     directly, so neither is lost to cancellation near 0 or 1."""
-    n = len(probs)
-
-    def step(dist: list[arb], p: arb, q: arb) -> list[arb]:
-        out = [dist[k] * q + (dist[k - 1] * p if k else arb(0)) for k in range(len(dist))]
-        if len(dist) <= m:
-            out.append(dist[-1] * p)
-        else:
-            out[m] += dist[m] * p  # "at least m" absorbs
-        return out
-
-    prefix = [[arb(1)]]
-    for p, q in zip(probs, comps, strict=True):
-        prefix.append(step(prefix[-1], p, q))
-    suffix = [[arb(1)]]
-    for p, q in zip(reversed(probs), reversed(comps), strict=True):
-        suffix.append(step(suffix[-1], p, q))
-    suffix.reverse()  # suffix[t]: distribution of positions t..n-1
-    full = prefix[n]
+    prefix = poisson_binomial.prefix_distributions(probs, m, arb(1), comps)
+    suffix = poisson_binomial.suffix_distributions(probs, m, arb(1), comps)
+    full = prefix[-1]
     J = full[m] if len(full) > m else arb(0)
     J_comp = sum(full[:m], arb(0))
-    dJ = []
-    for t in range(n):
-        pre, suf = prefix[t], suffix[t + 1]
-        dJ.append(sum((pre[k] * suf[m - 1 - k] for k in range(min(len(pre), m)) if m - 1 - k < len(suf)), arb(0)))
+    dJ = [poisson_binomial.count_convolution(prefix[t], suffix[t + 1], m - 1, arb(0)) for t in range(len(probs))]
     return J, J_comp, dJ
 
 
