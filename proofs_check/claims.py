@@ -54,6 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
+from gradgap.proofs_check.expressions import relation_latex
 from gradgap.theory.instances import FAMILIES, GradgapValueError
 
 __all__ = [
@@ -352,6 +353,14 @@ class Claim:
             raise GradgapValueError(f"aggregate={self.aggregate!r}: must be one of {', '.join(AGGREGATES)} "
                                     f"(claim {self.id})", field="aggregate", value=self.aggregate)
         object.__setattr__(self, "checks", tuple(self.checks))
+
+    @property
+    def latex_statement(self) -> str:
+        """The LaTeX statement: ``statement``, or for a claim in the claim language given without one, its
+        relation typeset now (LaTeX is built only when ``gradgap latex`` or a report asks, never at load)."""
+        if self.statement or self.relation is None:
+            return self.statement
+        return relation_latex(self.relation.claim, self.relation.given)
 
     @property
     def expected_status(self) -> Status:

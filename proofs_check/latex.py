@@ -137,7 +137,7 @@ def _statement_lines(statement: str) -> list[str]:
 def _claim_block(claim: Claim, result: ClaimResult | None) -> list[str]:
     lines = [r"\begin{claim}[" + escape(claim.title) + r"]\label{claim:" + claim.id + "}",
              r"\texttt{" + escape(claim.id) + r"} (family: " + escape(claim.family) + ").",
-             *_statement_lines(claim.statement), r"\end{claim}"]
+             *_statement_lines(claim.latex_statement), r"\end{claim}"]
     lines.append(r"\par\noindent\textbf{Source:} " + escape(claim.source)
                  + r". \textbf{Expected:} " + ("holds" if claim.expect == "holds" else "fails (refuted statement)")
                  + ".")

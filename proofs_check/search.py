@@ -520,13 +520,12 @@ def relation_claim(
     r"""A claim in the claim language: ``extra_checks`` (e.g. a PROVED one) plus the generic TESTED search.
 
     The relation texts are parsed now, so a malformed expression raises a
-    :class:`~gradgap.theory.instances.GradgapValueError` at construction, not at check time.
+    :class:`~gradgap.theory.instances.GradgapValueError` at construction, not at check time; without a
+    ``statement`` the LaTeX is typeset only when asked (:attr:`Claim.latex_statement`).
     """
     ex.parse_relation(relation.claim)
     for hyp in relation.given:
         ex.parse_relation(hyp)
-    if not statement:
-        statement = ex.relation_latex(relation.claim, relation.given)
     return Claim(id=id, title=title or id, family=relation.family, statement=statement, source=source,
                  checks=(*extra_checks, search_check(relation)), expect=expect, relation=relation,
                  mutants=mutants, closed_forms=closed_forms, cross_check=True)

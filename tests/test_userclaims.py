@@ -33,7 +33,20 @@ def test_full_claim_table_is_read():
     assert first.relation.sizes == {"K": (2, 5)}
     assert first.relation.direction == "random"
     assert first.relation.given[0] == "Delta_mu > 0"
-    assert first.statement  # generated from the relation when the file has none
+    assert first.latex_statement  # generated from the relation when the file has none
+
+
+def test_latex_is_built_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sympy
+    from gradgap.proofs_check import latex
+
+    calls = []
+    original = sympy.latex
+    monkeypatch.setattr(sympy, "latex", lambda *a, **k: calls.append(a) or original(*a, **k))
+    claims = load_file(str(EXAMPLES / "softmax.toml"))
+    assert claims and not calls  # loading typesets nothing
+    text = latex.document(claims)
+    assert calls and claims[0].latex_statement in text
 
 
 GOOD = """

@@ -135,7 +135,7 @@ def relation_with_pins(cid: str, relation: Relation, *, title: str, statement: s
         if exp == "holds":
             checks = (*checks, named_check("hypothesis-search", _search(rel)))
         return Claim(id=i, title=title, family=rel.family,
-                     statement=statement or expressions.relation_latex(rel.claim, rel.given), source=source,
+                     statement=statement, source=source,
                      checks=checks, expect=exp, relation=rel, mutants=mts)
 
     def text_mutants() -> list[Claim]:
