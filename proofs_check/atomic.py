@@ -5,6 +5,11 @@ even when the writer is killed with ``SIGKILL`` mid-way: ``os.replace`` is atomi
 system, which is why the temporary file lives in the same folder. The folder is fsynced after the rename so
 the new name survives a power loss too.
 
+A writer killed before its rename leaves its temporary file, ``.NAME.PID.XXXXXXXX.tmp`` (hidden, named after the
+target and the writer's process id). The next writer of the same target removes every such file whose process
+is gone (:func:`remove_dead_leftovers`); a file of a live process (or of a process id this machine does not
+know as dead, e.g. on a folder shared between machines, where ids may be reused) is left alone.
+
 >>> import tempfile, pathlib
 >>> folder = tempfile.mkdtemp()
 >>> target = atomic_write_text(pathlib.Path(folder) / "a.txt", "hello\n")
@@ -19,14 +24,60 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable_file", "prepare_folder"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable_file", "prepare_folder",
+           "remove_dead_leftovers"]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one owned by another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists
+        return True
+    return True
+
+
+def _prefix(name: str) -> str:
+    """The hidden prefix of this process's temporary files for a target called ``name``."""
+    return f".{name}.{os.getpid()}."
+
+
+def remove_dead_leftovers(folder: str | os.PathLike[str], name: str, suffix: str = ".tmp") -> list[str]:
+    """Remove the temporary files ``.NAME.PID.XXXX<suffix>`` in ``folder`` whose writer process ``PID`` is gone
+    (killed before its rename); return their names. Files of live processes, of this process and names that do
+    not follow the pattern are kept."""
+    removed: list[str] = []
+    head = f".{name}."
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(head) and entry.name.endswith(suffix)):
+            continue
+        pid_text, dot, rest = entry.name[len(head): -len(suffix)].partition(".")
+        if not (dot and rest and pid_text.isdigit() and "." not in rest) or len(pid_text) > 10:
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Replace ``path`` by ``data`` atomically (temporary file in the same folder, fsync, rename); return it."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    remove_dead_leftovers(folder, target.name)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(target.name), suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -74,7 +125,8 @@ def check_writable_file(path: str | os.PathLike[str]) -> str | None:
     if not folder.is_dir():
         return f"{str(folder)[:80]!r} is not a folder"
     try:  # the real test (os.access says yes to root even on a read-only file system)
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".probe", dir=folder)
+        remove_dead_leftovers(folder, target.name[:40], ".probe")
+        fd, probe = tempfile.mkstemp(prefix=_prefix(target.name[:40]), suffix=".probe", dir=folder)
     except OSError as exc:
         return f"folder {str(folder)[:80]!r} is not writable ({exc.strerror})"
     os.close(fd)

@@ -500,6 +500,20 @@ def test_kill_9_during_check_json_keeps_the_old_report(tmp_path: pathlib.Path, w
     assert json.loads(before)["summary"]["ok"] is True
 
 
+def test_kill_9_leftover_is_removed_by_the_next_writer(tmp_path: pathlib.Path) -> None:
+    target = tmp_path / "report.json"
+    argv = _good_check(tmp_path, "--json", target)
+    _kill_mid_write(tmp_path, "fsync", argv)
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report.json."))
+    assert len(hidden) == 1 and hidden[0].endswith(".tmp")  # the killed writer's temporary file
+    live = tmp_path / f".report.json.{os.getpid()}.keepme.tmp"  # a live writer's file is not touched
+    live.write_text("in progress")
+    code, out, err, _ = run_cli(argv)
+    assert code == 0, out + err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report.json.")) == [live.name]
+    assert json.loads(target.read_text())["summary"]["ok"] is True
+
+
 @pytest.mark.parametrize("where", ["junit", "fsync"])
 def test_kill_9_during_check_junit_keeps_the_old_report(tmp_path: pathlib.Path, where: str) -> None:
     target = tmp_path / "report.xml"

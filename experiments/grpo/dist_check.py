@@ -28,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
+from gradgap.proofs_check.atomic import atomic_write_text
 
 #: P prompts x G completions; successes per group: mixed, mixed, none, mixed
 SUCCESS = [[1, 0, 0, 1], [1, 1, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]]
@@ -147,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     state = PartialState()
     result["topology"] = {"num_processes": state.num_processes, "distributed_type": str(state.distributed_type)}
     if state.is_main_process:
-        from gradgap.experiments.grpo.atomic import atomic_write_text
 
         atomic_write_text(a.out, json.dumps(result, indent=1))
     state.wait_for_everyone()

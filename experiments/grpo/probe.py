@@ -79,6 +79,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.theory.instances import GradgapValueError
 from transformers import TrainerCallback
 from trl import GRPOTrainer
@@ -614,7 +615,6 @@ class GradgapProbe(TrainerCallback):
         if not self._resumed:
             self._eval_prev = self.initial_eval = self._evaluate()
             if self.state_path is not None and self.is_main:  # what a resumed run needs of the start
-                from gradgap.experiments.grpo.atomic import atomic_write_text
 
                 atomic_write_text(self.state_path, json.dumps({"initial_eval": self.initial_eval}))
         self.cost_s = dict.fromkeys(COST_PARTS, 0.0)  # the costs count the optimisation steps only

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.proofs_check.claims import Evidence, Strength
 from gradgap.theory.instances import GradgapValueError
 
@@ -458,7 +459,6 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, plots:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = _plots(report, directory, out_dir) if plots else []
     md = out_dir / "report.md"
-    from gradgap.experiments.grpo.atomic import atomic_write_text
 
     atomic_write_text(md, render_markdown(report, directory, files))
     summary = {"verdict": report.verdict, "reason": report.reason,

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gradgap.experiments.grpo.config import GrpoRunConfig
+from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.theory.instances import GradgapError, GradgapValueError
 
 __all__ = ["RunResult", "classify", "copy_reward", "math_reward", "require_llm", "run_one", "trl_options"]
@@ -367,7 +368,6 @@ def summarise(records: Sequence[dict[str, Any]], info: dict[str, Any],
 
 def _write_json_atomic(path: Path, data: Any) -> None:
     """Atomic JSON write (unique temporary name: pid + random, fsync, rename)."""
-    from gradgap.experiments.grpo.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str))
 
@@ -469,7 +469,6 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
         if checkpoint is None and metrics.exists():
             metrics.unlink()
         elif checkpoint is not None:  # keep the steps up to the checkpoint; later ones are trained again
-            from gradgap.experiments.grpo.atomic import atomic_write_text
 
             atomic_write_text(metrics, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
         if log is not None and checkpoint is not None:

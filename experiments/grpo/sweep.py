@@ -32,6 +32,7 @@ from typing import Any
 
 from gradgap.experiments.grpo.config import GrpoRunConfig, config_hash
 from gradgap.experiments.grpo.run import RunResult, run_one
+from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.theory.instances import GradgapError, GradgapValueError
 
 __all__ = ["SweepLockedError", "append_record", "cell_key", "folder_lock", "read_records", "sweep"]
@@ -157,7 +158,6 @@ def _sweep_locked(base: GrpoRunConfig, out: Path, *, lrs: Sequence[float], lengt
     cells = grid(base, lrs=lrs, lengths=lengths, loss_types=loss_types, seeds=seeds)
     manifest = {"base": base.to_dict(), "lrs": sorted(float(x) for x in lrs), "lengths": [int(x) for x in lengths],
                 "loss_types": list(loss_types), "seeds": [int(s) for s in seeds]}
-    from gradgap.experiments.grpo.atomic import atomic_write_text
 
     atomic_write_text(out / "sweep.json", json.dumps(manifest, indent=1, sort_keys=True))
     records = read_records(out, repair=True)
