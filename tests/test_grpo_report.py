@@ -64,6 +64,34 @@ def test_dry_run_of_the_7b_preset_prints_the_full_plan(capsys):
     assert "fsdp2_multinode.yaml --num_machines 4 --num_processes 32" in capsys.readouterr().out
 
 
+def _section(text, title):
+    """The JSON block under the ``## title`` heading of a plan."""
+    body = text.split(f"## {title}", 1)[1].split("\n", 1)[1]
+    return json.loads(body.split("\n\n", 1)[0].rsplit("}", 1)[0] + "}")
+
+
+def test_dry_run_plan_is_complete_for_a_multi_node_7b_run(capsys):
+    from gradgap.experiments.grpo.presets import GPU_TYPES, PROBE_BUDGET, compute_estimate
+
+    assert main(["grpo", "run", "--preset", "qwen2.5-math-7b", "--dry-run", "--num-machines", "2"]) == 0
+    text = capsys.readouterr().out
+    command = text.split("## command\n", 1)[1].split("\n", 1)[0]
+    for flag in ("--num_machines 2", "--num_processes 16", "--machine_rank $MACHINE_RANK",
+                 "--main_process_ip $MAIN_PROCESS_IP", "--main_process_port"):
+        assert flag in command, flag
+    versions = text.split("## installed versions", 1)[1]
+    for package in ("trl", "vllm", "accelerate"):
+        assert f"\n{package}: " in versions, package
+    table = _section(text, "memory per GPU type")
+    assert set(table) == set(GPU_TYPES) and all("total_gib" in row and "fits" in row for row in table.values())
+    share = float(text.split("of a step's FLOPs")[0].rsplit(": ", 1)[1].strip().rstrip("%")) / 100
+    assert share <= PROBE_BUDGET == 0.10 and "budget 10%: OK" in text
+    cfg = resolve_preset("qwen2.5-math-7b")
+    assert compute_estimate(cfg, num_processes=16)["probe_share"] <= 0.10
+    every_step = resolve_preset("qwen2.5-math-7b", gap_every=1)  # the cadence is what keeps it in budget
+    assert compute_estimate(every_step, num_processes=16)["probe_share"] > 0.10
+
+
 @pytest.mark.parametrize("argv", [
     ["grpo", "run", "--preset", "tinny", "--out", "x"],
     ["grpo", "sweep", "--preset", "tiny", "--lrs", "0.1,big", "--lengths", "2", "--out", "x"],

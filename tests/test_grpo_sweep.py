@@ -4,6 +4,7 @@ and the sweep goes on. Real TRL runs of the tiny preset (CPU), marked ``llm``.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 pytest.importorskip("trl")
 
 from gradgap.experiments.grpo.presets import resolve_preset
+from gradgap.experiments.grpo.report import brackets
 from gradgap.experiments.grpo.run import run_one
 from gradgap.experiments.grpo.sweep import read_records, sweep
 
@@ -88,3 +90,25 @@ def test_failing_runs_are_recorded_failed_and_the_sweep_goes_on(tmp_path, cache_
     assert by_lr[0.03]["reason"] == "RuntimeError: CUDA error: device-side assert triggered"
     assert by_lr[0.01]["status"] in ("OK", "COLLAPSED") and by_lr[0.04]["status"] in ("OK", "COLLAPSED")
     assert len(read_records(tmp_path)) == 4
+
+
+def test_a_run_whose_loss_turns_nan_at_its_last_step_is_failed_and_unstable(tmp_path, cache_dir):
+    """An infinite reward at the last step makes the group's advantages (r - mean) / std NaN, hence the loss: the
+    real run is recorded FAILED (non-finite) and the report brackets the critical lr below it."""
+    steps = 2
+
+    def inf_at_last_step(prompts, completions, trainer_state=None, **_):
+        last = trainer_state is not None and trainer_state.global_step == steps - 1
+        return [math.inf if last else float(i % 2) for i in range(len(completions))]
+
+    def run(cfg, out):
+        return run_one(cfg, out, reward_funcs=[inf_at_last_step], quiet=True)
+
+    base = resolve_preset("tiny", steps=steps, prompts_per_step=2, cache_dir=cache_dir)
+    (rec,) = sweep(base, tmp_path, lrs=[0.01], lengths=[2], loss_types=["grpo"], run_fn=run, log=None,
+                   show_progress=False)
+    assert rec["status"] == "FAILED" and rec["reason"].startswith("NonFiniteLossError"), rec
+    assert f"step {steps}" in rec["reason"], rec["reason"]
+    stable = {**rec, "key": "stable", "lr": 0.005, "status": "OK", "reason": ""}
+    (bracket,) = brackets([stable, rec])
+    assert (bracket.lo, bracket.hi) == (0.005, 0.01)

@@ -144,6 +144,7 @@ def _hostile() -> list[list[str]]:
               ["threshold", "nofamily"], ["threshold", "softmax"]]
     cases += [["grpo", "run", "--preset", "nope", "--dry-run"], ["grpo", "run", "--lr", "abc"],
               ["grpo", "run", "--dry-run", "--steps", "-5"], ["grpo", "run", "--dry-run", "--num-processes", "0"],
+              ["grpo", "run", "--dry-run", "--num-machines=-1"], ["grpo", "run", "--dry-run", "--num-processes=65"],
               ["grpo", "sweep", "--lrs", "abc", "--lengths", "1", "--out", "/tmp/never-made"],
               ["grpo", "sweep", "--lrs", "0.1", "--lengths", "x", "--out", "/tmp/never-made"],
               ["grpo", "report", "/nonexistent/dir"], ["grpo", "nope"]]
@@ -152,13 +153,6 @@ def _hostile() -> list[list[str]]:
 
 
 HOSTILE = _hostile()
-#: cases whose fix belongs to a part of the code another branch owns (threshold command, GRPO module); they
-#: state the contract here and pass once that branch is merged
-ELSEWHERE = {
-    ("grpo", "run", "--dry-run", "--num-processes", "0"),
-}
-
-
 def test_hostile_table_is_large_and_covers_every_subcommand() -> None:
     assert len(HOSTILE) >= 200
     assert {c[0] for c in HOSTILE if c} >= {"gap", "derive", "check", "latex", "simulate", "threshold", "grpo"}
@@ -169,9 +163,7 @@ def _id(argv: list[str]) -> str:
     return text if len(text) <= 70 else f"{text[:60]}...[{len(text)}]"
 
 
-@pytest.mark.parametrize("argv", [pytest.param(a, marks=pytest.mark.xfail(strict=False, reason="fixed on the "
-                                                                          "branch that owns the command"))
-                                  if tuple(a) in ELSEWHERE else a for a in HOSTILE], ids=_id)
+@pytest.mark.parametrize("argv", HOSTILE, ids=_id)
 def test_hostile_input_is_one_line_exit_2(argv: list[str]) -> None:
     code, _, err, seconds = run_cli(argv)
     assert_one_line_error(code, err)

@@ -199,6 +199,9 @@ def compute_estimate(cfg: GrpoRunConfig, *, num_processes: int, tflops_per_gpu: 
 
 def plan(cfg: GrpoRunConfig, *, num_machines: int = 1, num_processes: int = 8, out: str = "runs/qwen7b") -> str:
     """The full plan of a run: the accelerate command, the configs, memory and compute estimates (text)."""
+    for name, value in (("num_machines", num_machines), ("num_processes", num_processes)):
+        if value < 1:
+            raise GradgapValueError(f"{name}={value}: must be at least 1", field=name, value=value)
     world = num_processes * num_machines
     acc = "configs/accelerate/fsdp2_1x8.yaml" if num_machines == 1 else "configs/accelerate/fsdp2_multinode.yaml"
     mem = memory_estimate(cfg, num_processes=world, fsdp=world > 1)

@@ -20,24 +20,21 @@ import json
 import sys
 from typing import Any
 
+from gradgap.proofs_check.commands import parsing
 from gradgap.theory.instances import GradgapValueError
+
+#: the dry run's plan covers up to this many nodes and processes (GPUs) per node
+MAX_MACHINES, MAX_PROCESSES = 1024, 64
 
 
 def _numbers(field: str, text: str, kind: type = float) -> list[Any]:
-    """A comma-separated list of numbers of type ``kind``; a one-line error naming ``field`` otherwise."""
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            out.append(kind(part))
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise GradgapValueError(f"{field}={text!r}: {part!r} is not {what} (comma-separated list)",
-                                    field=field, value=text) from None
-    return out
+    """A comma-separated list of numbers of type ``kind`` (the shared parser's; a one-line error naming
+    ``field`` otherwise)."""
+    return parsing.parse_indices(field, text) if kind is int else parsing.parse_numbers(field, text)
 
 
-def _strs(text: str) -> list[str]:
+def _strs(text: str | list[str]) -> list[str]:
+    text = " ".join(text) if isinstance(text, list) else text  # argparse hands ``--x=--`` over as a list
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
@@ -118,8 +115,9 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = resolve_preset(args.preset, **_overrides(args, (*_COMMON, "lr", "length", "loss_type", "seed")))
     if args.dry_run:
-        print(plan(cfg, num_machines=args.num_machines, num_processes=args.num_processes,
-                   out=args.out or f"runs/{cfg.preset}"))
+        machines = parsing.parse_int("num-machines", args.num_machines, low=1, high=MAX_MACHINES)
+        processes = parsing.parse_int("num-processes", args.num_processes, low=1, high=MAX_PROCESSES)
+        print(plan(cfg, num_machines=machines, num_processes=processes, out=args.out or f"runs/{cfg.preset}"))
         return 0
     out = _need_out(args)
     from gradgap.experiments.grpo.run import require_llm
