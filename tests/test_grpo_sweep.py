@@ -92,21 +92,22 @@ def test_failing_runs_are_recorded_failed_and_the_sweep_goes_on(tmp_path, cache_
     assert len(read_records(tmp_path)) == 4
 
 
-def test_a_run_whose_loss_turns_nan_at_its_last_step_is_failed_and_unstable(tmp_path, cache_dir):
-    """An infinite reward at the last step makes the group's advantages (r - mean) / std NaN, hence the loss: the
-    real run is recorded FAILED (non-finite) and the report brackets the critical lr below it."""
+def test_a_run_whose_loss_turns_nan_at_its_last_step_is_failed_and_unstable(tmp_path, cache_dir, monkeypatch):
+    """TRL's loss is made NaN at the last optimisation step (as a too large learning rate would): the real run is
+    recorded FAILED (non-finite) and the report brackets the critical lr below it."""
+    import trl
+
     steps = 2
+    original = trl.GRPOTrainer._compute_loss
 
-    def inf_at_last_step(prompts, completions, trainer_state=None, **_):
-        last = trainer_state is not None and trainer_state.global_step == steps - 1
-        return [math.inf if last else float(i % 2) for i in range(len(completions))]
+    def nan_at_last_step(self, model, inputs):
+        loss = original(self, model, inputs)
+        return loss * math.nan if self.state.global_step == steps - 1 else loss
 
-    def run(cfg, out):
-        return run_one(cfg, out, reward_funcs=[inf_at_last_step], quiet=True)
-
+    monkeypatch.setattr(trl.GRPOTrainer, "_compute_loss", nan_at_last_step)
     base = resolve_preset("tiny", steps=steps, prompts_per_step=2, cache_dir=cache_dir)
-    (rec,) = sweep(base, tmp_path, lrs=[0.01], lengths=[2], loss_types=["grpo"], run_fn=run, log=None,
-                   show_progress=False)
+    (rec,) = sweep(base, tmp_path, lrs=[0.01], lengths=[2], loss_types=["grpo"], log=None, show_progress=False,
+                   run_fn=lambda cfg, out: run_one(cfg, out, quiet=True))
     assert rec["status"] == "FAILED" and rec["reason"].startswith("NonFiniteLossError"), rec
     assert f"step {steps}" in rec["reason"], rec["reason"]
     stable = {**rec, "key": "stable", "lr": 0.005, "status": "OK", "reason": ""}

@@ -530,6 +530,25 @@ def test_kill_9_during_latex_keeps_the_old_document(tmp_path: pathlib.Path, wher
     assert target.read_bytes() == before
 
 
+def test_kill_9_during_grpo_report_keeps_the_old_report(tmp_path: pathlib.Path) -> None:
+    from gradgap.experiments.grpo.sweep import append_record
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    for t in (2, 4):
+        for lr in (0.01, 0.02, 0.04):
+            append_record(folder, {"key": f"{t}-{lr}", "lr": lr, "length": t, "loss_type": "grpo",
+                                   "scale_rewards": "group", "optim": "sgd", "seed": 0, "reason": "",
+                                   "status": "COLLAPSED" if lr > 0.03 / t else "OK", "summary": {}})
+    argv = ["grpo", "report", str(folder), "--no-plots"]
+    code, _, err, _ = run_cli(argv)
+    assert code in (0, 1), err
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith("report.")}
+    assert set(before) == {"report.md", "report.json"}
+    _kill_mid_write(tmp_path, "fsync", argv)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith("report.")} == before
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["json", "png", "fsync"])
 def test_kill_9_during_simulate_out_keeps_the_old_files(tmp_path: pathlib.Path, where: str) -> None:
