@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable_file", "prepare_folder",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_folder", "check_writable_file", "prepare_folder",
            "remove_dead_leftovers"]
 
 
@@ -148,3 +148,20 @@ def prepare_folder(path: str | os.PathLike[str]) -> str | None:
     except OSError as exc:
         return f"cannot create the folder ({exc.strerror})"
     return check_writable_file(folder / "probe")
+
+
+def check_folder(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot become an output folder (``None`` when it can), creating nothing: an empty name, a
+    file, or a missing folder whose nearest existing ancestor is not a writable folder."""
+    text = os.fspath(path)
+    if not text.strip():
+        return "empty path; give a folder"
+    folder = Path(text)
+    if folder.exists():
+        return "is a file; give a folder" if not folder.is_dir() else check_writable_file(folder / "probe")
+    ancestor = folder.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{str(ancestor)[:80]!r} is a file, not a folder"
+    return check_writable_file(ancestor / "probe")

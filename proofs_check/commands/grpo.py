@@ -20,6 +20,7 @@ import json
 import sys
 from typing import Any
 
+from gradgap.proofs_check.atomic import check_folder
 from gradgap.proofs_check.commands import parsing
 from gradgap.theory.instances import GradgapValueError
 
@@ -105,8 +106,13 @@ _COMMON = ("scale_rewards", "optim", "steps", "model", "num_generations", "promp
 
 
 def _need_out(args: argparse.Namespace) -> str:
+    """``--out``, checked (with ``--cache-dir`` when given) before any work: both must be usable folders."""
     if not args.out:
         raise GradgapValueError("out=None: give --out DIR", field="out", value=None)
+    for field, path in (("out", args.out), ("cache-dir", getattr(args, "cache_dir", None))):
+        why = None if path is None else check_folder(path)
+        if why is not None:
+            raise GradgapValueError(f"{field}={parsing.short(path)!r}: {why}", field=field, value=path)
     return args.out
 
 
