@@ -46,6 +46,7 @@ def _kill_after_checkpoint(cmd: list[str], trl_dir_of, env) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not ended on its own
 
 
 def _steps(metrics: Path) -> list[int]:
