@@ -217,6 +217,19 @@ def test_ball_route_vs_numeric_twin(seed: int) -> None:
         assert close(twin.value, ball.value, EXACT), (inst, w, ball, twin)
 
 
+@pytest.mark.parametrize("inst", [SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0, 2})),
+                                  TokenSequence(((0.1, 0.2, 0.3), (1.0, 0.0, -1.0)), (1, 0)),
+                                  TokenSequence(((0.1, -0.4), (0.0, 2.0), (0.5, 0.5)), (1, 0, 1), min_correct=2)])
+def test_unit_feature_reading_matches_the_dense_structure(inst, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sparse reading of the tabular families (``UNIT_FEATURES``) gives what their ``structure()`` says."""
+    from gradgap.theory import _loglinear as ll
+
+    w = tuple(Fraction(k % 5 - 2, 3) for k in range(len(inst.theta)))
+    sparse = ll.line_types(inst, w)
+    monkeypatch.setattr(ll, "UNIT_FEATURES", {})
+    assert ll.line_types(inst, w) == sparse
+
+
 def test_certificate_of_a_wrong_enclosure_fails() -> None:
     from gradgap.theory import _loglinear as ll
     from gradgap.theory import intervals
