@@ -16,7 +16,7 @@ from typing import Any
 
 from gradgap.proofs_check.commands import parsing
 from gradgap.proofs_check.commands.instances import build_instance, texts_of
-from gradgap.theory.instances import METHODS, GradgapValueError, TokenSequence
+from gradgap.theory.instances import METHODS, Autoregressive, GradgapValueError, TokenSequence
 
 
 def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None,
@@ -37,7 +37,19 @@ def _fmt(x: Any) -> str:
 def _labels(inst: Any, size: int) -> list[str]:
     if isinstance(inst, TokenSequence):
         return [f"{i // inst.V},{i % inst.V}" for i in range(size)]
+    if isinstance(inst, Autoregressive):
+        return _prefix_labels(inst, size)
     return [str(i) for i in range(size)]
+
+
+def _prefix_labels(inst: Autoregressive, size: int) -> list[str]:
+    """``t,prefix,v`` labels in the flat (t, prefix, v) order (the prefix as tokens, ``-`` when empty)."""
+    out = []
+    for t in range(inst.T):
+        for code in range(inst.V**t):
+            digits = [str((code // inst.V ** (t - 1 - s)) % inst.V) for s in range(t)]
+            out.extend(f"{t},{''.join(digits) or '-'},{v}" for v in range(inst.V))
+    return out[:size]
 
 
 def format_table(inst: Any, report: dict[str, Any]) -> str:
@@ -51,7 +63,8 @@ def format_table(inst: Any, report: dict[str, Any]) -> str:
     vectors = [report[k] for k in cols]
     size = max((len(v) for v in vectors if v is not None), default=0)
     if size:
-        head = "(t,v)" if isinstance(inst, TokenSequence) else "index"
+        head = ("(t,v)" if isinstance(inst, TokenSequence) else "(t,u,v)" if isinstance(inst, Autoregressive)
+                else "index")
         lines.append(f"  {head:<10}" + "".join(f"{c:>24}" for c in cols))
         for i, label in enumerate(_labels(inst, size)):
             lines.append(f"  {label:<10}" + "".join(f"{_fmt(None if v is None else v[i]):>24}" for v in vectors))
@@ -114,3 +127,12 @@ def register(subparsers: Any) -> None:
     h.add_argument("--T", required=True, help="response length")
     h.add_argument("--bias", default=None, help="V token biases (default: zeros)")
     _common(h)
+    a = fam.add_parser("autoregressive", help="tabular autoregressive policy (logits per position and prefix)",
+                       description="logits[t] has V^t rows (the prefix as a base-V number, first token most "
+                                   "significant), each of V logits; vectors are flattened in the order (t, prefix, v).")
+    a.add_argument("--logits", required=True,
+                   help="JSON list over t of V^t rows of V logits: '[[[0,1]], [[0,0],[1,0]]]'")
+    a.add_argument("--target", required=True, help="target tokens o*: 1,0,2")
+    a.add_argument("--min-correct", default=None, help="reward 1 iff at least m positions match (default: exact)")
+    a.add_argument("--eos", default=None, help="end-of-sequence token: a response ends at its first eos")
+    _common(a)
