@@ -218,3 +218,12 @@ def test_autoregressive_instance_errors_are_gradgap_errors() -> None:
         Autoregressive(logits=(*_table(2, 2, lambda t, p, v: 0.0), ((0.0, 0.0),)), target=(0, 0, 0))
     with pytest.raises(GradgapError, match="fixed-position"):
         Autoregressive(logits=_table(1, 2, lambda t, p, v: 0.0), target=(0,)).structure()
+
+
+def test_example_claim_file_runs_on_the_autoregressive_family(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "claims" / "autoregressive.toml"
+    args = ["check", str(path), "--only", "autoregressive-variance-times-gap", "--profile", "quick", "--no-progress"]
+    assert main(args) == 0
+    assert "1/1 claims as expected" in capsys.readouterr().out

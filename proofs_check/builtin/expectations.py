@@ -79,4 +79,9 @@ REQUIRED: Final[dict[str, Strength]] = {
     "stochastic-threshold-single-success": Strength.SIMULATED,
     "one-step-derived-softmax-box": Strength.CERTIFIED,
     "theorem1-step-below-eta-star": Strength.CERTIFIED,
+    "autoregressive-score-mean-zero": Strength.PROVED,
+    "autoregressive-grad-J-variance-gap": Strength.PROVED,
+    "autoregressive-gap-grad-log-odds": Strength.PROVED,
+    "autoregressive-gap-unique-correct": Strength.PROVED,
+    "autoregressive-prefix-dp": Strength.TESTED,
 }
