@@ -92,6 +92,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_custom(args: argparse.Namespace) -> int:
+    """``gap custom``: the report of a user's policy, or with ``--claims`` its claim files checked (exit 1 when a
+    claim is not as expected)."""
+    from gradgap.proofs_check import custom
+
+    policy = custom.load_policy(args.module)
+    points = parsing.parse_int("points", args.points, low=1, high=100_000)
+    radius = parsing.parse_float("radius", args.radius, low=0.0)
+    seed = parsing.parse_seed("seed", args.seed)
+    if not args.claims:
+        report = custom.report(policy, args.method)
+        if args.json:
+            print(json.dumps(report, indent=2, allow_nan=False))
+        else:
+            lines = [f"gradgap gap custom {policy.name} (method={args.method}, d={policy.d}, "
+                     f"responses={report['responses']})"]
+            for key in ("J", "log_odds", "gradient_gap_norm", "enumerate_vs_autograd"):
+                lines.append(f"  {key:<22} {_fmt(report[key])}")
+            lines.append(f"  {'index':<10}{'grad_J':>24}{'gradient_gap':>24}")
+            for i, (a, b) in enumerate(zip(report["grad_J"], report["gradient_gap"], strict=True)):
+                lines.append(f"  {i:<10}{_fmt(a):>24}{_fmt(b):>24}")
+            print("\n".join(lines))
+        return 0
+    results = [r for path in args.claims for r in custom.check_policy(policy, path, points=points, radius=radius,
+                                                                        seed=seed)]
+    if args.json:
+        print(json.dumps({"policy": policy.name, "claims": [r.as_dict() for r in results]}, indent=2,
+                         allow_nan=False))
+    else:
+        for r in results:
+            mark = "" if r.ok else " (!)"
+            print(f"{r.id:<40} {r.status}{mark}  TESTED (float64 only)  evaluated={r.figures['evaluated']}")
+        print(f"{sum(r.ok for r in results)}/{len(results)} claims as expected")
+    return 0 if all(r.ok for r in results) else 1
+
+
 # --------------------------------------------------------------------------------------------- parser
 
 
@@ -136,3 +172,15 @@ def register(subparsers: Any) -> None:
     a.add_argument("--min-correct", default=None, help="reward 1 iff at least m positions match (default: exact)")
     a.add_argument("--eos", default=None, help="end-of-sequence token: a response ends at its first eos")
     _common(a)
+    c = fam.add_parser("custom", help="your own policy over an enumerated response space (MODULE:FUNCTION)",
+                       description="FUNCTION() returns a gradgap.proofs_check.custom.CustomPolicy; its module is "
+                                   "imported and run. With --claims, check claim files on it instead.")
+    c.add_argument("--module", required=True, help="MODULE:FUNCTION or FILE.py:FUNCTION")
+    c.add_argument("--method", default="autograd", choices=("autograd", "enumerate"),
+                   help="route of g (default: autograd)")
+    c.add_argument("--claims", nargs="+", default=None, metavar="FILE", help="TOML claim files to check on it")
+    c.add_argument("--points", default="200", help="random parameter points per claim (default 200)")
+    c.add_argument("--radius", default="1.0", help="the points lie in theta0 + radius * [-1, 1]^d (default 1)")
+    c.add_argument("--seed", default="0", help="seed of the points (default 0)")
+    c.add_argument("--json", action="store_true", help="print JSON on stdout")
+    c.set_defaults(func=run_custom)
