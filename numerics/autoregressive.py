@@ -44,7 +44,7 @@ from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import Autoregressive
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = [*_routes.PUBLIC_NAMES]
+__all__ = [*_routes.PUBLIC_NAMES, "ResponseTable", "response_table"]
 
 Array = NDArray[np.float64]
 
@@ -310,6 +310,29 @@ def _sample(inst: Autoregressive, n: int, rng: np.random.Generator) -> NDArray[n
         code = code * V + out[:, t]
         offset += V**t
     return out
+
+
+class ResponseTable(NamedTuple):
+    r"""Every response of positive probability (eos-padded rows of ``responses``) with :math:`\pi(o)`, the score
+    :math:`s(o)`, the reward and the length :math:`L(o)` (tokens, the eos included)."""
+
+    responses: NDArray[np.int64]
+    probs: Array
+    scores: Array
+    rewards: NDArray[np.int64]
+    lengths: NDArray[np.int64]
+
+
+def response_table(inst: Autoregressive) -> ResponseTable:
+    r"""The enumerated response space of ``inst`` (small instances: :math:`O(V^T)` rows).
+
+    >>> tab = response_table(Autoregressive(logits=(((0.0, 0.0),), ((0.0, 0.0), (0.0, 0.0))), target=(0, 1), eos=1))
+    >>> tab.responses.tolist(), tab.probs.tolist(), tab.lengths.tolist()
+    ([[0, 0], [0, 1], [1, 1]], [0.25, 0.25, 0.5], [2, 2, 1])
+    """
+    _, R, _, _ = _canonical(inst.T, inst.V, inst.target, inst.min_correct, inst.eos)
+    return ResponseTable(R, np.exp(_log_probs(inst, R)), _scores(inst, R), _rewards(inst, R),
+                         _ended_lengths(R, inst.eos))
 
 
 FAMILY = Family(

@@ -227,3 +227,14 @@ def test_example_claim_file_runs_on_the_autoregressive_family(capsys: pytest.Cap
     args = ["check", str(path), "--only", "autoregressive-variance-times-gap", "--profile", "quick", "--no-progress"]
     assert main(args) == 0
     assert "1/1 claims as expected" in capsys.readouterr().out
+
+
+def test_length_weighted_gap_is_g_over_T_at_fixed_length_and_turns_with_eos() -> None:
+    from gradgap.experiments import eos_length
+
+    fixed = eos_length.worked(3, eos=False)
+    assert_close("h", "length-weighted gap vs g/T", fixed, eos_length.length_weighted_gap(fixed),
+                 np.asarray(na.gradient_gap(fixed)) / 3, EXACT)
+    row = eos_length._row(fixed)
+    assert close(row["ratio"], 3.0, (1e-6, 0.0))
+    assert eos_length.angle(eos_length.worked(3)) > 1.0

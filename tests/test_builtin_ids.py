@@ -72,6 +72,11 @@ BUILTIN_IDS: tuple[str, ...] = (
     "autoregressive-gap-grad-log-odds",
     "autoregressive-gap-unique-correct",
     "autoregressive-prefix-dp",
+    "autoregressive-grpo-length-weighted-gap",
+    "autoregressive-grpo-parallel-to-gap-with-eos",
+    "autoregressive-eos-angle",
+    "autoregressive-eos-normalisation-factor",
+    "autoregressive-half-progress-about-1-over-T",
 )
 
 

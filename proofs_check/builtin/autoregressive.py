@@ -14,6 +14,7 @@ tabular prefix-dependent logits).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,10 +23,12 @@ from typing import Any, Final
 import mpmath
 import numpy as np
 import sympy as sp
+from gradgap.experiments import eos_length
+from gradgap.numerics import algorithms as numeric_algorithms
 from gradgap.numerics import autoregressive as numeric
 from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, named_check
-from gradgap.proofs_check.tolerances import EXACT, HP_ZERO
+from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, HP_ZERO
 from gradgap.theory import autoregressive as symbolic
 from gradgap.theory.instances import Autoregressive
 from hypothesis import HealthCheck, Phase, given, settings, target
@@ -245,6 +248,147 @@ def _dp_check(bound: float) -> Any:
     return named_check(f"dp-vs-enumerate-{bound:g}", run)
 
 
+# ------------------------------------------------------------------ variable lengths (end of sequence)
+
+
+#: the relative agreement asked of two ways to one exact float64 number (ratios, identical steps)
+_RATIO_RTOL: Final[float] = 1e-6
+#: T . eta_1/2(g) may vary by at most this factor over the lengths checked ("about 1/T")
+_ONE_OVER_T_SPREAD: Final[float] = 1.25
+
+
+def _lengths(profile: Profile) -> tuple[int, ...]:
+    """T = 4..6 at the gate profiles, 4..8 at ``thorough`` (the half-progress bisection costs ~V^T)."""
+    return tuple(range(4, 9 if profile.name == "thorough" else 7))
+
+
+@lru_cache(maxsize=32)
+def _eos_row(T: int, eos: bool) -> dict[str, Any]:
+    return eos_length._row(eos_length.worked(T, eos=eos))
+
+
+def _eos_instances() -> list[Autoregressive]:
+    """The worked instances T = 2, 3 and two seeded random ones (logits N(0, 1), T = 3, V = 3, eos = 0)."""
+    rng = np.random.default_rng(20261202)
+    out = [eos_length.worked(2), eos_length.worked(3)]
+    for goal in ((1, 2, 0), (2, 1, 1)):
+        tables = tuple(tuple(tuple(float(x) for x in rng.standard_normal(3)) for _ in range(3**t)) for t in range(3))
+        out.append(Autoregressive(logits=tables, target=goal, eos=0))
+    return out
+
+
+def _finite_policy(inst: Autoregressive) -> numeric_algorithms.FinitePolicy:
+    tab = numeric.response_table(inst)
+    return numeric_algorithms.FinitePolicy(tab.probs, tab.scores, tab.rewards, tab.lengths)
+
+
+def _grpo_direction_check(reference: str) -> Any:
+    r""":math:`\angle(\mathbb E[w_{\rm GRPO}], d)` by enumerating every ordered group (G = 2, 3), with ``reference``
+    ``h`` (the length-weighted gap) or ``g``; Dr. GRPO (constant normaliser) against g in both cases."""
+
+    def run(profile: Profile) -> Evidence:
+        angles: dict[str, float] = {}
+        worst = None
+        for k, inst in enumerate(_eos_instances()):
+            fp = _finite_policy(inst)
+            g = np.asarray(numeric.gradient_gap(inst))
+            d = eos_length.length_weighted_gap(inst) if reference == "h" else g
+            for G in (2, 3):
+                a = numeric_algorithms.angle_degrees(numeric_algorithms.expected_update(fp, "grpo", G), d)
+                b = numeric_algorithms.angle_degrees(numeric_algorithms.expected_update(fp, "dr_grpo", G), g)
+                angles[f"{k}:G={G}:grpo"] = float(f"{a:.3e}")
+                angles[f"{k}:G={G}:dr_grpo"] = float(f"{b:.3e}")
+                if max(a, b) > ANGLE_DEG and worst is None:
+                    worst = {"instance": {"family": FAMILY, **inst.as_dict()}, "G": G, "angle_grpo_deg": a,
+                             "angle_dr_grpo_deg": b}
+        figures = {"angles_deg": angles, "tolerance_deg": ANGLE_DEG, "reference": reference}
+        if worst is not None:
+            return Evidence.fails(Strength.TESTED, worst, figures,
+                                  detail=f"E[w] is not parallel to {reference} (exact group enumeration)")
+        return Evidence.holds(Strength.TESTED, figures, detail="exact enumeration of every ordered group, G = 2, 3")
+
+    return named_check("group-enumeration", run)
+
+
+def _angle_check(profile: Profile) -> Evidence:
+    r"""Worked family: :math:`\angle(h,g)=0` at fixed length and at T = 1; with eos it is > 1 degree and strictly
+    increasing for T = 2..max."""
+    Ts = (1, 2, 3, *_lengths(profile))
+    eos = {T: eos_length.angle(eos_length.worked(T)) for T in Ts}
+    fixed = {T: eos_length.angle(eos_length.worked(T, eos=False)) for T in Ts}
+    figures = {"angle_deg_eos": {T: round(a, 4) for T, a in eos.items()},
+               "angle_deg_fixed": {T: float(f"{a:.2e}") for T, a in fixed.items()}}
+    vals = [eos[T] for T in Ts[1:]]
+    ok = (max(fixed.values()) <= ANGLE_DEG and eos[1] <= ANGLE_DEG and vals[0] > 1.0
+          and all(b > a for a, b in itertools.pairwise(vals)))
+    if ok:
+        return Evidence.holds(Strength.TESTED, figures, detail="exact float64 sums over the responses")
+    return Evidence.fails(Strength.TESTED, figures, figures, detail="angle not 0 at fixed length or not increasing")
+
+
+def _normalisation_check(profile: Profile) -> Evidence:
+    r"""Fixed length: :math:`\eta_{1/2}(h)/\eta_{1/2}(g)=T`; with eos the factor lies strictly between the mean
+    length :math:`\mathbb E|o|` and T."""
+    rows = {T: (_eos_row(T, True), _eos_row(T, False)) for T in _lengths(profile)}
+    figures = {"ratio_eos": {T: round(e["ratio"], 4) for T, (e, _) in rows.items()},
+               "ratio_fixed": {T: round(f["ratio"], 6) for T, (_, f) in rows.items()},
+               "mean_length_eos": {T: round(e["mean_length"], 4) for T, (e, _) in rows.items()}}
+    fixed_ok = all(abs(f["ratio"] / T - 1) <= _RATIO_RTOL for T, (_, f) in rows.items())
+    eos_ok = all(e["mean_length"] < e["ratio"] < T for T, (e, _) in rows.items())
+    if fixed_ok and eos_ok:
+        return Evidence.holds(Strength.TESTED, figures, detail="half-progress steps by bisection (rtol 1e-10)")
+    return Evidence.fails(Strength.TESTED, figures, figures, detail="normalisation factor outside (E|o|, T) or != T")
+
+
+def _one_over_t_check(spread: float) -> Any:
+    def run(profile: Profile) -> Evidence:
+        rows = {T: (_eos_row(T, True), _eos_row(T, False)) for T in _lengths(profile)}
+        scaled = {T: e["eta_half_gap"] * T for T, (e, _) in rows.items()}
+        same = all(abs(e["eta_half_gap"] / f["eta_half_gap"] - 1) <= _RATIO_RTOL for e, f in rows.values())
+        figures = {"T_times_eta_half_gap": {T: round(v, 4) for T, v in scaled.items()},
+                   "slope": round(eos_length.fit_slope(list(scaled), [v / T for T, v in scaled.items()]), 4),
+                   "allowed_spread": spread}
+        if same and max(scaled.values()) <= spread * min(scaled.values()):
+            return Evidence.holds(Strength.TESTED, figures, detail="T * eta_1/2(g) within the allowed spread")
+        return Evidence.fails(Strength.TESTED, figures, figures, detail="T * eta_1/2(g) varies more than allowed")
+
+    return named_check("half-progress-1/T", run)
+
+
+def _eos_claims() -> list[Claim]:
+    src = "reconstruction §4.3 (length normalisation, DERIVED) and §4.4; measured here (experiments/eos_length.py)"
+    return [
+        Claim(id="autoregressive-grpo-length-weighted-gap",
+              title="GRPO's expected update is the length-weighted gap; Dr. GRPO's is along g (variable lengths)",
+              family=FAMILY,
+              statement=(r"$\mathbb E[w_{\rm GRPO}]\parallel h=\mathbb E_+[s/|o|]-\mathbb E_-[s/|o|]$ for every group "
+                         r"size, $\mathbb E[w_{\rm Dr.GRPO}]\parallel g$, with an end-of-sequence token"),
+              source=src, checks=(_grpo_direction_check("h"),)),
+        Claim(id="autoregressive-grpo-parallel-to-gap-with-eos",
+              title="Claimed (and refuted): with variable lengths GRPO's expected update is parallel to g",
+              family=FAMILY, statement=r"$\mathbb E[w_{\rm GRPO}]\parallel g$ when lengths vary",
+              source=src, checks=(_grpo_direction_check("g"),), expect="fails"),
+        Claim(id="autoregressive-eos-angle",
+              title="Token-level aggregation turns the update away from g, more for longer responses",
+              family=FAMILY,
+              statement=(r"worked family (V=3, eos, exact match of $(1,\dots,1)$, $\theta=0$): $\angle(h,g)=0$ at "
+                         r"fixed length and $T=1$; with eos it is positive and increasing in $T$"),
+              source=src, checks=(named_check("angles", _angle_check),)),
+        Claim(id="autoregressive-eos-normalisation-factor",
+              title="With eos, 1/|o| normalisation rescales the half-progress step by less than T",
+              family=FAMILY,
+              statement=(r"$\eta_{1/2}(h)/\eta_{1/2}(g)=T$ at fixed length; with eos it lies in "
+                         r"$(\mathbb E|o|,\,T)$"),
+              source=src, checks=(named_check("half-progress-ratio", _normalisation_check),)),
+        Claim(id="autoregressive-half-progress-about-1-over-T",
+              title="The half-progress step of the Gradient-Gap step is about c/T, with or without eos",
+              family=FAMILY,
+              statement=(r"$T\,\eta_{1/2}(g)$ varies by less than a factor 1.25 over the lengths checked, and "
+                         r"$\eta_{1/2}(g)$ is the same with and without eos (exact match)"),
+              source=src, checks=(_one_over_t_check(_ONE_OVER_T_SPREAD),)),
+    ]
+
+
 def claims() -> list[Claim]:
     """The built-in claims of this module."""
     out = [_identity_claim(spec) for spec in IDENTITIES]
@@ -258,4 +402,5 @@ def claims() -> list[Claim]:
         checks=(_dp_check(4.0), _dp_check(60.0)),
         aggregate="weakest",
     ))
+    out.extend(_eos_claims())
     return out

@@ -84,4 +84,9 @@ REQUIRED: Final[dict[str, Strength]] = {
     "autoregressive-gap-grad-log-odds": Strength.PROVED,
     "autoregressive-gap-unique-correct": Strength.PROVED,
     "autoregressive-prefix-dp": Strength.TESTED,
+    "autoregressive-grpo-length-weighted-gap": Strength.TESTED,
+    "autoregressive-grpo-parallel-to-gap-with-eos": Strength.TESTED,
+    "autoregressive-eos-angle": Strength.TESTED,
+    "autoregressive-eos-normalisation-factor": Strength.TESTED,
+    "autoregressive-half-progress-about-1-over-T": Strength.TESTED,
 }
