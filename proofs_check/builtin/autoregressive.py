@@ -27,7 +27,7 @@ from gradgap.experiments import eos_length
 from gradgap.numerics import algorithms as numeric_algorithms
 from gradgap.numerics import autoregressive as numeric
 from gradgap.proofs_check import families
-from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, named_check
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
 from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, HP_ZERO
 from gradgap.theory import autoregressive as symbolic
 from gradgap.theory.instances import Autoregressive
@@ -53,6 +53,8 @@ class ArIdentity:
     residual: Callable[[Any], list[Any]]
     routes_text: str
     applies: Callable[[Autoregressive], bool] = lambda inst: True
+    #: the theory's closed form of the right side b of the routes (a, b), for the mutants' residuals
+    rhs: Callable[[Any], list[Any]] = lambda cf: list(cf.gradient_gap)
 
 
 def _vec(x: Any) -> np.ndarray:
@@ -81,7 +83,7 @@ IDENTITIES: Final[tuple[ArIdentity, ...]] = (
         "autoregressive-score-mean-zero", "The score has mean zero (autoregressive)", "E_pi[score] = 0",
         r"\mathbb E_{o\sim\pi_\theta}\big[\nabla_\theta\log\pi_\theta(o)\big]=0",
         lambda inst: (_vec(numeric.expected_score(inst, method="enumerate")), np.zeros(len(inst.theta))),
-        lambda cf: list(cf.e_score), "enumerate vs 0"),
+        lambda cf: list(cf.e_score), "enumerate vs 0", rhs=lambda cf: [sp.S.Zero] * cf.n),
     ArIdentity(
         "autoregressive-grad-J-variance-gap", "Policy gradient = reward variance times Gradient Gap (autoregressive)",
         "grad J = J(1-J) g", r"\nabla_\theta J=J(1-J)\,g",
@@ -89,7 +91,8 @@ IDENTITIES: Final[tuple[ArIdentity, ...]] = (
                       float(numeric.success_rate(inst)) * (1 - float(numeric.success_rate(inst)))
                       * _vec(numeric.gradient_gap(inst, method="enumerate"))),
         lambda cf: list(cf.grad_success_rate - cf.success_rate * (1 - cf.success_rate) * cf.gradient_gap),
-        "autograd (grad J) vs enumerate (g)"),
+        "autograd (grad J) vs enumerate (g)",
+        rhs=lambda cf: list(cf.success_rate * (1 - cf.success_rate) * cf.gradient_gap)),
     ArIdentity(
         "autoregressive-gap-grad-log-odds", "The Gradient Gap is the gradient of the log-odds (autoregressive)",
         "g = grad ell", r"g=\nabla_\theta\ell,\qquad\ell=\log\frac{J}{1-J}",
@@ -143,9 +146,29 @@ def _proved_check(spec: ArIdentity) -> Any:
     return named_check("prove_identities", run)
 
 
+def _doubled(spec: ArIdentity) -> ArIdentity:
+    """The mutant ``a = 2 b`` (``a = 2 b + 1`` when b is 0): its route search must FAIL at 50 digits."""
+
+    def routes(inst: Autoregressive) -> tuple[np.ndarray, np.ndarray]:
+        a, b = spec.routes(inst)
+        return a, 2.0 * b + (0.0 if np.any(b) else 1.0)
+
+    def residual(cf: Any) -> list[Any]:
+        rhs = spec.rhs(cf)
+        shift = 1 if all(x == 0 for x in rhs) else 0
+        return [r - b - shift for r, b in zip(spec.residual(cf), rhs, strict=True)]
+
+    return ArIdentity(f"{spec.id}~double", spec.title, spec.theory_name, spec.statement, routes, residual,
+                      spec.routes_text, spec.applies, spec.rhs)
+
+
+#: every identity and its mutant, by id (the 50-digit residuals are looked up here)
+_SPECS: Final[dict[str, ArIdentity]] = {s.id: s for spec in IDENTITIES for s in (spec, _doubled(spec))}
+
+
 @lru_cache(maxsize=256)
 def _hp_residual_fn(spec_id: str, structure: Autoregressive) -> Callable[..., Any]:
-    spec = next(s for s in IDENTITIES if s.id == spec_id)
+    spec = _SPECS[spec_id]
     cf = symbolic.closed_forms(structure)
     return sp.lambdify(list(cf.theta), spec.residual(cf), modules="mpmath")
 
@@ -210,11 +233,13 @@ def _tested_check(spec: ArIdentity) -> Any:
 
 
 def _identity_claim(spec: ArIdentity) -> Claim:
+    mutant = _SPECS[f"{spec.id}~double"]
     return Claim(id=spec.id, title=spec.title, family=FAMILY, statement=spec.statement, source=_SOURCE,
-                 checks=(_proved_check(spec), _tested_check(spec)))
+                 checks=(_proved_check(spec), _tested_check(spec)),
+                 mutants=lambda: [mutant_claim(spec.id, "double", _tested_check(mutant), family=FAMILY)])
 
 
-def _dp_check(bound: float) -> Any:
+def _dp_check(bound: float, factor: float = 1.0) -> Any:
     r"""The prefix-tree programme against the enumeration: :math:`\log J`, :math:`\ell` and :math:`g` (relative
     error of ``g`` against its norm), logits up to ``bound``."""
 
@@ -226,7 +251,8 @@ def _dp_check(bound: float) -> Any:
 
         def body(inst: Autoregressive) -> None:
             count[0] += 1
-            g_dp, g_en = _vec(numeric.gradient_gap(inst)), _vec(numeric.gradient_gap(inst, method="enumerate"))
+            g_dp = factor * _vec(numeric.gradient_gap(inst))
+            g_en = _vec(numeric.gradient_gap(inst, method="enumerate"))
             l_dp, l_en = numeric.log_odds(inst), numeric.log_odds(inst, method="enumerate")
             scale = 1.0 + float(np.max(np.abs(g_en)))
             ratio = max(float(np.max(np.abs(g_dp - g_en))) / (atol + rtol * scale),
@@ -242,7 +268,7 @@ def _dp_check(bound: float) -> Any:
         figures = {"examples": count[0], "logit_bound": bound, "tolerance": list(EXACT),
                    "max_error_over_tolerance": float(f"{worst[0]:.3e}")}
         if bad:
-            return Evidence.error(f"prefix DP and enumeration disagree at {bad[-1]['instance']}", figures)
+            return Evidence.fails(Strength.TESTED, bad[-1], figures, detail="prefix DP and enumeration disagree")
         return Evidence.holds(Strength.TESTED, figures, detail=f"{count[0]} instances, |logits| <= {bound:g}")
 
     return named_check(f"dp-vs-enumerate-{bound:g}", run)
@@ -310,7 +336,7 @@ def _grpo_direction_check(reference: str) -> Any:
     return named_check("group-enumeration", run)
 
 
-def _angle_check(profile: Profile) -> Evidence:
+def _angle_check(profile: Profile, first_above: float = 1.0) -> Evidence:
     r"""Worked family: :math:`\angle(h,g)=0` at fixed length and at T = 1; with eos it is > 1 degree and strictly
     increasing for T = 2..max."""
     Ts = (1, 2, 3, *_lengths(profile))
@@ -319,14 +345,14 @@ def _angle_check(profile: Profile) -> Evidence:
     figures = {"angle_deg_eos": {T: round(a, 4) for T, a in eos.items()},
                "angle_deg_fixed": {T: float(f"{a:.2e}") for T, a in fixed.items()}}
     vals = [eos[T] for T in Ts[1:]]
-    ok = (max(fixed.values()) <= ANGLE_DEG and eos[1] <= ANGLE_DEG and vals[0] > 1.0
+    ok = (max(fixed.values()) <= ANGLE_DEG and eos[1] <= ANGLE_DEG and vals[0] > first_above
           and all(b > a for a, b in itertools.pairwise(vals)))
     if ok:
         return Evidence.holds(Strength.TESTED, figures, detail="exact float64 sums over the responses")
     return Evidence.fails(Strength.TESTED, figures, figures, detail="angle not 0 at fixed length or not increasing")
 
 
-def _normalisation_check(profile: Profile) -> Evidence:
+def _normalisation_check(profile: Profile, eos_equals_T: bool = False) -> Evidence:
     r"""Fixed length: :math:`\eta_{1/2}(h)/\eta_{1/2}(g)=T`; with eos the factor lies strictly between the mean
     length :math:`\mathbb E|o|` and T."""
     rows = {T: (_eos_row(T, True), _eos_row(T, False)) for T in _lengths(profile)}
@@ -334,7 +360,8 @@ def _normalisation_check(profile: Profile) -> Evidence:
                "ratio_fixed": {T: round(f["ratio"], 6) for T, (_, f) in rows.items()},
                "mean_length_eos": {T: round(e["mean_length"], 4) for T, (e, _) in rows.items()}}
     fixed_ok = all(abs(f["ratio"] / T - 1) <= _RATIO_RTOL for T, (_, f) in rows.items())
-    eos_ok = all(e["mean_length"] < e["ratio"] < T for T, (e, _) in rows.items())
+    eos_ok = all((abs(e["ratio"] / T - 1) <= _RATIO_RTOL) if eos_equals_T else (e["mean_length"] < e["ratio"] < T)
+                 for T, (e, _) in rows.items())
     if fixed_ok and eos_ok:
         return Evidence.holds(Strength.TESTED, figures, detail="half-progress steps by bisection (rtol 1e-10)")
     return Evidence.fails(Strength.TESTED, figures, figures, detail="normalisation factor outside (E|o|, T) or != T")
@@ -363,7 +390,9 @@ def _eos_claims() -> list[Claim]:
               family=FAMILY,
               statement=(r"$\mathbb E[w_{\rm GRPO}]\parallel h=\mathbb E_+[s/|o|]-\mathbb E_-[s/|o|]$ for every group "
                          r"size, $\mathbb E[w_{\rm Dr.GRPO}]\parallel g$, with an end-of-sequence token"),
-              source=src, checks=(_grpo_direction_check("h"),)),
+              source=src, checks=(_grpo_direction_check("h"),),
+              mutants=lambda: [mutant_claim("autoregressive-grpo-length-weighted-gap", "parallel_to_g",
+                                            _grpo_direction_check("g"), family=FAMILY)]),
         Claim(id="autoregressive-grpo-parallel-to-gap-with-eos",
               title="Claimed (and refuted): with variable lengths GRPO's expected update is parallel to g",
               family=FAMILY, statement=r"$\mathbb E[w_{\rm GRPO}]\parallel g$ when lengths vary",
@@ -373,19 +402,26 @@ def _eos_claims() -> list[Claim]:
               family=FAMILY,
               statement=(r"worked family (V=3, eos, exact match of $(1,\dots,1)$, $\theta=0$): $\angle(h,g)=0$ at "
                          r"fixed length and $T=1$; with eos it is positive and increasing in $T$"),
-              source=src, checks=(named_check("angles", _angle_check),)),
+              source=src, checks=(named_check("angles", _angle_check),),
+              mutants=lambda: [mutant_claim("autoregressive-eos-angle", "first_above_45deg",
+                                            named_check("angles", lambda p: _angle_check(p, 45.0)), family=FAMILY)]),
         Claim(id="autoregressive-eos-normalisation-factor",
               title="With eos, 1/|o| normalisation rescales the half-progress step by less than T",
               family=FAMILY,
               statement=(r"$\eta_{1/2}(h)/\eta_{1/2}(g)=T$ at fixed length; with eos it lies in "
                          r"$(\mathbb E|o|,\,T)$"),
-              source=src, checks=(named_check("half-progress-ratio", _normalisation_check),)),
+              source=src, checks=(named_check("half-progress-ratio", _normalisation_check),),
+              mutants=lambda: [mutant_claim("autoregressive-eos-normalisation-factor", "eos_factor_T",
+                                            named_check("half-progress-ratio", lambda p: _normalisation_check(p, True)),
+                                            family=FAMILY)]),
         Claim(id="autoregressive-half-progress-about-1-over-T",
               title="The half-progress step of the Gradient-Gap step is about c/T, with or without eos",
               family=FAMILY,
               statement=(r"$T\,\eta_{1/2}(g)$ varies by less than a factor 1.25 over the lengths checked, and "
                          r"$\eta_{1/2}(g)$ is the same with and without eos (exact match)"),
-              source=src, checks=(_one_over_t_check(_ONE_OVER_T_SPREAD),)),
+              source=src, checks=(_one_over_t_check(_ONE_OVER_T_SPREAD),),
+              mutants=lambda: [mutant_claim("autoregressive-half-progress-about-1-over-T", "spread_1.01",
+                                            _one_over_t_check(1.01), family=FAMILY)]),
     ]
 
 
@@ -401,6 +437,8 @@ def claims() -> list[Claim]:
         source="DERIVED here (sum the scores of the responses through a prefix u); reconstruction §2.1",
         checks=(_dp_check(4.0), _dp_check(60.0)),
         aggregate="weakest",
+        mutants=lambda: [mutant_claim("autoregressive-prefix-dp", "gap_x1.000001",
+                                      named_check("dp-vs-enumerate-4", _dp_check(4.0, 1.000001)), family=FAMILY)],
     ))
     out.extend(_eos_claims())
     return out
