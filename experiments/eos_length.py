@@ -37,7 +37,8 @@ from gradgap.numerics.algorithms import angle_degrees
 from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.theory.instances import Autoregressive
 
-__all__ = ["angle", "half_progress_step", "length_weighted_gap", "main", "plot", "run_eos_length", "worked"]
+__all__ = ["angle", "half_progress_step", "length_weighted_gap", "main", "plot", "random_angles", "run_eos_length",
+           "worked"]
 
 
 def worked(T: int, *, eos: bool = True) -> Autoregressive:
@@ -80,6 +81,18 @@ def half_progress_step(inst: Autoregressive, d: np.ndarray, *, lo: float = 1e-4,
             return a
         prev = float(eta)
     return math.inf
+
+
+def random_angles(T: int, n: int = 200, seed: int = 0) -> np.ndarray:
+    r""":math:`\angle(h,g)` on ``n`` random instances: V = 3, eos = 0, logits N(0, 1), a uniform random target
+    (exact match)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        tables = tuple(tuple(tuple(float(x) for x in rng.standard_normal(3)) for _ in range(3**t)) for t in range(T))
+        target = tuple(int(x) for x in rng.integers(0, 3, T))
+        out.append(angle(Autoregressive(logits=tables, target=target, eos=0)))
+    return np.asarray(out)
 
 
 def _row(inst: Autoregressive) -> dict[str, Any]:
