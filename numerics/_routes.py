@@ -96,6 +96,9 @@ class Family:
     scores: Callable[[Any, NDArray[np.int64]], Array]
     sample: Callable[[Any, int, np.random.Generator], NDArray[np.int64]]
     structured_hessian: Callable[[Any], Array] | None = None
+    #: ``(N, n, n)`` Hessians of :math:`\log\pi(o)` for a family where they depend on the response (the
+    #: autoregressive one); ``None``: the same for every response (the log-linear fixed-position families)
+    log_prob_hessians: Callable[[Any, NDArray[np.int64]], Array] | None = None
 
     @staticmethod
     def theta(inst: Any) -> Array:
@@ -198,7 +201,8 @@ def enumerate_parts(fam: Family, inst: Any, *, second_moments: bool = False) -> 
               \mathbb E_+[s] = \sum_{r(o)=1} e^{\log\pi(o)-\log J}\,s(o)
 
     and likewise for failures; with ``second_moments`` also :math:`\nabla^2\ell=\mathrm{Cov}_+(s)-\mathrm{Cov}_-(s)`
-    (valid because :math:`\nabla^2\log\pi(o)` does not depend on :math:`o` in these log-linear families).
+    (valid because :math:`\nabla^2\log\pi(o)` does not depend on :math:`o` in the log-linear families; a family
+    with ``log_prob_hessians`` adds :math:`\mathbb E_+[\nabla^2\log\pi]-\mathbb E_-[\nabla^2\log\pi]`).
     """
     L, A = fam.response_shape(inst)
     total = A**L
@@ -227,6 +231,11 @@ def enumerate_parts(fam: Family, inst: Any, *, second_moments: bool = False) -> 
         if p2 is not None and m2 is not None:
             p2 += (S[sb].T * wb[sb]) @ S[sb]
             m2 += (S[~sb].T * wb[~sb]) @ S[~sb]
+            if fam.log_prob_hessians is not None:
+                for c, d in _batches(b - a, n * n):
+                    H, wc, sc = fam.log_prob_hessians(inst, R[c:d]), wb[c:d], sb[c:d]
+                    p2 += np.einsum("i,ijk->jk", wc[sc], H[sc])
+                    m2 += np.einsum("i,ijk->jk", wc[~sc], H[~sc])
     hessian = None
     if p2 is not None and m2 is not None:
         hessian = (p2 - np.outer(plus, plus)) - (m2 - np.outer(minus, minus))

@@ -34,7 +34,14 @@ from typing import Any, Final
 import numpy as np
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
-from gradgap.theory.instances import GradgapError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import (
+    Autoregressive,
+    GradgapError,
+    Instance,
+    SharedTokens,
+    SoftmaxBandit,
+    TokenSequence,
+)
 
 __all__ = ["BUDGETS", "AdversarialResult", "Budget", "adversarial_search", "structures_for"]
 
@@ -117,6 +124,14 @@ def structures_for(family: str, sizes: dict[str, tuple[int, int]], cap: int, lim
                 out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t))
                 if t > 1:
                     out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t, 1))
+    elif family == "autoregressive":
+        for t, v in itertools.product(_size_values(sizes, "T", cap), _size_values(sizes, "V", cap)):
+            if v * (v**t - 1) // (v - 1) <= 14:
+                zero = tuple(((0.0,) * v,) * v**k for k in range(t))
+                out.append(Autoregressive(zero, (0,) * t))
+                if t > 1:
+                    out.append(Autoregressive(zero, (0,) * t, 1))
+                    out.append(Autoregressive(zero, (0,) * (t - 1) + (1,), None, 1))
     else:
         for d, v, t in itertools.product(_size_values(sizes, "d", cap), _size_values(sizes, "V", cap),
                                          _size_values(sizes, "T", cap)):
@@ -162,6 +177,19 @@ def _theta_seeds(inst: Instance) -> list[np.ndarray]:
             z = np.zeros(n)
             z[(inst.target[0] + 1) % V] = big  # J -> 0
             seeds.append(z)
+    elif isinstance(inst, Autoregressive):
+        V = inst.V
+        for big in _LARGE:
+            x = np.zeros(n)
+            for t in range(inst.T):
+                x[inst.param_index(t, inst.target[:t], inst.target[t])] = big  # the target path: J -> 1
+            seeds.append(x)
+            y = x.copy()
+            y[inst.target[0]] = 0.0  # the first token undecided, the rest of the path deterministic
+            seeds.append(y)
+            z = np.zeros(n)
+            z[(inst.target[0] + 1) % V] = big  # J -> 0
+            seeds.append(z)
     else:
         feats = np.asarray(inst.features, dtype=float)
         for big in _LARGE[:3]:
@@ -181,6 +209,13 @@ def _direction_seeds(inst: Instance, rng: np.random.Generator) -> list[np.ndarra
         feats = np.asarray(inst.features, dtype=float)
         for i, j in itertools.permutations(range(inst.V), 2):
             out.append(feats[i] - feats[j])
+    elif isinstance(inst, Autoregressive):  # token differences in the first row and in the target path's rows
+        for t in range(inst.T):
+            row = inst.row_index(t, inst.target[:t]) * inst.V
+            for i, j in itertools.permutations(range(inst.V), 2):
+                x = np.zeros(n)
+                x[row + i], x[row + j] = 1.0, -1.0
+                out.append(x)
     else:
         V = inst.K if isinstance(inst, SoftmaxBandit) else inst.V
         T = 1 if isinstance(inst, SoftmaxBandit) else inst.T

@@ -24,13 +24,13 @@ import mpmath
 import numpy as np
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength
 from gradgap.proofs_check.tolerances import EXACT
-from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import Autoregressive, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["POINTS", "cross_check_claim", "cross_check_family", "random_instances"]
 
 #: random points per family and profile
 POINTS: Final[dict[str, int]] = {"quick": 2, "ci": 3, "thorough": 10}
-_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens")
+_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens", "autoregressive")
 #: numeric routes compared with the theory, per quantity
 _ROUTES: Final[dict[str, tuple[str, ...]]] = {
     "success_rate": ("structured", "enumerate"),
@@ -48,6 +48,9 @@ def _families(claim: Claim) -> list[str]:
     return [f for f in claim.family.split(",") if f in _FAMILIES]
 
 
+#: zero logits of the autoregressive family with T = 2, V = 2 (one root row, two prefix rows)
+_ZERO_AR_2: Final = (((0.0, 0.0),), ((0.0, 0.0), (0.0, 0.0)))
+
 #: the structures of the cross-check (few, so that their compiled closed forms are cached across claims)
 _STRUCTURES: Final[dict[str, tuple[Instance, ...]]] = {
     "softmax": (SoftmaxBandit((0.0, 0.0), frozenset({0})), SoftmaxBandit((0.0,) * 3, frozenset({0})),
@@ -56,6 +59,8 @@ _STRUCTURES: Final[dict[str, tuple[Instance, ...]]] = {
                TokenSequence(((0.0,) * 2,) * 2, (0, 0), 1)),
     "shared_tokens": (SharedTokens((0.0, 0.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=1),
                       SharedTokens((0.0, 0.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=2)),
+    "autoregressive": (Autoregressive((((0.0,) * 3,),), (0,)), Autoregressive(_ZERO_AR_2, (1, 0)),
+                       Autoregressive(_ZERO_AR_2, (0, 1), None, 0), Autoregressive(_ZERO_AR_2, (1, 1), 1)),
 }
 
 

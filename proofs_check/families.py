@@ -25,19 +25,29 @@ from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
 from typing import Final
 
+from gradgap.numerics import autoregressive as numerics_autoregressive
 from gradgap.numerics import shared_tokens as numerics_shared_tokens
 from gradgap.numerics import softmax as numerics_softmax
 from gradgap.numerics import tokens as numerics_tokens
+from gradgap.theory import autoregressive as theory_autoregressive
 from gradgap.theory import shared_tokens as theory_shared_tokens
 from gradgap.theory import softmax as theory_softmax
 from gradgap.theory import tokens as theory_tokens
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import (
+    Autoregressive,
+    GradgapValueError,
+    Instance,
+    SharedTokens,
+    SoftmaxBandit,
+    TokenSequence,
+)
 from hypothesis import assume
 from hypothesis import strategies as st
 
 __all__ = [
     "FAMILIES",
     "LOGIT_BOUND",
+    "LOG_LINEAR_FAMILIES",
     "MAX_RESPONSES",
     "Family",
     "family",
@@ -140,6 +150,40 @@ def shared_tokens_structures(big: bool) -> tuple[SharedTokens, ...]:
     return tuple(SharedTokens((0.0, 0.0), feats, frozenset(c), t) for t, c in shapes)
 
 
+#: largest parameter count an autoregressive search draws (T=3, V=3 has 39: its closed forms are slow)
+AUTOREGRESSIVE_MAX_PARAMS: Final[int] = 14
+
+
+def autoregressive_strategy(sizes: Sizes, cap: int, bound: float) -> st.SearchStrategy[Autoregressive]:
+    """Autoregressive tables with T, V in ``sizes`` (capped; at most :data:`AUTOREGRESSIVE_MAX_PARAMS`
+    parameters), any target, exact match or at least m, with or without an end-of-sequence token."""
+
+    @st.composite
+    def draw_one(draw: st.DrawFn) -> Autoregressive:
+        t = draw(_size(sizes, "T", cap))
+        v = draw(_size(sizes, "V", cap))
+        assume(v * (v**t - 1) // (v - 1) <= AUTOREGRESSIVE_MAX_PARAMS)
+        tables = tuple(tuple(tuple(draw(st.lists(_floats(bound), min_size=v, max_size=v))) for _ in range(v**k))
+                       for k in range(t))
+        target_ = draw(st.lists(st.integers(0, v - 1), min_size=t, max_size=t))
+        eos = draw(st.none() | st.integers(0, v - 1))
+        reach = Autoregressive(logits=tables, target=tuple(target_), eos=eos).max_hits()
+        m = draw(st.none() | st.integers(1, reach))
+        return Autoregressive(logits=tables, target=tuple(target_), min_correct=m, eos=eos)
+
+    return draw_one()
+
+
+def autoregressive_structures(big: bool) -> tuple[Autoregressive, ...]:
+    """(T, V, m, eos) = (1,2,-,-), (2,2,-,-), (2,2,1,-), (2,2,-,1), (1,3,-,-) (and (3,2,-,1), (3,2,2,-), (2,3,-,-)
+    with ``big``); targets (0, 1, ...) mod V; logits zero."""
+    shapes = [(1, 2, None, None), (2, 2, None, None), (2, 2, 1, None), (2, 2, None, 1), (1, 3, None, None)]
+    if big:
+        shapes += [(3, 2, None, 1), (3, 2, 2, None), (2, 3, None, None)]
+    return tuple(Autoregressive(tuple(((0.0,) * v,) * v**k for k in range(t)), tuple(i % v for i in range(t)), m, e)
+                 for t, v, m, e in shapes)
+
+
 # ------------------------------------------------------------------ the registry
 
 
@@ -153,6 +197,9 @@ class Family:
     numerics: ModuleType
     strategy: Strategy
     structures: Callable[[bool], tuple[Instance, ...]]
+    #: whether the instance type has a fixed-position ``structure()`` (a :class:`LogLinearForm`): the generic
+    #: built-in claims (core identities, constants, one-step, Theorem 1) run on these families only
+    log_linear_form: bool = True
 
     @property
     def size_parameters(self) -> dict[str, tuple[int, int]]:
@@ -167,8 +214,13 @@ FAMILIES: Final[Mapping[str, Family]] = MappingProxyType({
         Family("tokens", TokenSequence, theory_tokens, numerics_tokens, tokens_strategy, tokens_structures),
         Family("shared_tokens", SharedTokens, theory_shared_tokens, numerics_shared_tokens,
                shared_tokens_strategy, shared_tokens_structures),
+        Family("autoregressive", Autoregressive, theory_autoregressive, numerics_autoregressive,
+               autoregressive_strategy, autoregressive_structures, log_linear_form=False),
     )
 })
+
+#: the families with a fixed-position log-linear form, in report order (the generic built-in claims' families)
+LOG_LINEAR_FAMILIES: Final[tuple[str, ...]] = tuple(name for name, f in FAMILIES.items() if f.log_linear_form)
 
 
 def family(instance_or_name: Instance | str) -> Family:

@@ -17,7 +17,14 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from gradgap.theory.instances import GradgapValueError, SharedTokens, SoftmaxBandit, TokenSequence, family_name
+from gradgap.theory.instances import (
+    Autoregressive,
+    GradgapValueError,
+    SharedTokens,
+    SoftmaxBandit,
+    TokenSequence,
+    family_name,
+)
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_MC_SAMPLES", "check_budget", "report", "route_cost"]
 
@@ -35,6 +42,8 @@ def _shape(inst: Any) -> tuple[int, int, int]:
         return inst.T, inst.V, inst.T * inst.V
     if isinstance(inst, SharedTokens):
         return inst.T, inst.V, inst.d
+    if isinstance(inst, Autoregressive):
+        return inst.T, inst.V, len(inst.theta)
     raise GradgapValueError(f"instance={type(inst).__name__}: not a policy instance", field="instance", value=inst)
 
 
@@ -56,6 +65,9 @@ def route_cost(inst: Any, method: str, n: int | None = None) -> float:
     if method == "mc":
         samples = DEFAULT_MC_SAMPLES if n is None else n
         return float(samples) * (L + n_params) + L * A
+    if isinstance(inst, Autoregressive):  # structured/fd: the prefix tree; autograd enumerates the responses
+        base = float(A**L * L + n_params) if method == "autograd" else float(4 * n_params)
+        return base * (2 * n_params + 1) if method == "fd" else base
     if isinstance(inst, TokenSequence):
         base = float(inst.T * inst.V + inst.T * min(inst.m, inst.T - inst.m + 1))
     elif isinstance(inst, SharedTokens):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import Autoregressive, SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import strategies as st
 
 
@@ -65,3 +65,29 @@ def unit_directions(n: int) -> st.SearchStrategy[tuple[float, ...]]:
     """Unit vectors of R^n (rejecting near-zero draws)."""
     vec = st.lists(_floats(1.0), min_size=n, max_size=n).filter(lambda w: sum(x * x for x in w) > 1e-4)
     return vec.map(lambda w: tuple(x / sum(y * y for y in w) ** 0.5 for x in w))
+
+
+@st.composite
+def autoregressive_instances(
+    draw: st.DrawFn,
+    *,
+    T: tuple[int, int] = (1, 3),
+    V: tuple[int, int] = (2, 3),
+    bound: float = BOUNDED,
+    max_params: int = 14,
+    eos: bool | None = None,
+) -> Autoregressive:
+    """Autoregressive tables (at most ``max_params`` parameters: T=3, V=3 is left out), exact match or at
+    least m, with an end-of-sequence token when ``eos`` (drawn when ``None``)."""
+    t = draw(st.integers(*T))
+    v = draw(st.integers(*V))
+    while t > 1 and v * (v**t - 1) // (v - 1) > max_params:
+        t -= 1
+    tables = tuple(tuple(tuple(draw(st.lists(_floats(bound), min_size=v, max_size=v))) for _ in range(v**k))
+                   for k in range(t))
+    target = draw(st.lists(st.integers(0, v - 1), min_size=t, max_size=t))
+    use_eos = draw(st.booleans()) if eos is None else eos
+    end = draw(st.integers(0, v - 1)) if use_eos else None
+    reach = Autoregressive(logits=tables, target=tuple(target), eos=end).max_hits()
+    m = draw(st.none() | st.integers(1, reach))
+    return Autoregressive(logits=tables, target=tuple(target), min_correct=m, eos=end)

@@ -67,6 +67,16 @@ BUILTIN_IDS: tuple[str, ...] = (
     "stochastic-threshold-single-success",
     "one-step-derived-softmax-box",
     "theorem1-step-below-eta-star",
+    "autoregressive-score-mean-zero",
+    "autoregressive-grad-J-variance-gap",
+    "autoregressive-gap-grad-log-odds",
+    "autoregressive-gap-unique-correct",
+    "autoregressive-prefix-dp",
+    "autoregressive-grpo-length-weighted-gap",
+    "autoregressive-grpo-parallel-to-gap-with-eos",
+    "autoregressive-eos-angle",
+    "autoregressive-eos-normalisation-factor",
+    "autoregressive-half-progress-about-1-over-T",
 )
 
 

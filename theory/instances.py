@@ -46,6 +46,7 @@ __all__ = [
     "FAMILIES",
     "METHODS",
     "RULES",
+    "Autoregressive",
     "GradgapError",
     "GradgapTypeError",
     "GradgapValueError",
@@ -447,12 +448,200 @@ class SharedTokens:
         return (next(iter(self.correct)),) * self.T if len(self.correct) == 1 else None
 
 
-Instance = SoftmaxBandit | TokenSequence | SharedTokens
+@final
+@dataclass(frozen=True)
+class Autoregressive:
+    r"""Tabular autoregressive policy: a logit vector per position and prefix,
+    :math:`\pi_\theta(o)=\prod_{t<L(o)}\mathrm{softmax}(\theta_{t,o_{<t}})_{o_t}`.
+
+    ``logits[t]`` has :math:`V^t` rows, one per prefix :math:`(o_1,\dots,o_t)` read as a base-V number (first
+    token most significant), each of V logits; the flat layout is ``(t, prefix, v)``, so there are
+    :math:`V(V^T-1)/(V-1)` parameters. With an end-of-sequence token ``eos`` a response ends at its first
+    ``eos`` (included) or at T, so :math:`L(o)\le T`; a response is written as a length-T tuple padded with
+    ``eos`` after its end (the unpadded tuples have probability 0), and rows whose prefix holds ``eos`` are
+    never used. Reward on the ended response: exact match (``min_correct=None``) of the target ended the same
+    way, or at least ``min_correct`` of its :math:`L(o)` positions carrying the target's token.
+
+    >>> ar = Autoregressive(logits=(((0.0, 1.0),), ((0.0, 0.0), (2.0, 0.0))), target=(1, 0))
+    >>> ar.T, ar.V, len(ar.theta), ar.param_index(1, (1,), 0)
+    (2, 2, 6, 4)
+    """
+
+    FAMILY: ClassVar[str] = "autoregressive"
+    #: size parameters and the default inclusive ranges of a search (V(V^T - 1)/(V - 1) parameters)
+    SIZE_PARAMETERS: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType({"T": (1, 3), "V": (2, 3)})
+    #: largest parameter count accepted (V^T rows grow fast; the command line bounds the work separately)
+    MAX_PARAMS: ClassVar[int] = 1_000_000
+
+    logits: tuple[tuple[tuple[float, ...], ...], ...]
+    target: tuple[int, ...]
+    min_correct: int | None = None
+    eos: int | None = None
+
+    def __post_init__(self) -> None:
+        tables = self.logits
+        if isinstance(tables, str | bytes) or not isinstance(tables, Iterable):
+            raise _fail("logits", tables, "must be a list over t of V^t rows of V logits", GradgapTypeError)
+        tables = list(tables)
+        if not tables:
+            raise _fail("logits", self.logits, "must have at least one position (T >= 1)")
+        out: list[tuple[tuple[float, ...], ...]] = []
+        V = 0
+        for t, table in enumerate(tables):
+            if isinstance(table, str | bytes) or not isinstance(table, Iterable):
+                raise _fail(f"logits[{t}]", table, "must be a list of rows", GradgapTypeError)
+            rows = list(table)
+            if t == 0:
+                if len(rows) != 1:
+                    raise _fail("logits[0]", table, f"must have V^0 = 1 row, got {len(rows)}")
+                V = len(check_finite_vector("logits[0][0]", rows[0]))
+                if V < 2:
+                    raise _fail("logits", self.logits, "the vocabulary needs at least 2 tokens (V >= 2)")
+                if V * (V ** len(tables) - 1) // (V - 1) > self.MAX_PARAMS:
+                    raise _fail("logits", f"T={len(tables)}, V={V}", f"more than {self.MAX_PARAMS} parameters")
+            elif len(rows) != V**t:
+                raise _fail(f"logits[{t}]", rows, f"must have V^{t} = {V**t} rows (one per prefix), got {len(rows)}")
+            out.append(tuple(check_finite_vector(f"logits[{t}][{p}]", row, length=V) for p, row in enumerate(rows)))
+        object.__setattr__(self, "logits", tuple(out))
+        T = len(out)
+        target = self.target
+        if isinstance(target, str | bytes) or not isinstance(target, Iterable):
+            raise _fail("target", target, "must be a sequence of token indices", GradgapTypeError)
+        target = tuple(target)
+        if len(target) != T:
+            raise _fail("target", self.target, f"must have length T={T}, got {len(target)}")
+        for v in target:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise _fail("target", self.target, f"entry {_short(v, 20)} is not an integer", GradgapTypeError)
+            if not 0 <= v < V:
+                raise _fail("target", self.target, f"token {v} out of range 0..{V - 1}")
+        object.__setattr__(self, "target", tuple(int(v) for v in target))
+        m = self.min_correct
+        if m is not None:
+            if isinstance(m, bool) or not isinstance(m, int):
+                raise _fail("min_correct", m, "must be an integer", GradgapTypeError)
+            if not 1 <= m <= T:
+                raise _fail("min_correct", m, f"must lie in 1..T={T}")
+        e = self.eos
+        if e is not None:
+            if isinstance(e, bool) or not isinstance(e, int):
+                raise _fail("eos", e, "must be an integer token index", GradgapTypeError)
+            if not 0 <= e < V:
+                raise _fail("eos", e, f"token {e} out of range 0..{V - 1}")
+            if m is not None and m > self.max_hits():
+                raise _fail("min_correct", m, f"no response reaches it: with eos={e} at most {self.max_hits()} "
+                                              "positions can match the target")
+
+    def max_hits(self) -> int:
+        """The most positions a response can match: every non-eos target token before the response stops, plus
+        one if it stops by matching an eos of the target."""
+        free = [t for t, v in enumerate(self.target) if v != self.eos]
+        stops = [len([s for s in free if s < t]) + 1 for t, v in enumerate(self.target) if v == self.eos]
+        return max([len(free), *stops])
+
+    @property
+    def T(self) -> int:
+        """Largest response length (number of positions)."""
+        return len(self.logits)
+
+    @property
+    def V(self) -> int:
+        return len(self.logits[0][0])
+
+    @property
+    def n_rows(self) -> int:
+        r"""Number of (position, prefix) rows :math:`\sum_{t<T}V^t`."""
+        return sum(self.V**t for t in range(self.T))
+
+    def row_index(self, t: int, prefix: Sequence[int]) -> int:
+        """The row of position ``t`` after ``prefix`` (length t) in the flat ``(t, prefix)`` order."""
+        code = 0
+        for o in prefix:
+            code = code * self.V + int(o)
+        return sum(self.V**s for s in range(t)) + code
+
+    def param_index(self, t: int, prefix: Sequence[int], v: int) -> int:
+        """The flat index of logit ``v`` of position ``t`` after ``prefix``."""
+        return self.row_index(t, prefix) * self.V + v
+
+    def ended_length(self, response: Sequence[int]) -> int:
+        """:math:`L(o)`: the position of the first ``eos`` plus one, or T."""
+        if self.eos is not None:
+            for t, o in enumerate(response):
+                if o == self.eos:
+                    return t + 1
+        return len(response)
+
+    def reward(self, response: Sequence[int]) -> int:
+        r""":math:`r(o)` on the ended response: exact match of the ended target, or
+        :math:`\mathbb 1[\#\{t<L(o):o_t=o^\star_t\}\ge m]`."""
+        L = self.ended_length(response)
+        if self.min_correct is None:
+            return int(tuple(response[:L]) == self.target[: self.ended_length(self.target)])
+        return int(sum(int(response[t] == self.target[t]) for t in range(L)) >= self.min_correct)
+
+    def responses(self) -> list[tuple[int, ...]]:
+        """Every response of positive probability (padded with ``eos`` after its end), lexicographic order."""
+        out = []
+        for o in itertools.product(range(self.V), repeat=self.T):
+            L = self.ended_length(o)
+            if all(x == self.eos for x in o[L:]):
+                out.append(tuple(o))
+        return out
+
+    @property
+    def theta(self) -> tuple[float, ...]:
+        """Flat parameter vector in the order ``(t, prefix, v)``."""
+        return tuple(x for table in self.logits for row in table for x in row)
+
+    def with_theta(self, theta: Sequence[float]) -> Autoregressive:
+        flat = tuple(theta)
+        V, n = self.V, len(self.theta)
+        if len(flat) != n:
+            raise _fail("theta", flat, f"must have length V(V^T-1)/(V-1)={n}")
+        tables, k = [], 0
+        for t in range(self.T):
+            rows = []
+            for _ in range(V**t):
+                rows.append(flat[k : k + V])
+                k += V
+            tables.append(tuple(rows))
+        return Autoregressive(logits=tuple(tables), target=self.target, min_correct=self.min_correct, eos=self.eos)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The size parameters of this member."""
+        return {"T": self.T, "V": self.V}
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (the constructor's keywords)."""
+        return {"logits": [[list(r) for r in table] for table in self.logits], "target": list(self.target),
+                "min_correct": self.min_correct, "eos": self.eos}
+
+    def describe(self) -> str:
+        """The structure in words, e.g. ``autoregressive T=2 V=2 target=[1, 0] exact eos=None``."""
+        rule = "exact" if self.min_correct is None else f"m={self.min_correct}"
+        return f"autoregressive T={self.T} V={self.V} target={list(self.target)} {rule} eos={self.eos}"
+
+    def structure(self) -> LogLinearForm:
+        """Not available: the position a logit row serves depends on the prefix, so this family has no
+        fixed-position :class:`LogLinearForm` (docs/DESIGN.md, "Families without a fixed-position form")."""
+        raise _fail("family", self.FAMILY, "positions depend on the prefix: no fixed-position log-linear form")
+
+    def unique_correct_response(self) -> tuple[int, ...] | None:
+        r"""The one correct response (exact match: the target, padded with ``eos`` after its end), else ``None``."""
+        if self.min_correct is not None:
+            return None
+        L = self.ended_length(self.target)
+        return self.target[:L] + (self.eos,) * (self.T - L) if L < self.T else self.target
+
+
+Instance = SoftmaxBandit | TokenSequence | SharedTokens | Autoregressive
 
 #: the instance type of each family, by name (the full registry, with the twin modules, is
 #: ``gradgap.proofs_check.families.FAMILIES``)
 FAMILIES: Final[Mapping[str, type[Instance]]] = MappingProxyType(
-    {cls.FAMILY: cls for cls in (SoftmaxBandit, TokenSequence, SharedTokens)})
+    {cls.FAMILY: cls for cls in (SoftmaxBandit, TokenSequence, SharedTokens, Autoregressive)})
 
 
 def family_name(instance: Instance) -> str:

@@ -45,7 +45,7 @@ from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, Toke
 __all__ = ["PINS", "claims", "pinned_check", "relation_with_pins"]
 
 _LHS: Final[str] = "ell_next - ell"
-_FAMILIES: Final[tuple[str, ...]] = tuple(families.FAMILIES)
+_FAMILIES: Final[tuple[str, ...]] = families.LOG_LINEAR_FAMILIES
 _ETA_FRACTIONS: Final[tuple[float, ...]] = (0.001, 0.01, 0.05, 0.1)  # eta = 10 u: 0.01, 0.1, 0.5, 1
 
 #: near-extremal configurations per family: (instance, raw direction)

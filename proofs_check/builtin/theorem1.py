@@ -37,7 +37,7 @@ from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, Toke
 
 __all__ = ["claims"]
 
-_FAMILIES: Final[tuple[str, ...]] = tuple(families.FAMILIES)
+_FAMILIES: Final[tuple[str, ...]] = families.LOG_LINEAR_FAMILIES
 _PAPER_C: Final[str] = "(L_o + 8*G_o**2)"
 _SHARP_C: Final[str] = "G_o**2/8"
 _STEP: Final[str] = "ell_next - ell >= eta*Delta_mu/2"

@@ -26,6 +26,7 @@ SIZES: dict[str, dict[str, tuple[int, int, int]]] = {
     "softmax": {"K": (2, 8, 3)},
     "tokens": {"T": (1, 6, 2), "V": (2, 4, 3)},
     "shared_tokens": {"d": (1, 3, 2), "T": (1, 8, 2), "V": (2, 6, 3)},
+    "autoregressive": {"T": (1, 3, 2), "V": (2, 3, 2)},
 }
 
 #: text output abbreviates expressions longer than this many characters (``--json`` never does)
@@ -55,6 +56,9 @@ def _defaults(family: str, size: dict[str, int]) -> dict[str, Any]:
         return {"logits": (0.0,) * size["K"], "correct": [0]}
     if family == "tokens":
         return {"logits": ((0.0,) * size["V"],) * size["T"], "target": (0,) * size["T"]}
+    if family == "autoregressive":
+        V = size["V"]
+        return {"logits": tuple(((0.0,) * V,) * V**t for t in range(size["T"])), "target": (0,) * size["T"]}
     from gradgap.theory.shared_tokens import example_instance as shared_example
 
     base = shared_example(d=size["d"], T=size["T"], V=size["V"], correct=[0])
@@ -65,8 +69,10 @@ def build_instance(args: argparse.Namespace) -> Any:
     """The structure-only instance named by the arguments (zero parameters)."""
     family = check_family(args.family)
     size = parse_size(family, args.size)
-    texts = {"correct": args.correct} if family != "tokens" else {"target": args.target,
-                                                                   "min_correct": args.min_correct}
+    texts = {"correct": args.correct} if family not in ("tokens", "autoregressive") else {
+        "target": args.target, "min_correct": args.min_correct}
+    if family == "autoregressive":
+        texts["eos"] = args.eos
     if family == "shared_tokens":
         texts |= {"features": args.features, "bias": args.bias}
         if args.features is not None:
@@ -145,13 +151,14 @@ def register(subparsers: Any) -> None:
                     "(difference simplified to exactly 0) for one policy structure. Exit 1 if an identity "
                     "could not be proved.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("family", metavar="FAMILY", help="softmax, tokens or shared_tokens")
+    p.add_argument("family", metavar="FAMILY", help="softmax, tokens, shared_tokens or autoregressive")
     p.add_argument("--size", default=None, help="sizes as NAME=INT,...: K=3 | T=2,V=3 | d=2,T=3,V=3")
     p.add_argument("--correct", default=None, help="correct arms / vocabulary subset, e.g. 0,2 (default 0)")
     p.add_argument("--target", default=None, help="tokens: target response o*, e.g. 1,0 (default all 0)")
     p.add_argument("--min-correct", default=None, help="tokens: reward 1 iff at least m positions match")
     p.add_argument("--features", default=None, help="shared_tokens: V x d features as JSON")
     p.add_argument("--bias", default=None, help="shared_tokens: V biases as JSON (default zeros)")
+    p.add_argument("--eos", default=None, help="autoregressive: end-of-sequence token")
     p.add_argument("--no-proofs", action="store_true", help="skip the identity proofs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

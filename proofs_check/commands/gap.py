@@ -16,7 +16,7 @@ from typing import Any
 
 from gradgap.proofs_check.commands import parsing
 from gradgap.proofs_check.commands.instances import build_instance, texts_of
-from gradgap.theory.instances import METHODS, GradgapValueError, TokenSequence
+from gradgap.theory.instances import METHODS, Autoregressive, GradgapValueError, TokenSequence
 
 
 def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None,
@@ -37,7 +37,19 @@ def _fmt(x: Any) -> str:
 def _labels(inst: Any, size: int) -> list[str]:
     if isinstance(inst, TokenSequence):
         return [f"{i // inst.V},{i % inst.V}" for i in range(size)]
+    if isinstance(inst, Autoregressive):
+        return _prefix_labels(inst, size)
     return [str(i) for i in range(size)]
+
+
+def _prefix_labels(inst: Autoregressive, size: int) -> list[str]:
+    """``t,prefix,v`` labels in the flat (t, prefix, v) order (the prefix as tokens, ``-`` when empty)."""
+    out = []
+    for t in range(inst.T):
+        for code in range(inst.V**t):
+            digits = [str((code // inst.V ** (t - 1 - s)) % inst.V) for s in range(t)]
+            out.extend(f"{t},{''.join(digits) or '-'},{v}" for v in range(inst.V))
+    return out[:size]
 
 
 def format_table(inst: Any, report: dict[str, Any]) -> str:
@@ -51,7 +63,8 @@ def format_table(inst: Any, report: dict[str, Any]) -> str:
     vectors = [report[k] for k in cols]
     size = max((len(v) for v in vectors if v is not None), default=0)
     if size:
-        head = "(t,v)" if isinstance(inst, TokenSequence) else "index"
+        head = ("(t,v)" if isinstance(inst, TokenSequence) else "(t,u,v)" if isinstance(inst, Autoregressive)
+                else "index")
         lines.append(f"  {head:<10}" + "".join(f"{c:>24}" for c in cols))
         for i, label in enumerate(_labels(inst, size)):
             lines.append(f"  {label:<10}" + "".join(f"{_fmt(None if v is None else v[i]):>24}" for v in vectors))
@@ -77,6 +90,42 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(inst, report))
     return 0
+
+
+def run_custom(args: argparse.Namespace) -> int:
+    """``gap custom``: the report of a user's policy, or with ``--claims`` its claim files checked (exit 1 when a
+    claim is not as expected)."""
+    from gradgap.proofs_check import custom
+
+    policy = custom.load_policy(args.module)
+    points = parsing.parse_int("points", args.points, low=1, high=100_000)
+    radius = parsing.parse_float("radius", args.radius, low=0.0)
+    seed = parsing.parse_seed("seed", args.seed)
+    if not args.claims:
+        report = custom.report(policy, args.method)
+        if args.json:
+            print(json.dumps(report, indent=2, allow_nan=False))
+        else:
+            lines = [f"gradgap gap custom {policy.name} (method={args.method}, d={policy.d}, "
+                     f"responses={report['responses']})"]
+            for key in ("J", "log_odds", "gradient_gap_norm", "enumerate_vs_autograd"):
+                lines.append(f"  {key:<22} {_fmt(report[key])}")
+            lines.append(f"  {'index':<10}{'grad_J':>24}{'gradient_gap':>24}")
+            for i, (a, b) in enumerate(zip(report["grad_J"], report["gradient_gap"], strict=True)):
+                lines.append(f"  {i:<10}{_fmt(a):>24}{_fmt(b):>24}")
+            print("\n".join(lines))
+        return 0
+    results = [r for path in args.claims for r in custom.check_policy(policy, path, points=points, radius=radius,
+                                                                        seed=seed)]
+    if args.json:
+        print(json.dumps({"policy": policy.name, "claims": [r.as_dict() for r in results]}, indent=2,
+                         allow_nan=False))
+    else:
+        for r in results:
+            mark = "" if r.ok else " (!)"
+            print(f"{r.id:<40} {r.status}{mark}  TESTED (float64 only)  evaluated={r.figures['evaluated']}")
+        print(f"{sum(r.ok for r in results)}/{len(results)} claims as expected")
+    return 0 if all(r.ok for r in results) else 1
 
 
 # --------------------------------------------------------------------------------------------- parser
@@ -114,3 +163,24 @@ def register(subparsers: Any) -> None:
     h.add_argument("--T", required=True, help="response length")
     h.add_argument("--bias", default=None, help="V token biases (default: zeros)")
     _common(h)
+    a = fam.add_parser("autoregressive", help="tabular autoregressive policy (logits per position and prefix)",
+                       description="logits[t] has V^t rows (the prefix as a base-V number, first token most "
+                                   "significant), each of V logits; vectors are flattened in the order (t, prefix, v).")
+    a.add_argument("--logits", required=True,
+                   help="JSON list over t of V^t rows of V logits: '[[[0,1]], [[0,0],[1,0]]]'")
+    a.add_argument("--target", required=True, help="target tokens o*: 1,0,2")
+    a.add_argument("--min-correct", default=None, help="reward 1 iff at least m positions match (default: exact)")
+    a.add_argument("--eos", default=None, help="end-of-sequence token: a response ends at its first eos")
+    _common(a)
+    c = fam.add_parser("custom", help="your own policy over an enumerated response space (MODULE:FUNCTION)",
+                       description="FUNCTION() returns a gradgap.proofs_check.custom.CustomPolicy; its module is "
+                                   "imported and run. With --claims, check claim files on it instead.")
+    c.add_argument("--module", required=True, help="MODULE:FUNCTION or FILE.py:FUNCTION")
+    c.add_argument("--method", default="autograd", choices=("autograd", "enumerate"),
+                   help="route of g (default: autograd)")
+    c.add_argument("--claims", nargs="+", default=None, metavar="FILE", help="TOML claim files to check on it")
+    c.add_argument("--points", default="200", help="random parameter points per claim (default 200)")
+    c.add_argument("--radius", default="1.0", help="the points lie in theta0 + radius * [-1, 1]^d (default 1)")
+    c.add_argument("--seed", default="0", help="seed of the points (default 0)")
+    c.add_argument("--json", action="store_true", help="print JSON on stdout")
+    c.set_defaults(func=run_custom)

@@ -52,6 +52,9 @@ FIELDS: Final[dict[str, tuple[Field, ...]]] = {
     "shared_tokens": (Field("theta", _numbers), Field("features", parsing.parse_table),
                       Field("correct", parsing.parse_indices), Field("T", _length),
                       Field("bias", _numbers, required=False)),
+    "autoregressive": (Field("logits", parsing.parse_tables), Field("target", parsing.parse_indices),
+                       Field("min_correct", parsing.parse_int, "min-correct", required=False),
+                       Field("eos", parsing.parse_int, required=False)),
 }
 
 

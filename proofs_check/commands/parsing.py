@@ -188,6 +188,17 @@ def parse_rows(field: str, text: str) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(_convert_items(field, text, row, _finite_float, "a finite number")) for row in rows)
 
 
+def parse_tables(field: str, text: str) -> tuple[tuple[tuple[Any, ...], ...], ...]:
+    """A JSON array of tables (arrays of rows), ``[[[...]], [[...], [...]]]``, as nested tuples (entries and
+    shapes are checked by the instance)."""
+    data = parse_json(field, _text(text).strip())
+    if not isinstance(data, list) or not all(isinstance(tb, list) and all(isinstance(r, list) for r in tb)
+                                             for tb in data):
+        raise _bad(field, text, "must be a JSON array over t of arrays of rows (logits[t][prefix][v])",
+                   GradgapTypeError)
+    return tuple(tuple(tuple(row) for row in table) for table in data)
+
+
 def parse_int(field: str, text: str | int, *, low: int | None = None, high: int | None = None) -> int:
     """One integer, optionally within ``low .. high``."""
     try:
