@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from gradgap.experiments import bandits as ex
 from gradgap.numerics import dynamics as nd
 from gradgap.theory import critical_step as th

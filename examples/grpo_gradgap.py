@@ -40,6 +40,7 @@ def build(script_args: ScriptArguments, training_args: GRPOConfig, gg: GradgapAr
     """(model, tokenizer, train dataset, reward functions, evaluator)."""
     if script_args.dataset_name is None:
         from datasets import Dataset
+
         from gradgap.experiments.grpo.presets import resolve_preset
         from gradgap.experiments.grpo.run import copy_reward
         from gradgap.experiments.grpo.tiny import CopyTask, success_probability, warm_started_model
@@ -54,8 +55,9 @@ def build(script_args: ScriptArguments, training_args: GRPOConfig, gg: GradgapAr
             return success_probability(m, eval_ids.to(m.device), plen, temperature=training_args.temperature)
 
         return model, tok, train, [copy_reward], evaluator
-    from gradgap.experiments.grpo.evaluation import load_local_math, math_verify_reward, sampled_evaluator
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gradgap.experiments.grpo.evaluation import load_local_math, math_verify_reward, sampled_evaluator
 
     extra = {} if gg.instruction is None else {"instruction": gg.instruction}
     splits = load_local_math(script_args.dataset_name, prompt_column=gg.prompt_column,

@@ -10,6 +10,7 @@ Source: reconstruction §4.2 (sharpness heuristic, DERIVED by this project).
 from __future__ import annotations
 
 import numpy as np
+
 from gradgap.numerics import dynamics
 from gradgap.theory.instances import Instance, SharedTokens  # noqa: F401  (SharedTokens: doctest)
 

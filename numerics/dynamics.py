@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, final
 
 import numpy as np
+
 from gradgap.theory.instances import (  # noqa: F401 (SharedTokens, SoftmaxBandit: doctests)
     RULES,
     GradgapValueError,

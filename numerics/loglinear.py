@@ -27,9 +27,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
+
 from gradgap.numerics.logspace import logsumexp
 from gradgap.theory.instances import Instance
-from numpy.typing import NDArray
 
 __all__ = ["operator_norm", "position_log_probs", "position_scores", "token_sum_gap"]
 

@@ -19,8 +19,9 @@ from statistics import NormalDist
 from typing import final
 
 import numpy as np
-from gradgap.theory.instances import GradgapValueError
 from numpy.typing import ArrayLike, NDArray
+
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = ["Estimate", "Moments", "confidence_interval", "difference_estimate", "mean_estimate", "z_critical"]
 

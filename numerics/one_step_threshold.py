@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import mpmath
 import numpy as np
+
 from gradgap.numerics import dynamics
 from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit  # noqa: F401 (doctests)
 

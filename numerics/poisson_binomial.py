@@ -10,8 +10,9 @@ Source: reconstruction §1 (product policy), DERIVED.
 from __future__ import annotations
 
 import numpy as np
-from gradgap.numerics.logspace import logsumexp
 from numpy.typing import NDArray
+
+from gradgap.numerics.logspace import logsumexp
 
 __all__ = ["log_tails"]
 

@@ -32,12 +32,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from gradgap.numerics import _routes
 from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import log_geometric_sum, logsumexp, softplus
 from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import SharedTokens
-from numpy.typing import ArrayLike, NDArray
 
 __all__ = [*_routes.PUBLIC_NAMES]
 

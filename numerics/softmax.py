@@ -36,12 +36,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from gradgap.numerics import _routes
 from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import logsumexp
 from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import SoftmaxBandit
-from numpy.typing import ArrayLike, NDArray
 
 __all__ = [*_routes.PUBLIC_NAMES]
 

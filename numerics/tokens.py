@@ -41,13 +41,14 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from gradgap.numerics import _routes
 from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import logsumexp, softplus
 from gradgap.numerics.montecarlo import Estimate
 from gradgap.numerics.poisson_binomial import log_tails
 from gradgap.theory.instances import GradgapValueError, TokenSequence
-from numpy.typing import ArrayLike, NDArray
 
 __all__ = [*_routes.PUBLIC_NAMES, "TokenGap", "gap_arrays"]
 

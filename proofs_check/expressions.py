@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import mpmath
+
 from gradgap.theory.instances import GradgapValueError
 
 __all__ = [

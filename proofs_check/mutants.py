@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
+
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check import search
 from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Relation, Status, get_profile

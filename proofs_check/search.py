@@ -28,15 +28,16 @@ from typing import Any, Final, Literal
 import mpmath
 import numpy as np
 import sympy
+from hypothesis import HealthCheck, Phase, assume, given, settings, target
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, named_check
 from gradgap.proofs_check.families import LOGIT_BOUND
 from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
 from gradgap.theory.instances import GradgapValueError, Instance
-from hypothesis import HealthCheck, Phase, assume, given, settings, target
-from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
 
 __all__ = [
     "HP_RTOL",

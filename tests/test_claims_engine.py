@@ -7,6 +7,7 @@ import types
 from dataclasses import replace
 
 import pytest
+
 from gradgap.proofs_check.builtin import BUILTIN_MODULES, builtin_claims, core
 from gradgap.proofs_check.claims import (
     PROFILES,

@@ -14,11 +14,11 @@ import subprocess
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+
 from gradgap.proofs_check.cli import main
 from gradgap.proofs_check.tolerances import EXACT, close
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
-from hypothesis import HealthCheck, example, given, settings
-
 from tests.strategies import shared_instances, softmax_instances, token_instances
 
 # ------------------------------------------------------------------------- the independent reference

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gradgap.numerics import dynamics as nd
 from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, MC_ALPHA
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence

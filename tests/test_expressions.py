@@ -7,6 +7,7 @@ import math
 
 import mpmath
 import pytest
+
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check.tolerances import EXACT, close
 from gradgap.theory.instances import GradgapValueError

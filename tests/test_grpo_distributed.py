@@ -88,6 +88,7 @@ def _acc(dt, n: int = 2, fsdp2: bool = False):
 
 def test_topology_is_read_from_accelerate_and_deepspeed_is_refused_in_one_line():
     from accelerate.utils import DistributedType
+
     from gradgap.experiments.grpo.probe import UnsupportedTopologyError, topology
 
     assert topology(_acc(DistributedType.NO, 1)) == ("single", 1)

@@ -8,6 +8,7 @@ import json
 import math
 
 import pytest
+
 from gradgap.experiments.grpo.config import GrpoRunConfig, TinyModelSpec  # noqa: F401 (used by the eval table)
 from gradgap.experiments.grpo.presets import resolve_preset
 from gradgap.experiments.grpo.report import brackets, build_report, predicted_slope, write_report

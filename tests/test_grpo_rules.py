@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+
 from gradgap.experiments.grpo.presets import resolve_preset
 from gradgap.experiments.grpo.report import brackets, build_report, write_report
 from gradgap.experiments.grpo.run import RunResult, classify

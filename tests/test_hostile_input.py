@@ -29,9 +29,10 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from gradgap.proofs_check.cli import MAX_ERROR_LINE, main
 from hypothesis import given
 from hypothesis import strategies as st
+
+from gradgap.proofs_check.cli import MAX_ERROR_LINE, main
 
 #: the slowest a refusal may be, in process (seconds of wall time on a shared 2-core machine)
 REFUSAL_SECONDS = 10.0
@@ -585,6 +586,7 @@ def test_expression_limits_keep_legitimate_relations(text: str) -> None:
                                              ("0", "-1", "+inf"), ("3", "2", "9.0")])
 def test_mp_power_saturates_instead_of_building_a_huge_integer(a: str, b: str, want: str) -> None:
     import mpmath
+
     from gradgap.proofs_check import expressions
 
     with mpmath.workdps(expressions.HP_DIGITS):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from gradgap.proofs_check.builtin import builtin_claims
 from gradgap.proofs_check.cli import main
 from gradgap.proofs_check.latex import TEX_NAME, document, escape

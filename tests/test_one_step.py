@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gradgap.numerics import algorithms as na
 from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT, FD
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.strategies import shared_instances, softmax_instances, token_instances, unit_directions
 
 SMALL = st.one_of(

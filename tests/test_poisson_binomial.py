@@ -10,6 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from flint import arb
+
 from gradgap.theory import poisson_binomial as pb
 
 

@@ -18,6 +18,7 @@ from statistics import NormalDist
 import mpmath
 import numpy as np
 import pytest
+
 from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT, FD, MC_ALPHA
 from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from gradgap.proofs_check.tolerances import EXACT, FD, close
 
+from gradgap.proofs_check.tolerances import EXACT, FD, close
 from tests.test_hostile_input import assert_one_line_error, run_cli
 
 #: the most wall time one replayed input may take in process, on a shared 2-core machine

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gradgap.theory.instances import SharedTokens
-
 from tests.strategies import shared_instances
 from tests.twins import twin_tests
 

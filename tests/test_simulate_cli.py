@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from gradgap.proofs_check import cli
 
 KEYS = ("lengths", "eta_crit_unnormalized", "eta_crit_normalized", "eta_crit_closed_unnormalized",

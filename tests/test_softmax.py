@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gradgap.theory.instances import SoftmaxBandit
-
 from tests.strategies import EXTREME, softmax_instances
 from tests.twins import twin_tests
 
@@ -17,8 +16,9 @@ TestSoftmaxTwins = twin_tests(
 
 
 def test_extreme_logits_give_log_odds_1000_and_gap_1_0_minus1() -> None:
-    import gradgap.numerics.softmax as num
     import numpy as np
+
+    import gradgap.numerics.softmax as num
 
     assert num.log_odds(EXTREME_EXAMPLE) == 1000.0
     assert np.array_equal(num.gradient_gap(EXTREME_EXAMPLE), np.array([1.0, 0.0, -1.0]))

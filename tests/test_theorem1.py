@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gradgap.numerics import algorithms as na
 from gradgap.proofs_check import families
 from gradgap.proofs_check.tolerances import EXACT

@@ -11,6 +11,7 @@ import os
 
 import pytest
 import sympy as sp
+
 from gradgap.proofs_check.cli import main
 from gradgap.theory import shared_tokens, softmax, tokens
 from gradgap.theory.closed_forms import prove_zero

@@ -10,6 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
+
 from gradgap.numerics import critical_step as ncs
 from gradgap.numerics import dynamics as nd
 from gradgap.numerics import one_step_threshold as nt

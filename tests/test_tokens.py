@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gradgap.theory.instances import TokenSequence
-
 from tests.strategies import EXTREME, token_instances
 from tests.twins import twin_tests
 

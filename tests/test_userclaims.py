@@ -6,6 +6,7 @@ import pathlib
 import textwrap
 
 import pytest
+
 from gradgap.proofs_check.cli import main
 from gradgap.proofs_check.userclaims import load_file, load_files
 from gradgap.theory.instances import GradgapValueError
@@ -38,6 +39,7 @@ def test_full_claim_table_is_read():
 
 def test_latex_is_built_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     import sympy
+
     from gradgap.proofs_check import latex
 
     calls = []

@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Any, Final
 
 import sympy as sp
+
 from gradgap.theory.instances import GradgapValueError, Instance
 
 __all__ = ["UNIT_FEATURES", "LineType", "Type", "is_product", "line_types", "log_J_expr", "n_parameters", "types"]

@@ -52,6 +52,7 @@ from itertools import product
 from typing import Final, Literal
 
 import sympy as sp
+
 from gradgap.theory.closed_forms import IdentityResult
 from gradgap.theory.instances import GradgapValueError
 

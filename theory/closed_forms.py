@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import sympy as sp
+
 from gradgap.theory.instances import GradgapTypeError, GradgapValueError, check_finite_vector
 
 __all__ = [

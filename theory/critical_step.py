@@ -36,6 +36,7 @@ from functools import cache
 from typing import Final
 
 import sympy as sp
+
 from gradgap.theory import _loglinear as ll
 from gradgap.theory import algorithms
 from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens

@@ -32,6 +32,7 @@ from fractions import Fraction
 from typing import Final
 
 from flint import arb, ctx, fmpq
+
 from gradgap.theory import poisson_binomial
 from gradgap.theory._loglinear import LineType, is_product
 

@@ -45,6 +45,7 @@ import numpy as np
 import sympy as sp
 from flint import arb
 from flint import ctx as flint_ctx
+
 from gradgap.theory import _loglinear as ll
 from gradgap.theory import intervals, poisson_binomial
 from gradgap.theory.instances import GradgapValueError, Instance, SoftmaxBandit  # noqa: F401 (doctests)

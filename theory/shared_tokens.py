@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 import sympy as sp
+
 from gradgap.theory import closed_forms as forms
 from gradgap.theory.closed_forms import (
     ClosedForms,

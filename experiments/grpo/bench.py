@@ -72,11 +72,12 @@ def bench_probe(cfg: GrpoRunConfig, *, steps: int = 30, rounds: int = 3, warmup:
     import warnings
 
     import torch
-    from gradgap.experiments.grpo.probe import GradgapGRPOTrainer, GradgapProbe
-    from gradgap.experiments.grpo.run import build, trl_options
     from transformers import PrinterCallback, ProgressCallback, TrainerCallback
     from transformers.utils import logging as hf_logging
     from trl import GRPOConfig, GRPOTrainer
+
+    from gradgap.experiments.grpo.probe import GradgapGRPOTrainer, GradgapProbe
+    from gradgap.experiments.grpo.run import build, trl_options
 
     cuda = torch.cuda.is_available()
     hf_logging.disable_progress_bar()

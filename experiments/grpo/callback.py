@@ -38,9 +38,10 @@ def add_gradgap(trainer: Any, out_dir: str | os.PathLike, *, gap_every: int = 10
     -> AdamW's moments when it is a plain ``torch.optim.AdamW``, else the realised parameter change); the
     temperature from ``trainer.args.temperature``. DeepSpeed and FSDP1 are refused in one line.
     """
+    from trl import GRPOTrainer
+
     from gradgap.experiments.grpo.probe import GradgapProbe, GradgapTrainerMixin
     from gradgap.theory.instances import GradgapTypeError
-    from trl import GRPOTrainer
 
     if not isinstance(trainer, GRPOTrainer):
         raise GradgapTypeError(f"trainer={type(trainer).__name__}: add_gradgap needs a trl.GRPOTrainer",

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
+
 from gradgap.proofs_check.atomic import atomic_write_text
 
 #: P prompts x G completions; successes per group: mixed, mixed, none, mixed

@@ -79,10 +79,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from gradgap.proofs_check.atomic import atomic_write_text
-from gradgap.theory.instances import GradgapValueError
 from transformers import TrainerCallback
 from trl import GRPOTrainer
+
+from gradgap.proofs_check.atomic import atomic_write_text
+from gradgap.theory.instances import GradgapValueError
 
 __all__ = [
     "GapBatch",

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+
 from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.proofs_check.claims import Evidence, Strength
 from gradgap.theory.instances import GradgapValueError

@@ -453,9 +453,10 @@ def _train(cfg: GrpoRunConfig, out: Path, *, reward_funcs, train_dataset, on_gap
     import warnings
 
     import torch
-    from gradgap.experiments.grpo.probe import GradgapGRPOTrainer, GradgapProbe
     from transformers import PrinterCallback, ProgressCallback
     from trl import GRPOConfig
+
+    from gradgap.experiments.grpo.probe import GradgapGRPOTrainer, GradgapProbe
 
     out = Path(out)
     main = _is_main_process()

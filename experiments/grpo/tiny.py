@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import torch
+
 from gradgap.experiments.grpo.config import GrpoRunConfig, TinyModelSpec, config_hash
 from gradgap.theory.instances import GradgapValueError
 

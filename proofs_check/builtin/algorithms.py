@@ -36,6 +36,9 @@ from typing import Any, Final
 import mpmath
 import numpy as np
 import sympy as sp
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
 from gradgap.numerics import algorithms as na
 from gradgap.numerics.algorithms import EosTokens
 from gradgap.proofs_check import families
@@ -44,8 +47,6 @@ from gradgap.proofs_check.search import instance_dict, instance_strategy
 from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, ROUNDING
 from gradgap.theory import algorithms as ta
 from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 __all__ = ["VARLEN_PROBS", "claims"]
 

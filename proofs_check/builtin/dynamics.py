@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+
 from gradgap.experiments import bandits as ex
 from gradgap.numerics import dynamics as nd
 from gradgap.proofs_check.claims import Check, Claim, Evidence, Profile, Strength, named_check
