@@ -10,6 +10,7 @@ in ``test_unmutated_gate_is_green_with_fail_fast``. The sampled mutation score o
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradgap.proofs_check import source_mutants as sm
@@ -42,7 +43,12 @@ FIXED: list[tuple[str, str, str, str]] = [
 ]
 
 #: seconds one mutated gate may take (a killed mutant stops at its first red claim)
-LIMIT = 240
+LIMIT = 300
+#: the control runs the whole gate (nothing fails, so nothing stops it early)
+CONTROL_LIMIT = 900
+CONTROL = "unmutated control"
+#: mutated gates run side by side (the CI machine has 2 cores)
+WORKERS = 2
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +56,40 @@ def root():
     return sm.source_root()
 
 
-@pytest.mark.parametrize(("name", "path", "old", "new"), FIXED, ids=[f[0] for f in FIXED])
-def test_fixed_mutant_turns_the_gate_red(root, name, path, old, new):
-    mutant = sm.fixed_mutant(root, path, old, new, kind=name)
+def _gate_on(root, name: str, path: str | None = None, old: str = "", new: str = "",
+             limit: float = LIMIT) -> tuple[int | None, float, str]:
+    """The fail-fast ci gate on a copy of the source, mutated unless ``path`` is ``None`` (the control)."""
     tree = sm.copy_tree(root, sm.scratch())
     try:
-        sm.apply(tree, mutant)
-        code, seconds, tail = sm.run_gate(tree, ["--profile", "ci", "--fail-fast"], LIMIT)
+        if path is not None:
+            sm.apply(tree, sm.fixed_mutant(root, path, old, new, kind=name))
+        return sm.run_gate(tree, ["--profile", "ci", "--fail-fast"], limit)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def gate_results(root):
+    """The unmutated control and every fixed mutant's gate run, ``WORKERS`` at a time (the control, a whole
+    gate run, first): name -> (exit code, seconds, output tail)."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        futures = {CONTROL: pool.submit(_gate_on, root, CONTROL, limit=CONTROL_LIMIT)}
+        futures.update({f[0]: pool.submit(_gate_on, root, *f) for f in FIXED})
+        return {name: fut.result() for name, fut in futures.items()}
+
+
+@pytest.mark.slow
+def test_unmutated_gate_is_green_with_fail_fast(gate_results):
+    """The control: the same command on an unmutated copy exits 0, so each red run below is the mutant's doing."""
+    code, seconds, tail = gate_results[CONTROL]
+    assert code == 0, f"control: exit {code} after {seconds:.0f} s\n{tail}"
+    assert "claims as expected" in tail
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f[0] for f in FIXED])
+def test_fixed_mutant_turns_the_gate_red(gate_results, name):
+    code, seconds, tail = gate_results[name]
     assert code == 1, f"{name}: exit {code} after {seconds:.0f} s\n{tail}"
     assert "fail-fast: stopped at" in tail
 
