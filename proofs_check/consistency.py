@@ -9,14 +9,22 @@ reproducible), evaluates
 
 with the theory (SymPy closed forms at the exact float parameters, 50 digits) and with the independent
 numerics (``structured`` and ``enumerate`` routes for :math:`J,\ell,g`; ``autograd`` for :math:`\nabla J`), and
-requires agreement within :data:`~gradgap.proofs_check.tolerances.EXACT`. A disagreement is an ``ERROR`` of
-the claim (a closed form or a twin is wrong; which one is for a person to find), so it turns the gate red.
+requires agreement within :data:`~gradgap.proofs_check.tolerances.EXACT`. Besides the random points, a few fixed
+*extreme* instances per family (logits of several hundred, where :math:`J` or :math:`1-J` is below
+:math:`e^{-600}`) exercise the overflow and underflow guards of the numerics (a log-sum-exp without its max
+shift, a disabled rescaling); the theory evaluates them at :data:`EXTREME_DPS` digits. ``grad_success_rate`` is
+compared on every deterministic route (``structured``, ``enumerate``, ``autograd``): each route has its own
+formula (:math:`J(1-J)g`, :math:`\mathbb E[r\,s]`, torch), so a factor dropped from one of them is seen; for
+``tokens`` the array-level evaluator ``gap_arrays`` runs on the raw (unshifted) logits as well. A disagreement
+is an ``ERROR`` of the claim (a closed form or a twin is wrong; which one is for a person to find), so it turns
+the gate red.
 
 Source: docs/DESIGN.md (the two sides share only the instance types); reconstruction §1-§2.1 (quantities).
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Any, Final
 
@@ -26,7 +34,7 @@ from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength
 from gradgap.proofs_check.tolerances import EXACT
 from gradgap.theory.instances import Autoregressive, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
-__all__ = ["POINTS", "cross_check_claim", "cross_check_family", "random_instances"]
+__all__ = ["EXTREME", "POINTS", "cross_check_claim", "cross_check_family", "random_instances"]
 
 #: random points per family and profile
 POINTS: Final[dict[str, int]] = {"quick": 2, "ci": 3, "thorough": 10}
@@ -36,8 +44,10 @@ _ROUTES: Final[dict[str, tuple[str, ...]]] = {
     "success_rate": ("structured", "enumerate"),
     "log_odds": ("structured", "enumerate"),
     "gradient_gap": ("structured", "enumerate"),
-    "grad_success_rate": ("autograd",),
+    "grad_success_rate": ("structured", "enumerate", "autograd"),
 }
+#: digits of the theory's evaluation at the extreme instances (1 - J ~ e^-650 needs ~300 digits to resolve)
+EXTREME_DPS: Final[int] = 700
 
 
 def _families(claim: Claim) -> list[str]:
@@ -64,6 +74,17 @@ _STRUCTURES: Final[dict[str, tuple[Instance, ...]]] = {
 }
 
 
+#: fixed extreme instances per family (structures of :data:`_STRUCTURES`, so no new closed form is compiled)
+EXTREME: Final[dict[str, tuple[Instance, ...]]] = {
+    "softmax": (SoftmaxBandit((-700.0, 800.0, 3.0), frozenset({0})), SoftmaxBandit((700.0, 0.0, -3.0), frozenset({0})),
+                SoftmaxBandit((750.0, 748.0, -2.0, 1.0), frozenset({0, 1}))),
+    "tokens": (TokenSequence(((-800.0, 800.0, 0.0),), (0,)), TokenSequence(((700.0, 0.0), (1.0, 650.0)), (0, 1)),
+               TokenSequence(((-760.0, 0.0), (0.0, 755.0)), (0, 1))),
+    "shared_tokens": (SharedTokens((300.0, -200.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=1),
+                      SharedTokens((-300.0, 200.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=2)),
+}
+
+
 def random_instances(family: str, n: int, seed: int) -> list[Instance]:
     r"""``n`` random instances of ``family``: the fixed small structures in turn, parameters uniform in
     [-3, 3] (the shared-feature weights in [-1.5, 1.5])."""
@@ -77,24 +98,36 @@ def random_instances(family: str, n: int, seed: int) -> list[Instance]:
     return out
 
 
-def _theory_values(inst: Instance) -> dict[str, list[Any]]:
+def _theory_values(inst: Instance, dps: int = 60) -> dict[str, list[Any]]:
     from gradgap.proofs_check.search import _hp_functions, _structure
 
     fns = _hp_functions(_structure(inst))
-    with mpmath.workdps(60):
+    with mpmath.workdps(dps):
         theta = [mpmath.mpf(x) for x in inst.theta]
         return {"success_rate": [fns.J(*theta)], "log_odds": [fns.log_odds(*theta)],
                 "gradient_gap": [mpmath.mpf(x) for x in fns.gap(*theta)],
                 "grad_success_rate": [mpmath.mpf(x) for x in fns.grad_J(*theta)]}
 
 
-def _disagreement(inst: Instance) -> dict[str, Any] | None:
+@functools.lru_cache(maxsize=64)
+def _disagreement(inst: Instance, dps: int = 60) -> dict[str, Any] | None:
+    """The first quantity and route on which theory and numerics disagree at ``inst`` (cached: the extreme
+    instances are shared by every claim)."""
     from gradgap.proofs_check import families
     from gradgap.proofs_check.search import instance_dict
 
     mod = families.numerics_module(inst)
-    exact = _theory_values(inst)
+    exact = _theory_values(inst, dps)
     rtol, atol = EXACT
+    if hasattr(mod, "gap_arrays"):  # the array-level evaluator on the raw logits (its own rescaling guards)
+        arrays = mod.gap_arrays(inst.logits, inst.target, min_correct=inst.min_correct)
+        got = np.asarray(arrays.gap, dtype=float).reshape(-1)
+        want = np.array([float(x) for x in exact["gradient_gap"]])
+        rtol, atol = EXACT
+        if got.shape != want.shape or not np.all(np.abs(got - want) <= atol + rtol * np.abs(want)):
+            return {"instance": instance_dict(inst), "quantity": "gradient_gap", "route": "gap_arrays",
+                    "theory": [mpmath.nstr(x, 17) for x in exact["gradient_gap"]], "numerics": got.tolist(),
+                    "tolerance": list(EXACT)}
     for name, routes in _ROUTES.items():
         want = np.array([float(x) for x in exact[name]])
         for route in routes:
@@ -113,8 +146,9 @@ def _disagreement(inst: Instance) -> dict[str, Any] | None:
 def cross_check_family(family: str, n: int, seed: int) -> tuple[int, dict[str, Any] | None]:
     """Points checked and the first disagreement (``None`` when all agree)."""
     checked = 0
-    for inst in random_instances(family, n, seed):
-        bad = _disagreement(inst)
+    points = [(inst, 60) for inst in random_instances(family, n, seed)]
+    for inst, dps in [*points, *((inst, EXTREME_DPS) for inst in EXTREME[family])]:
+        bad = _disagreement(inst, dps)
         checked += 1
         if bad is not None:
             return checked, {"family": family, **bad}

@@ -26,8 +26,9 @@ from typing import Any, Final
 from gradgap.proofs_check.atomic import atomic_write_text
 from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Status, Strength, get_profile, run_claim
 
-__all__ = ["evidence_label", "format_table", "junit_xml", "mutants_junit_xml", "run_all", "status_label", "to_json",
-           "write_json", "write_junit", "write_mutants_junit"]
+__all__ = ["evidence_label", "fail_fast_rank", "first_cross_check_failure", "format_table", "junit_xml",
+           "mutants_junit_xml", "run_all", "run_fail_fast", "status_label", "to_json", "write_json", "write_junit",
+           "write_mutants_junit"]
 
 #: show a progress bar when at least this many claims run (and stderr is a terminal)
 PROGRESS_MIN_CLAIMS: Final[int] = 4
@@ -250,4 +251,65 @@ def timed_run(claims: Sequence[Claim], profile: Profile | str, *, progress: bool
     """:func:`run_all` with its wall-clock time."""
     start = time.perf_counter()
     results = run_all(claims, profile, progress=progress)
+    return results, time.perf_counter() - start
+
+
+def first_cross_check_failure(claims: Sequence[Claim], profile: Profile | str) -> ClaimResult | None:
+    """The first claim whose theory-vs-numerics cross-check does not hold, as an ``ERROR`` result (``None`` when
+    every cross-check holds or does not apply). Cheap: a few random points per claim."""
+    from gradgap.proofs_check.claims import Evidence, run_check
+    from gradgap.proofs_check.consistency import cross_check_claim
+
+    prof = get_profile(profile)
+    for claim in claims:
+        if not claim.cross_check:
+            continue
+        cross = run_check(lambda p, c=claim: cross_check_claim(c, p), prof)
+        if cross.status in (Status.HOLDS, Status.UNDECIDED):
+            continue
+        ev = Evidence.error(f"theory-vs-numerics: {cross.detail}", dict(cross.figures))
+        return ClaimResult(claim, ev, (("theory-vs-numerics", cross),))
+    return None
+
+
+def fail_fast_rank(claim: Claim) -> int:
+    """The order of :func:`run_fail_fast` (stable within a rank): claims without a relation search first (proofs,
+    pinned checks, certified enclosures), then simulations, then the Hypothesis searches over instances,
+    directions and steps (the expensive ones)."""
+    if claim.relation is not None:
+        return 2
+    return 1 if claim.requires is Strength.SIMULATED else 0
+
+
+def run_fail_fast(claims: Sequence[Claim], profile: Profile | str, *, progress: bool | None = None
+                  ) -> tuple[list[ClaimResult], float]:
+    """Stop at the first claim that is not as expected: first every claim's theory-vs-numerics cross-check
+    (cheap), then the claims cheapest first (:func:`fail_fast_rank`), each without its (already passed)
+    cross-check. Returns the results run
+    (the last one is the failure, if any) and the wall-clock time. A green run reaches the same verdict as
+    :func:`run_all`; only the figures of the cross-checks are left out of the results."""
+    start = time.perf_counter()
+    bad = first_cross_check_failure(claims, profile)
+    if bad is not None:
+        return [bad], time.perf_counter() - start
+    prof = get_profile(profile)
+    show = progress if progress is not None else (sys.stderr.isatty() and len(claims) >= PROGRESS_MIN_CLAIMS)
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(claims), desc=f"gradgap check ({prof.name}, fail-fast)", unit="claim", file=sys.stderr,
+                   leave=False)
+    results: list[ClaimResult] = []
+    for claim in sorted(claims, key=fail_fast_rank):
+        if bar is not None:
+            bar.set_postfix_str(claim.id, refresh=False)
+        result = run_claim(claim.with_changes(cross_check=False), prof)
+        results.append(ClaimResult(claim, result.evidence, result.checks))
+        if bar is not None:
+            bar.update(1)
+        if not result.ok:
+            break
+    if bar is not None:
+        bar.close()
     return results, time.perf_counter() - start

@@ -15,6 +15,7 @@ BUILTIN_IDS: tuple[str, ...] = (
     "gap-unique-correct",
     "constant-G_o",
     "constant-L_o",
+    "mc-standard-errors",
     "gain-reinforce",
     "gain-rloo",
     "gain-grpo",

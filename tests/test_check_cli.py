@@ -126,3 +126,46 @@ def test_gradgap_check_with_no_arguments_exits_0(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     summary = json.loads(js.read_text())["summary"]
     assert summary["ok"] and summary["strength"].get("PROVED", 0) >= 3
+
+
+TRUE_CLAIM = """
+[[claim]]
+id = "variance-at-most-a-quarter"
+family = "softmax"
+sizes = { K = [2, 3] }
+claim = "J*(1 - J) <= 0.25"
+"""
+
+
+def test_fail_fast_stops_at_the_first_claim_not_as_expected(tmp_path, capsys):
+    """``--fail-fast`` runs the cheap claims first and stops at the first mismatch: the true claim listed after
+    the false one is never run; the exit code is 1 as in a full run."""
+    path = _claims_file(tmp_path, FALSE_CLAIM.replace("{expect}", "holds") + TRUE_CLAIM)
+    assert main(["check", path, "--profile", "quick", "--fail-fast", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "fail-fast: stopped at variance-too-small (1 of 2 claims run)" in out
+    assert "variance-at-most-a-quarter" not in out
+
+
+def test_fail_fast_green_run_matches_the_default_verdict(capsys):
+    assert main(["check", *FAST_BUILTINS, "--profile", "quick", "--fail-fast", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2/2 claims as expected" in out and "fail-fast: stopped" not in out
+
+
+def test_fail_fast_does_not_combine_with_mutants(capsys):
+    assert main(["check", *FAST_BUILTINS, "--fail-fast", "--mutants", "--no-progress"]) == 2
+    assert "does not combine with --mutants" in capsys.readouterr().err
+
+
+def test_fail_fast_runs_the_cross_checks_first(monkeypatch):
+    """A theory-vs-numerics disagreement is reported before any claim's own checks run."""
+    from gradgap.proofs_check import consistency, report
+    from gradgap.proofs_check.builtin import builtin_claims
+
+    claims = [c for c in builtin_claims() if c.id in ("score-mean-zero", "gap-grad-log-odds")]
+    monkeypatch.setattr(consistency, "cross_check_family",
+                        lambda fam, n, seed: (1, {"family": fam, "quantity": "log_odds", "route": "structured"}))
+    results, _ = report.run_fail_fast(claims, "quick", progress=False)
+    assert len(results) == 1 and not results[0].ok
+    assert [name for name, _ in results[0].checks] == ["theory-vs-numerics"]

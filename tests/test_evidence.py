@@ -92,9 +92,12 @@ def test_gap_conditional_scores_says_exactly_which_families_are_proved():
 
 
 def test_cross_check_holds_for_the_real_closed_forms():
+    from gradgap.proofs_check.consistency import EXTREME
+
     res = run_claim(_claim(_tested(), family="all", cross_check=True), QUICK)
-    # two points per family (quick) for softmax, tokens, shared_tokens and autoregressive
-    assert res.ok and res.evidence.figures["cross_check_points"] == 8
+    # two points per family (quick) for softmax, tokens, shared_tokens and autoregressive, plus the extreme instances
+    extreme = sum(len(v) for v in EXTREME.values())
+    assert res.ok and res.evidence.figures["cross_check_points"] == 8 + extreme
     assert dict(res.checks)["theory-vs-numerics"].status is Status.HOLDS
 
 
@@ -102,7 +105,7 @@ def test_cross_check_turns_a_wrong_closed_form_red_even_without_a_float_violatio
     """The softmax Gradient Gap with its sign flipped in the theory: every claim over softmax is an ERROR,
     although its own (always holding) check sees nothing."""
     import sympy as sp
-    from gradgap.proofs_check import search
+    from gradgap.proofs_check import consistency, search
     from gradgap.theory import softmax
 
     real = softmax.closed_forms
@@ -113,10 +116,12 @@ def test_cross_check_turns_a_wrong_closed_form_red_even_without_a_float_violatio
 
     monkeypatch.setattr(softmax, "closed_forms", flipped)
     search._hp_functions.cache_clear()
+    consistency._disagreement.cache_clear()
     try:
         res = run_claim(_claim(_tested(), cross_check=True), QUICK)
     finally:
         search._hp_functions.cache_clear()
+        consistency._disagreement.cache_clear()
     assert res.evidence.status is Status.ERROR and not res.ok
     assert "gradient_gap" in res.evidence.detail
     assert json.dumps(report.claim_record(res))  # JSON-ready

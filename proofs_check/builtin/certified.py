@@ -113,6 +113,38 @@ def _eta_star_check(factor: float) -> Any:
     return run
 
 
+def _theorem_step_formula(profile: Profile) -> Evidence:
+    r"""Theorem 1's step as the theory module computes it (``eta_theorem``, the step the certified comparison
+    uses) against the statement's formula :math:`[\Delta\mu]_+/(2(L_o+8G_o^2))` evaluated here: the constant
+    from the claim text :data:`~gradgap.proofs_check.builtin.theorem1.PAPER_CONSTANT`, :math:`\Delta\mu` from the
+    numerics' structured Gradient Gap, :math:`L_o, G_o` from the family's constants (checked by the
+    ``constant-*`` claims). TESTED (float64, within :data:`~gradgap.proofs_check.tolerances.EXACT`)."""
+    import numpy as np
+    from gradgap.proofs_check import expressions, families
+    from gradgap.proofs_check.builtin.theorem1 import PAPER_CONSTANT
+    from gradgap.proofs_check.tolerances import EXACT, close
+    from gradgap.theory import one_step_threshold as ost
+
+    constant = expressions.parse_expression(PAPER_CONSTANT)
+    for inst, raw in PINNED_THRESHOLD_CASES:
+        big = max(abs(Fraction(x)) for x in raw)
+        w = tuple(Fraction(x) / big for x in raw)
+        eta_thm, norm = ost.eta_theorem(inst, w)
+        u = np.array([float(x) for x in w])
+        want_norm = float(np.linalg.norm(u))
+        gap = np.asarray(families.numerics_module(inst).gradient_gap(inst, method="structured"), dtype=float)
+        dmu = float(np.dot(u / want_norm, gap.reshape(-1)))
+        consts = families.theory_module(inst).constants(inst)
+        C = float(expressions.evaluate(constant, {"L_o": float(consts.L_o.value), "G_o": float(consts.G_o.value)}))
+        want = max(dmu, 0.0) / (2.0 * C)
+        if not (close(eta_thm, want, EXACT) and close(norm, want_norm, EXACT)):
+            return Evidence.fails(Strength.TESTED, {"instance": repr(inst), "w": [str(x) for x in w],
+                                                    "eta_theorem": eta_thm, "formula": want, "norm": norm},
+                                  detail="eta_theorem differs from [Delta mu]_+/(2(L_o+8G_o^2))")
+    return Evidence.holds(Strength.TESTED, {"formula_points": len(PINNED_THRESHOLD_CASES)},
+                          detail="eta_theorem = [Delta mu]_+/(2(L_o+8G_o^2)) on the pinned instances")
+
+
 def claims() -> list[Claim]:
     """The built-in claims of this module."""
     derived = Fraction(3, 2)  # L_o + G_o^2/2 with L_o = 1/2, G_o = sqrt(2) (softmax)
@@ -135,7 +167,8 @@ def claims() -> list[Claim]:
             statement=(r"$[\Delta\mu]_+/(2(L_o+8G_o^2))\le\eta^\star(\theta,w)$ along the unit direction $w$ on the "
                        r"pinned instances of the threshold-ratio experiment."),
             source=_SOURCE,
-            checks=(named_check("arb-eta-star", _eta_star_check(1.0)),),
+            checks=(named_check("arb-eta-star", _eta_star_check(1.0)),
+                    named_check("eta-theorem-formula", _theorem_step_formula)),
             mutants=lambda: [mutant_claim("theorem1-step-below-eta-star", "step_x1e4",
                                           named_check("arb-eta-star", _eta_star_check(1e4)))],
         ),

@@ -38,7 +38,7 @@ from gradgap.numerics import loglinear as numeric_loglinear
 from gradgap.numerics._routes import fd_jacobian
 from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
-from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO
+from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO, SHARP_RATIO
 from gradgap.theory import loglinear as symbolic_loglinear
 from gradgap.theory.instances import Instance, SoftmaxBandit, TokenSequence, family_name
 from hypothesis import HealthCheck, Phase, given, settings, target
@@ -528,9 +528,12 @@ def _constant_check(name: str) -> Any:
                                   detail=f"a norm above {name} survives 50-digit re-evaluation")
         if not stats["examples"]:
             return Evidence.undecided(f"no family has a closed value of {name}", figures)
-        loose = [a for a in attained if a["ratio"] < 0.999]
+        loose = [a for a in attained if a["ratio"] < SHARP_RATIO]
         if loose:
             figures["loose"] = loose
+            return Evidence.fails(Strength.TESTED, loose[0], figures,
+                                  detail=f"{name} is not sharp: a near-attaining configuration reaches only "
+                                         f"{loose[0]['ratio']:.6g} of it ({loose[0]['family']}, {loose[0]['config']})")
         return Evidence.holds(Strength.TESTED, figures,
                               detail=f"no sampled norm above {name}; near-attaining ratio "
                                      f"{max((a['ratio'] for a in attained), default=float('nan')):.9f}")

@@ -27,6 +27,7 @@ REQUIRED: Final[dict[str, Strength]] = {
     "gap-unique-correct": Strength.PROVED,
     "constant-G_o": Strength.PROVED,
     "constant-L_o": Strength.TESTED,
+    "mc-standard-errors": Strength.TESTED,
     "gain-reinforce": Strength.PROVED,
     "gain-rloo": Strength.PROVED,
     "gain-grpo": Strength.PROVED,

@@ -38,7 +38,9 @@ from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, Toke
 __all__ = ["claims"]
 
 _FAMILIES: Final[tuple[str, ...]] = families.LOG_LINEAR_FAMILIES
-_PAPER_C: Final[str] = "(L_o + 8*G_o**2)"
+#: Theorem 1's constant as stated (reconstruction §4.1); ``certified.py`` checks ``eta_theorem`` against it
+PAPER_CONSTANT: Final[str] = "(L_o + 8*G_o**2)"
+_PAPER_C: Final[str] = PAPER_CONSTANT
 _SHARP_C: Final[str] = "G_o**2/8"
 _STEP: Final[str] = "ell_next - ell >= eta*Delta_mu/2"
 #: step fractions of the pinned points: the theorem's largest allowed step and below

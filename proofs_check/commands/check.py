@@ -28,6 +28,9 @@ def register(subparsers: Any) -> None:
                                                    "case per mutant)")
     p.add_argument("--mutants", action="store_true",
                    help="check that generated wrong variants of every claim are rejected; print the score")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first claim not as expected (every theory-vs-numerics cross-check runs first); "
+                        "exit 1 then, 0 when all are as expected; the report holds only the claims run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -104,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     claims = selected_claims(args)
     progress = False if args.no_progress else None
     table = sys.stderr if json_path == "-" else sys.stdout  # stdout holds only the JSON then
+    if args.mutants and getattr(args, "fail_fast", False):
+        raise GradgapValueError("fail_fast: --fail-fast checks claims; it does not combine with --mutants",
+                                field="fail_fast", value=True)
     if args.mutants:
         from gradgap.proofs_check import mutants
 
@@ -114,9 +120,15 @@ def run(args: argparse.Namespace) -> int:
         if junit_path:
             report.write_mutants_junit(junit_path, outcome, args.profile)
         return 0 if outcome.score == 1.0 else 1
-    results, seconds = report.timed_run(claims, args.profile, progress=progress)
+    if getattr(args, "fail_fast", False):
+        results, seconds = report.run_fail_fast(claims, args.profile, progress=progress)
+    else:
+        results, seconds = report.timed_run(claims, args.profile, progress=progress)
     print(report.format_table(results), file=table)
     print(f"profile {args.profile}: {len(results)} claims in {seconds:.1f} s", file=table)
+    if getattr(args, "fail_fast", False) and not all(r.ok for r in results):
+        print(f"fail-fast: stopped at {results[-1].claim.id} ({len(results)} of {len(claims)} claims run)",
+              file=table)
     if json_path:
         _emit_json(json_path, report.to_json(results, args.profile, seconds))
     if junit_path:
