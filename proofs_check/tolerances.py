@@ -65,6 +65,14 @@ HP_RTOL: Final[float] = float("1e-35")
 #: so a real disagreement (what made the float64 screen fire) shows as a residual of ~1e-16 or more
 HP_ZERO: Final[float] = 1e-30
 
+# ------------------------------------------------------------------ sharp and attained constants
+
+#: a constant claimed sharp (a supremum) must be approached: some configuration reaches at least this share
+#: of it at 50 digits, else the claim FAILS. 0.999 is three decades above the rounding of a 50-digit
+#: evaluation and still far below the near-attaining configurations' ratios (1 - O(e^{-30})); a constant off
+#: by 0.1 % or more is not called sharp. Written as a string for the reason given at :data:`HP_RTOL`
+SHARP_RATIO: Final[float] = float("0.999")
+
 # ------------------------------------------------------------------ Monte Carlo
 
 #: false-alarm rate of one Monte-Carlo z-test (Bonferroni-corrected over the coordinates tested)
