@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+
 from gradgap.proofs_check.custom import CustomPolicy
 
 V, T, WIDTH = 3, 2, 2

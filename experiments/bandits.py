@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import numpy as np
 import sympy as sp
+
 from gradgap.numerics import dynamics as nd
 from gradgap.numerics import one_step_threshold as nt
 from gradgap.proofs_check.atomic import atomic_write_bytes, atomic_write_text

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from gradgap.numerics import autoregressive as na
 from gradgap.numerics.algorithms import angle_degrees
 from gradgap.proofs_check.atomic import atomic_write_text

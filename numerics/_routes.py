@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from gradgap.numerics.logspace import logsumexp
 from gradgap.numerics.montecarlo import Estimate, Moments, difference_estimate, mean_estimate
 from gradgap.theory.instances import METHODS, GradgapTypeError, GradgapValueError
-from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "FD_STEP",

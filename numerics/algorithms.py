@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Final, final
 
 import numpy as np
+from numpy.typing import NDArray
+
 from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import GradgapValueError, Instance, SoftmaxBandit  # noqa: F401 (doctests)
-from numpy.typing import NDArray
 
 __all__ = [
     "ADVANTAGES",

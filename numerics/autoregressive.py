@@ -37,12 +37,13 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from gradgap.numerics import _routes
 from gradgap.numerics._routes import FD_STEP, Family, Structured
 from gradgap.numerics.logspace import log1mexp, logsumexp
 from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import Autoregressive
-from numpy.typing import ArrayLike, NDArray
 
 __all__ = [*_routes.PUBLIC_NAMES, "ResponseTable", "response_table"]
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
 from gradgap.theory.instances import (
@@ -269,8 +270,9 @@ def adversarial_search(comp: Any, profile_name: str, starts: Iterable[Any] = (),
     r"""Minimise the relative margin of the compiled relation ``comp`` (see
     :func:`gradgap.proofs_check.search._compile`) from ``starts`` (search :class:`~gradgap.proofs_check.search.Case`
     points) and the family's seeds; the first candidate that survives the 50-digit re-evaluation ends it."""
-    from gradgap.proofs_check import search
     from scipy.optimize import minimize
+
+    from gradgap.proofs_check import search
 
     budget = BUDGETS.get(profile_name, BUDGETS["ci"])
     res = AdversarialResult(None, budget=budget.as_dict())

@@ -88,6 +88,7 @@ _ROUTES = ("structured", "enumerate", "autograd", "fd")
 def values() -> dict[str, Any]:
     """Every observable of the battery, by name."""
     import numpy as np
+
     from gradgap.numerics import one_step_threshold as num_ost
     from gradgap.proofs_check import families
     from gradgap.proofs_check.builtin.certified import PINNED_THRESHOLD_CASES

@@ -9,7 +9,10 @@ strength        meaning
 ==============  ===========================================================================================
 ``PROVED``      established symbolically (an identity simplifying to 0, a sign-definite form), stated sizes
 ``CERTIFIED``   interval arithmetic over a bounded parameter box, with subdivision
-``TESTED``      a Hypothesis search with the independent numerics, N examples, no counterexample
+``TESTED``      a search with the independent numerics: at least ``Profile.min_examples`` distinct examples
+                (the profile's minimum), no counterexample
+``CHECKED``     fixed instances, a theory-only grid, or a search below the minimum: "CHECKED on 3 instances"
+                (``figures["checked_on"]``), never reported as ``TESTED``
 ``SIMULATED``   a dynamics experiment
 ``NONE``        nothing (an error, or an undecided check)
 ==============  ===========================================================================================
@@ -79,17 +82,18 @@ __all__ = [
 
 
 class Strength(enum.IntEnum):
-    r"""Evidence levels, ordered: ``NONE < SIMULATED < TESTED < CERTIFIED < PROVED``.
+    r"""Evidence levels, ordered: ``NONE < SIMULATED < CHECKED < TESTED < CERTIFIED < PROVED``.
 
-    >>> Strength.TESTED < Strength.PROVED
+    >>> Strength.CHECKED < Strength.TESTED < Strength.PROVED
     True
     """
 
     NONE = 0
     SIMULATED = 1
-    TESTED = 2
-    CERTIFIED = 3
-    PROVED = 4
+    CHECKED = 2
+    TESTED = 3
+    CERTIFIED = 4
+    PROVED = 5
 
 
 class Status(enum.Enum):
@@ -143,6 +147,36 @@ class Evidence:
         return cls(Status.FAILS, strength, dict(figures or {}), dict(counterexample), detail)
 
     @classmethod
+    def checked(cls, status: Status, count: int, what: str, figures: Mapping[str, Any] | None = None,
+                counterexample: Mapping[str, Any] | None = None, detail: str = "") -> Evidence:
+        """A check on ``count`` fixed ``what`` (instances, grid points): strength ``CHECKED``, with
+        ``figures["checked_on"] = "<count> <what>"`` (shown as "CHECKED on 3 instances").
+
+        >>> Evidence.checked(Status.HOLDS, 3, "instances").figures["checked_on"]
+        '3 instances'
+        """
+        figs = {**dict(figures or {}), "checked_on": f"{count} {what}"}
+        cx = None if counterexample is None else dict(counterexample)
+        return cls(status, Strength.CHECKED, figs, cx, detail)
+
+    @classmethod
+    def sampled(cls, distinct: int, profile: Profile, figures: Mapping[str, Any] | None = None, detail: str = "",
+                what: str = "distinct examples") -> Evidence:
+        r"""A holding search over ``distinct`` distinct examples: ``TESTED`` when that reaches the profile's
+        ``min_examples``, else ``CHECKED`` on that many (the detail says so). ``figures["distinct_examples"]``
+        records the count either way.
+
+        >>> p = PROFILES["ci"]
+        >>> Evidence.sampled(p.min_examples, p).strength.name, Evidence.sampled(3, p).strength.name
+        ('TESTED', 'CHECKED')
+        """
+        figs = {**dict(figures or {}), "distinct_examples": int(distinct)}
+        if distinct >= profile.min_examples:
+            return cls(Status.HOLDS, Strength.TESTED, figs, None, detail)
+        short = f"only {distinct} {what}, below the {profile.name} minimum of {profile.min_examples} for TESTED"
+        return cls.checked(Status.HOLDS, int(distinct), what, figs, detail=f"{detail}; {short}" if detail else short)
+
+    @classmethod
     def error(cls, detail: str, figures: Mapping[str, Any] | None = None) -> Evidence:
         """A check that crashed or could not run."""
         return cls(Status.ERROR, Strength.NONE, dict(figures or {}), None, detail)
@@ -161,7 +195,8 @@ class Profile:
     Fields: ``examples`` Hypothesis examples per search; ``size_cap`` an upper cap applied to every size
     parameter range (K, T, V, d) of a search; ``seeds`` seeds of random configurations and trajectories;
     ``trajectories`` and ``steps`` for dynamics checks; ``grid`` points per axis for grid scans;
-    ``derandomize`` whether Hypothesis runs derandomised (reproducible gate).
+    ``derandomize`` whether Hypothesis runs derandomised (reproducible gate); ``min_examples`` the number of
+    distinct examples a holding search needs to be reported ``TESTED`` (below it: ``CHECKED`` on that many).
     """
 
     name: str
@@ -172,13 +207,15 @@ class Profile:
     steps: int
     grid: int
     derandomize: bool = True
+    min_examples: int = 10
 
 
 PROFILES: Final[dict[str, Profile]] = {
-    "quick": Profile("quick", examples=50, size_cap=3, seeds=(0,), trajectories=2, steps=20, grid=5),
-    "ci": Profile("ci", examples=120, size_cap=4, seeds=(0, 1), trajectories=4, steps=40, grid=9),
+    "quick": Profile("quick", examples=50, size_cap=3, seeds=(0,), trajectories=2, steps=20, grid=5,
+                     min_examples=10),
+    "ci": Profile("ci", examples=120, size_cap=4, seeds=(0, 1), trajectories=4, steps=40, grid=9, min_examples=25),
     "thorough": Profile("thorough", examples=1500, size_cap=6, seeds=(0, 1, 2, 3, 4), trajectories=20,
-                        steps=200, grid=25, derandomize=False),
+                        steps=200, grid=25, derandomize=False, min_examples=250),
 }
 
 

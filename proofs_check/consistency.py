@@ -30,7 +30,8 @@ from typing import Any, Final
 
 import mpmath
 import numpy as np
-from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength
+
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status
 from gradgap.proofs_check.tolerances import EXACT
 from gradgap.theory.instances import Autoregressive, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
@@ -156,8 +157,8 @@ def cross_check_family(family: str, n: int, seed: int) -> tuple[int, dict[str, A
 
 
 def cross_check_claim(claim: Claim, profile: Profile) -> Evidence:
-    r"""``HOLDS`` (TESTED) when the theory and the numerics agree at every random point of every family of
-    ``claim``; ``ERROR`` with the point otherwise; ``UNDECIDED`` for a claim without a policy family."""
+    r"""``HOLDS`` (CHECKED on that many points) when the theory and the numerics agree at every random point of
+    every family of ``claim``; ``ERROR`` with the point otherwise; ``UNDECIDED`` for a claim without a policy family."""
     fams = _families(claim)
     if not fams:
         return Evidence.undecided("no policy family to cross-check")
@@ -170,5 +171,5 @@ def cross_check_claim(claim: Claim, profile: Profile) -> Evidence:
         if bad is not None:
             return Evidence.error(f"theory and numerics disagree on {bad['quantity']} ({bad['route']}) for "
                                   f"{fam}: a closed form or a twin is wrong", {"cross_check": bad})
-    return Evidence.holds(Strength.TESTED, {"cross_check_points": total},
-                          detail=f"theory = numerics at {total} random points")
+    return Evidence.checked(Status.HOLDS, total, "random points", {"cross_check_points": total},
+                            detail=f"theory = numerics at {total} random points")

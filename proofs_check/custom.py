@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check.search import _eta_bounds
 from gradgap.proofs_check.tolerances import SCREEN_EQ_RTOL, SCREEN_RTOL

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
 from typing import Final
 
+from hypothesis import assume
+from hypothesis import strategies as st
+
 from gradgap.numerics import autoregressive as numerics_autoregressive
 from gradgap.numerics import shared_tokens as numerics_shared_tokens
 from gradgap.numerics import softmax as numerics_softmax
@@ -41,8 +44,6 @@ from gradgap.theory.instances import (
     SoftmaxBandit,
     TokenSequence,
 )
-from hypothesis import assume
-from hypothesis import strategies as st
 
 __all__ = [
     "FAMILIES",

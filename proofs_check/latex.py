@@ -41,9 +41,10 @@ _PREAMBLE: Final[str] = r"""\documentclass[11pt]{article}
 \begin{document}
 \maketitle
 \noindent Evidence levels: \evidence{proved} (symbolic, for the stated sizes), \evidence{certified} (interval
-arithmetic), \evidence{tested} (Hypothesis search with independent float64 numerics, candidates re-evaluated at
-50 digits), \evidence{simulated} (dynamics experiments). A claim expected to fail is a refuted statement kept as
-a regression check.
+arithmetic), \evidence{tested} (a search with independent float64 numerics over at least the profile's minimum
+number of distinct examples, candidates re-evaluated at 50 digits), \evidence{checked} (fixed instances, a
+theory-only grid, or a search below that minimum: ``checked on 3 instances''), \evidence{simulated} (dynamics
+experiments). A claim expected to fail is a refuted statement kept as a regression check.
 """
 
 
@@ -87,8 +88,9 @@ def _timing(key: str) -> bool:
 def _evidence_block(result: ClaimResult) -> list[str]:
     ev = result.evidence
     label = "refuted" if (ev.status.value == "FAILS" and result.claim.expect == "fails") else ev.status.value
+    on = ev.figures.get("checked_on") if ev.strength.name == "CHECKED" else None
     lines = [r"\par\noindent\textbf{Evidence:} " + f"{escape(label.upper())}, level "
-             + r"\evidence{" + ev.strength.name.lower() + "}."]
+             + r"\evidence{" + ev.strength.name.lower() + "}" + (f" on {escape(str(on))}" if on else "") + "."]
     if ev.detail:
         lines.append(r"\par\noindent " + escape(_strip_timing(ev.detail)))
     figures = {k: v for k, v in sorted(ev.figures.items()) if not _timing(k)}

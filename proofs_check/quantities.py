@@ -94,6 +94,7 @@ def report(inst: Any, method: str, n: int | None = None, seed: int | None = None
            budget: float = DEFAULT_BUDGET) -> dict[str, Any]:
     """The report as a JSON-ready dict: values, ``*_stderr`` for ``mc``, and ``notes`` for nulls."""
     import numpy as np
+
     from gradgap.proofs_check import families
 
     check_budget(inst, method, n, budget)

@@ -2,14 +2,16 @@ r"""Running a list of claims and reporting them: a table, JSON, JUnit XML, and a
 
 JSON (``gradgap check --json FILE``)::
 
-    {"claims": [{"id", "status", "expected", "strength", "required", "scope", "regression", "evidence",
-                 "counterexample", "seconds"}],
+    {"claims": [{"id", "status", "expected", "strength", "required", "scope", "checked_on", "regression",
+                 "evidence", "counterexample", "seconds"}],
      "summary": {"profile", "total", "matched", "mismatched", "status": {...}, "strength": {...},
                  "seconds", "ok"}}
 
 ``status`` is ``HOLDS``/``FAILS``/``ERROR``/``UNDECIDED``; ``expected`` is ``HOLDS`` or ``FAILS``; the gate is
 green (exit 0) when every status equals its expectation. In the table a claim expected to fail that fails is
-shown as ``REFUTED`` (a known-false statement, kept as a regression check).
+shown as ``REFUTED`` (a known-false statement, kept as a regression check). ``scope`` is set for ``PROVED``
+(the sizes the proof covers), ``checked_on`` for ``CHECKED`` (what was checked: "3 instances", "54 grid points
+(theory only)"); the table shows them as ``PROVED for K = 2..6`` and ``CHECKED on 3 instances``.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from gradgap.proofs_check.atomic import atomic_write_text
-from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Status, Strength, get_profile, run_claim
+from gradgap.proofs_check.claims import Claim, ClaimResult, Evidence, Profile, Status, Strength, get_profile, run_claim
 
-__all__ = ["evidence_label", "fail_fast_rank", "first_cross_check_failure", "format_table", "junit_xml",
-           "mutants_junit_xml", "run_all", "run_fail_fast", "status_label", "to_json", "write_json", "write_junit",
-           "write_mutants_junit"]
+__all__ = ["evidence_label", "evidence_text", "fail_fast_rank", "first_cross_check_failure", "format_table",
+           "junit_xml", "mutants_junit_xml", "run_all", "run_fail_fast", "status_label", "to_json", "write_json",
+           "write_junit", "write_mutants_junit"]
 
 #: show a progress bar when at least this many claims run (and stderr is a terminal)
 PROGRESS_MIN_CLAIMS: Final[int] = 4
@@ -84,6 +86,7 @@ def claim_record(result: ClaimResult) -> dict[str, Any]:
         "strength": ev.strength.name,
         "required": result.claim.requires.name,
         "scope": ev.figures.get("scope") if ev.strength is Strength.PROVED else None,
+        "checked_on": ev.figures.get("checked_on") if ev.strength is Strength.CHECKED else None,
         "regression": result.regression,
         "evidence": _jsonable({
             "figures": ev.figures,
@@ -154,13 +157,20 @@ def _cx_text(cx: dict[str, Any] | None, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def evidence_text(ev: Evidence) -> str:
+    """The strength in words: ``PROVED for <scope>``, ``CHECKED on <what>`` (never plain for these two when the
+    figures say more), else the strength's name."""
+    if ev.strength is Strength.PROVED and ev.figures.get("scope"):
+        return f"PROVED for {ev.figures['scope']}"
+    if ev.strength is Strength.CHECKED and ev.figures.get("checked_on"):
+        return f"CHECKED on {ev.figures['checked_on']}"
+    return ev.strength.name
+
+
 def evidence_label(result: ClaimResult, limit: int = 48) -> str:
-    """The evidence column: the strength, and for ``PROVED`` its scope (``PROVED for K = 2..6``)."""
-    ev = result.evidence
-    scope = ev.figures.get("scope")
-    if ev.strength is not Strength.PROVED or not scope:
-        return ev.strength.name
-    text = f"PROVED for {scope}"
+    """The evidence column: :func:`evidence_text` cut to ``limit`` (``PROVED for K = 2..6``,
+    ``CHECKED on 3 instances``)."""
+    text = evidence_text(result.evidence)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -212,7 +222,7 @@ def junit_xml(results: Iterable[ClaimResult], *, suite: str = "gradgap", profile
                                            if rec["counterexample"] else "")
         out = ET.SubElement(case, "system-out")
         out.text = json.dumps({"status": status_label(r), "strength": rec["strength"], "scope": rec["scope"],
-                               "required": rec["required"],
+                               "checked_on": rec["checked_on"], "required": rec["required"],
                                "figures": rec["evidence"]["figures"], "counterexample": rec["counterexample"]},
                               sort_keys=True)
     ET.indent(root)

@@ -314,6 +314,7 @@ class _Stats:
     refuted_by_hp: int = 0
     undefined: int = 0
     min_margin: float = math.inf
+    distinct: set[tuple[Any, ...]] = field(default_factory=set)  # the examples that satisfied the hypotheses
     best: list[tuple[float, int, Case]] = field(default_factory=list)  # the tightest points, for the adversary
 
 
@@ -385,8 +386,9 @@ def _case_strategy(comp: _Compiled, profile: Profile) -> st.SearchStrategy[Case]
 
 def search_relation(relation: Relation, profile: Profile) -> Evidence:
     r"""Search for a counterexample of ``relation``; ``FAILS`` (TESTED) with the shrunk counterexample, verified
-    at 50 digits; ``HOLDS`` (TESTED) after ``profile.examples`` examples with none; ``UNDECIDED`` if the
-    hypotheses were never satisfied."""
+    at 50 digits; ``HOLDS`` after ``profile.examples`` examples with none: ``TESTED`` when at least
+    ``profile.min_examples`` distinct examples satisfied the hypotheses, ``CHECKED`` on that many otherwise;
+    ``UNDECIDED`` if the hypotheses were never satisfied."""
     comp = _compile(relation)
     stats = _Stats()
     found: list[dict[str, Any]] = []
@@ -402,6 +404,7 @@ def search_relation(relation: Relation, profile: Profile) -> Evidence:
             stats.rejected += 1
             assume(False)
         stats.examples += 1
+        stats.distinct.add((case.inst, case.raw_w, case.u))
         m = ex.margin(comp.claim, env)
         sc = ex.scale(comp.claim, env)
         rel_m = m / sc if m == m and math.isfinite(sc) else -math.inf
@@ -469,8 +472,8 @@ def search_relation(relation: Relation, profile: Profile) -> Evidence:
         return Evidence.undecided("the hypotheses were never satisfied", figures)
     if stats.examples == 0:
         return Evidence.undecided("no example satisfied the hypotheses", figures)
-    return Evidence.holds(Strength.TESTED, figures,
-                          detail=f"{stats.examples} examples, no counterexample")
+    return Evidence.sampled(len(stats.distinct), profile, figures,
+                            detail=f"{len(stats.distinct)} distinct examples, no counterexample")
 
 
 #: how many of the tightest Hypothesis points are handed to the adversarial phase

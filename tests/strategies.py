@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from gradgap.theory.instances import Autoregressive, SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import strategies as st
+
+from gradgap.theory.instances import Autoregressive, SharedTokens, SoftmaxBandit, TokenSequence
 
 
 def _floats(bound: float) -> st.SearchStrategy[float]:

@@ -9,15 +9,15 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
-from gradgap.numerics import algorithms as na
-from gradgap.numerics.montecarlo import z_critical
-from gradgap.proofs_check import families
-from gradgap.proofs_check.tolerances import EXACT, MC_ALPHA
-from gradgap.theory import algorithms as ta
-from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from gradgap.numerics import algorithms as na
+from gradgap.proofs_check import families
+from gradgap.proofs_check.tolerances import EXACT
+from gradgap.theory import algorithms as ta
+from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
+from tests.mc_checks import assert_estimator, coverage_and_scale, replicate
 from tests.strategies import shared_instances, softmax_instances, token_instances
 
 ALGOS = tuple(ta.ALGORITHMS)
@@ -111,20 +111,20 @@ def test_expected_update_mc_vs_enumerate(alg: str) -> None:
     inst = TokenSequence(((0.2, -0.5, 0.1), (0.7, 0.0, -0.3)), target=(0, 1), min_correct=1)
     fp = na.finite_policy(inst)
     exact = na.expected_update(fp, alg, 4)
-    est = na.expected_update(fp, alg, 4, method="mc", n=20_000, seed=7)
-    z = z_critical(MC_ALPHA, exact.size)
-    dev = np.abs(est.mean - exact)
-    assert np.all(dev <= z * est.stderr + EXACT[1]), f"{alg}: MC off by {float(np.max(dev / est.stderr)):.2f} se"
+    assert_estimator(f"{alg}: E[w] [mc vs enumerate]",
+                     lambda seed: na.expected_update(fp, alg, 4, method="mc", n=2_000, seed=seed), exact, seed=7)
 
 
 def test_expected_update_mc_detects_a_wrong_gain() -> None:
-    """The z-test has power: the no-Bessel GRPO gain is rejected by the same MC estimate."""
+    """The coverage test has power: the no-Bessel GRPO gain is rejected by the same MC estimates (the test's own
+    standard error from independent estimates), while the right gain passes."""
     inst = SoftmaxBandit((0.3, -0.4, 1.1), frozenset({0}))
     fp = na.finite_policy(inst)
-    est = na.expected_update(fp, "grpo", 3, method="mc", n=200_000, seed=3)
-    wrong = _gain("grpo", 3, fp.J, 1) * math.sqrt(3 / 2) * fp.gap()
-    z = z_critical(MC_ALPHA, wrong.size)
-    assert np.any(np.abs(est.mean - wrong) > z * est.stderr)
+    means, errors = replicate(lambda seed: na.expected_update(fp, "grpo", 3, method="mc", n=20_000, seed=seed), 3)
+    right = _gain("grpo", 3, fp.J, 1) * fp.gap()
+    assert not coverage_and_scale(means, errors, right)
+    wrong = right * math.sqrt(3 / 2)
+    assert any(b.startswith("coverage") for b in coverage_and_scale(means, errors, wrong))
 
 
 @pytest.mark.parametrize("G", [2, 4, 8])

@@ -15,13 +15,13 @@ from typing import Any
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+
 from gradgap.numerics import autoregressive as na
 from gradgap.proofs_check.cli import main
 from gradgap.proofs_check.tolerances import EXACT, FD, HESSIAN_ROUTES, close
 from gradgap.theory import autoregressive as ta
 from gradgap.theory.instances import Autoregressive, GradgapError
-from hypothesis import HealthCheck, example, given, settings
-
 from tests.strategies import EXTREME, autoregressive_instances
 from tests.twins import assert_close, sym_vector, twin_tests
 

@@ -10,6 +10,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from gradgap.proofs_check.cli import main
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "claims"

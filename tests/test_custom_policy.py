@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+
 from gradgap.numerics import autoregressive as na
 from gradgap.proofs_check import custom
 from gradgap.proofs_check.cli import main
 from gradgap.proofs_check.tolerances import EXACT, close
 from gradgap.theory.instances import Autoregressive, GradgapError
-from hypothesis import given
-
 from tests.strategies import autoregressive_instances
 from tests.twins import assert_close
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
+
 from gradgap.proofs_check import report
 from gradgap.proofs_check.builtin import builtin_claims
 from gradgap.proofs_check.builtin.expectations import REQUIRED
@@ -105,6 +106,7 @@ def test_cross_check_turns_a_wrong_closed_form_red_even_without_a_float_violatio
     """The softmax Gradient Gap with its sign flipped in the theory: every claim over softmax is an ERROR,
     although its own (always holding) check sees nothing."""
     import sympy as sp
+
     from gradgap.proofs_check import consistency, search
     from gradgap.theory import softmax
 

@@ -13,6 +13,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from gradgap.proofs_check import source_mutants as sm
 
 #: (name, file, exact text, replacement): the wrong edits the gate must reject

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import sympy as sp
+
 from gradgap.theory import closed_forms as forms
 from gradgap.theory.closed_forms import ClosedForms, Constant, FamilyConstants, IdentityResult, check_response, column
 from gradgap.theory.instances import Autoregressive

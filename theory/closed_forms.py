@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import sympy as sp
@@ -54,6 +55,8 @@ class ClosedForms:
     (arms, or one tuple per position); ``unique_correct_log_prob`` :math:`\log\pi(o^\star)` when the
     correct response is unique, else ``None``. ``failure_rate`` is :math:`1-J` written as a sum over the
     failures (no cancellation when :math:`J\to1`); ``log_odds`` and :math:`\mathbb E_-` use it.
+    ``hessian_log_odds`` is computed on first use (``sympy.diff`` of ``grad_log_odds``; the costliest form, which
+    most callers never read) unless given as ``given_hessian``.
 
     Source: reconstruction §1-§2.1 (quantities), DERIVED.
 
@@ -61,11 +64,10 @@ class ClosedForms:
     >>> x = sp.Symbol("x")
     >>> cf = ClosedForms(family="demo", structure="toy", theta=(x,), success_rate=sp.S.Half,
     ...     gradient_gap=sp.ImmutableMatrix([0]), grad_success_rate=sp.ImmutableMatrix([0]), norm_gap_sq=sp.S.Zero,
-    ...     log_odds=sp.S.Zero, grad_log_odds=sp.ImmutableMatrix([0]), hessian_log_odds=sp.ImmutableMatrix([[0]]),
-    ...     e_score_success=sp.ImmutableMatrix([0]), e_score_failure=sp.ImmutableMatrix([0]),
-    ...     e_score=sp.ImmutableMatrix([0]))
-    >>> cf.n
-    1
+    ...     log_odds=sp.S.Zero, grad_log_odds=sp.ImmutableMatrix([x**2]), e_score_success=sp.ImmutableMatrix([0]),
+    ...     e_score_failure=sp.ImmutableMatrix([0]), e_score=sp.ImmutableMatrix([0]))
+    >>> cf.n, cf.hessian_log_odds
+    (1, Matrix([[2*x]]))
     """
 
     family: str
@@ -77,7 +79,6 @@ class ClosedForms:
     norm_gap_sq: sp.Expr
     log_odds: sp.Expr
     grad_log_odds: sp.ImmutableMatrix
-    hessian_log_odds: sp.ImmutableMatrix
     e_score_success: sp.ImmutableMatrix
     e_score_failure: sp.ImmutableMatrix
     e_score: sp.ImmutableMatrix
@@ -85,11 +86,20 @@ class ClosedForms:
     failure_rate: sp.Expr | None = None
     probabilities: tuple = ()
     unique_correct_log_prob: sp.Expr | None = None
+    given_hessian: sp.ImmutableMatrix | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         """Number of parameters."""
         return len(self.theta)
+
+    @cached_property
+    def hessian_log_odds(self) -> sp.ImmutableMatrix:
+        r""":math:`\nabla^2_\theta\ell`: ``given_hessian``, else ``sympy.diff`` of ``grad_log_odds`` (once)."""
+        if self.given_hessian is not None:
+            return self.given_hessian
+        n = self.n
+        return sp.ImmutableMatrix(n, n, lambda i, j: sp.diff(self.grad_log_odds[i], self.theta[j]))
 
     @classmethod
     def from_parts(cls, family: str, structure: str, theta: tuple[sp.Symbol, ...], J: sp.Expr, F: sp.Expr,
@@ -109,7 +119,7 @@ class ClosedForms:
         return cls(family=family, structure=structure, theta=theta, success_rate=J, gradient_gap=gap,
                    norm_gap_sq=(gap.T * gap)[0], e_score_success=sp.ImmutableMatrix(plus),
                    e_score_failure=sp.ImmutableMatrix(minus), e_score=sp.ImmutableMatrix(mean),
-                   **extra, **derived_forms(theta, J, F))
+                   **extra, **derived_forms(theta, J, F, hessian=False))
 
     def named(self) -> dict[str, sp.Basic]:
         """The main closed forms by name (for printing)."""

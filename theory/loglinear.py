@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sympy as sp
+
 from gradgap.theory.closed_forms import theta_symbols
 from gradgap.theory.instances import Instance, Position
 

@@ -20,9 +20,11 @@ id                                  statement
 Evidence: symbolic enumeration of all ordered groups of a generic response space (PROVED for the stated
 sizes, listed as ``G`` in the figures); exact enumeration with the independent numerics
 (:mod:`gradgap.numerics.algorithms`) over Hypothesis-drawn instances (TESTED); the refutation is an exact (rational)
-instance. ``gain-limits`` is TESTED: its closed forms are proved for symbolic G, but the GRPO rate
-:math:`1/\sqrt G` is checked on a grid (its ingredients proved for G = 2, 4, 8 only), and its checks are
-parts of the statement (``aggregate="weakest"``), so the claim reports the weaker.
+instance. ``gain-limits`` is CHECKED: its closed forms are proved for symbolic G, but the GRPO rate
+:math:`1/\sqrt G` is checked on a grid of the theory's gains (its ingredients proved for G = 2, 4, 8 only),
+and its checks are parts of the statement (``aggregate="weakest"``), so the claim reports the weaker. Checks
+on fixed instances or on a theory-only grid (``grpo-epsilon-bound``, ``token-level-parallel-fixed``, the
+numeric masses) are ``CHECKED`` on that many, never ``TESTED``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from hypothesis import strategies as st
 from gradgap.numerics import algorithms as na
 from gradgap.numerics.algorithms import EosTokens
 from gradgap.proofs_check import families
-from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.search import instance_dict, instance_strategy
 from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, ROUNDING
 from gradgap.theory import algorithms as ta
@@ -115,6 +117,7 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
     def run(profile: Profile) -> Evidence:
         found: list[dict[str, Any]] = []
         stats = {"examples": 0, "worst_rel_error": 0.0}
+        seen: set[tuple[Instance, int]] = set()
 
         def body(case: tuple[Instance, int]) -> None:
             inst, G = case
@@ -125,6 +128,7 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
             J = float(families.numerics_module(inst).success_rate(inst))
             if not float(np.linalg.norm(g)) > 1e-9:
                 return
+            seen.add(case)
             scale = float(np.linalg.norm(g)) * fp.J * (1 - fp.J)
             for alg in algorithms:
                 stats["examples"] += 1
@@ -154,8 +158,9 @@ def _gain_check(algorithms: Sequence[str], gain: GainFn, name: str) -> Callable[
                 raise
             return Evidence.fails(Strength.TESTED, found[0], stats,
                                   detail=f"{name}: E[w] != gain*g beyond rounding (re-checked at 50 digits)")
-        return Evidence.holds(Strength.TESTED, stats,
-                              detail=f"{stats['examples']} (instance, G, algorithm) cases, exact enumeration")
+        return Evidence.sampled(len(seen), profile, stats,
+                                detail=f"{stats['examples']} (instance, G, algorithm) cases, exact enumeration",
+                                what="distinct (instance, G) pairs")
 
     return run
 
@@ -262,7 +267,7 @@ def _sqrt_var(J: float) -> float:
 def _grpo_rate_check(grpo_limit: Callable[[float], float],
                      rate: Callable[[int], float]) -> Callable[[Profile], Evidence]:
     r"""The GRPO rate :math:`|\mathbb E\sqrt{\hat p(1-\hat p)}-\sqrt{J(1-J)}|\le1/\sqrt G` on a J grid for
-    G up to 64 at 20 digits (TESTED: the Cauchy-Schwarz chain is not machine-checked for every G; its
+    G up to 64 at 20 digits (CHECKED on the grid: the Cauchy-Schwarz chain is not machine-checked for every G; its
     ingredients are proved symbolically for ``_RATE_PROVED_G`` and listed in the figures)."""
 
     def run(profile: Profile) -> Evidence:
@@ -274,18 +279,18 @@ def _grpo_rate_check(grpo_limit: Callable[[float], float],
                 dev = abs(value * math.sqrt(G / (G - 1)) - grpo_limit(float(J)))
                 worst = max(worst, dev - rate(G))
                 if dev > rate(G):
-                    return Evidence.fails(Strength.TESTED, {"G": G, "J": float(J), "deviation": dev,
-                                                            "bound": rate(G)},
-                                          detail="|E sqrt(p(1-p)) - limit| above the bound")
+                    return Evidence.checked(Status.FAILS, 1, "grid point (theory only)", {},
+                                            {"G": G, "J": float(J), "deviation": dev, "bound": rate(G)},
+                                            detail="|E sqrt(p(1-p)) - limit| above the bound")
         ingredients = [ta.prove_grpo_limit_rate(G) for G in _RATE_PROVED_G]
         bad = [p.name for p in ingredients if not p.proved]
         if bad:
             return Evidence.undecided(f"not proved: {bad}")
-        return Evidence.holds(Strength.TESTED, {"points": len(_RATE_GRID_G) * int(profile.grid),
-                                                "grid": int(profile.grid), "G_grid": list(_RATE_GRID_G),
-                                                "largest_excess": worst,
-                                                "rate_ingredients_proved_for_G": list(_RATE_PROVED_G)},
-                              detail="rate 1/sqrt(G) on a J grid up to G=64 at 20 digits; E(p-J)^2 = J(1-J)/G "
+        points = len(_RATE_GRID_G) * int(profile.grid)
+        return Evidence.checked(Status.HOLDS, points, "grid points (theory only)",
+                                {"points": points, "grid": int(profile.grid), "G_grid": list(_RATE_GRID_G),
+                                 "largest_excess": worst, "rate_ingredients_proved_for_G": list(_RATE_PROVED_G)},
+                                detail="rate 1/sqrt(G) on a J grid up to G=64 at 20 digits; E(p-J)^2 = J(1-J)/G "
                                      "and x(1-x)-y(1-y) = (x-y)(1-x-y) proved for G in (2,4,8)")
 
     return run
@@ -314,10 +319,11 @@ def _mass_check(swap: bool) -> Callable[[Profile], Evidence]:
             worst = max(worst, err)
             cases += 1
             if err > EXACT[0]:  # absolute: E[w] and g are O(1) on these instances
-                return Evidence.fails(Strength.TESTED, {"algorithm": alg, "G": G, "J": J, "max_abs_error": err},
-                                      detail="E[w] != [(1-J) m_S + J m_F] g")
-        return Evidence.holds(Strength.TESTED, {"cases": cases, "max_abs_error": worst},
-                              detail="m_S, m_F from the advantages of all 2^G reward vectors")
+                return Evidence.checked(Status.FAILS, len(insts), "instances", {},
+                                        {"algorithm": alg, "G": G, "J": J, "max_abs_error": err},
+                                        detail="E[w] != [(1-J) m_S + J m_F] g")
+        return Evidence.checked(Status.HOLDS, len(insts), "instances", {"cases": cases, "max_abs_error": worst},
+                                detail="m_S, m_F from the advantages of all 2^G reward vectors")
 
     return run
 
@@ -344,10 +350,13 @@ def _epsilon_check(bound: Callable[[int, float], float]) -> Callable[[Profile], 
                 b_ = bound(G, float(eps))
                 worst = max(worst, rel - b_)
                 if rel < 0 or rel > b_ * (1 + ROUNDING):
-                    return Evidence.fails(Strength.TESTED, {"G": G, "J": float(J), "relative_change": rel,
-                                                            "bound": b_}, detail="epsilon effect outside bound")
-        return Evidence.holds(Strength.TESTED, {"grid": int(profile.grid), "largest_excess": worst},
-                              detail="exact gains with eps=1e-4 vs eps=0 at 40 digits, G in (2,4,8,16)")
+                    return Evidence.checked(Status.FAILS, 1, "grid point (theory only)", {},
+                                            {"G": G, "J": float(J), "relative_change": rel, "bound": b_},
+                                            detail="epsilon effect outside bound")
+        points = 4 * int(profile.grid)
+        return Evidence.checked(Status.HOLDS, points, "grid points (theory only)",
+                                {"grid": int(profile.grid), "largest_excess": worst},
+                                detail="exact gains with eps=1e-4 vs eps=0 at 40 digits, G in (2,4,8,16)")
 
     return run
 
@@ -374,10 +383,10 @@ def _fixed_length_check(algorithms: Sequence[str], varlen: bool) -> Callable[[Pr
                     ang = na.angle_degrees(na.expected_update(fp, alg, G), fp.gap())
                     worst = max(worst, ang)
                     if ang > ANGLE_DEG:
-                        return Evidence.fails(Strength.TESTED, {"algorithm": alg, "G": G,
-                                                                "instance": repr(inst), "angle_deg": ang})
-        return Evidence.holds(Strength.TESTED, {"largest_angle_deg": worst},
-                              detail="exact enumeration, G in (2, 3)")
+                        return Evidence.checked(Status.FAILS, len(insts), "instances", {},
+                                                {"algorithm": alg, "G": G, "instance": repr(inst), "angle_deg": ang})
+        return Evidence.checked(Status.HOLDS, len(insts), "instances", {"largest_angle_deg": worst},
+                                detail="exact enumeration, G in (2, 3)")
 
     return run
 
@@ -528,7 +537,7 @@ def _varlen_parallel(algorithms: Sequence[str]) -> Callable[[Profile], Evidence]
             if ex[a][0] != 0:
                 return Evidence.fails(Strength.PROVED, {"algorithm": a, "largest_2x2_minor": str(ex[a][0])},
                                       detail="exact EOS policy: E[w] not parallel to g")
-        return Evidence.holds(Strength.TESTED, {"algorithms": list(algorithms)},
-                              detail="exact EOS policy: every 2x2 minor of (E[w], g) is 0")
+        return Evidence.checked(Status.HOLDS, 1, "instance (exact)", {"algorithms": list(algorithms)},
+                                detail="exact EOS policy: every 2x2 minor of (E[w], g) is 0")
 
     return run

@@ -23,6 +23,9 @@ from typing import Any, Final
 import mpmath
 import numpy as np
 import sympy as sp
+from hypothesis import HealthCheck, Phase, given, settings, target
+from hypothesis import strategies as st
+
 from gradgap.experiments import eos_length
 from gradgap.numerics import algorithms as numeric_algorithms
 from gradgap.numerics import autoregressive as numeric
@@ -31,8 +34,6 @@ from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, muta
 from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, HP_ZERO
 from gradgap.theory import autoregressive as symbolic
 from gradgap.theory.instances import Autoregressive
-from hypothesis import HealthCheck, Phase, given, settings, target
-from hypothesis import strategies as st
 
 __all__ = ["IDENTITIES", "claims"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Final
 
-from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["PINNED_THRESHOLD_CASES", "claims"]
@@ -50,9 +50,10 @@ def _box_check(C: Fraction) -> Any:
         # not certified: look for a true violation at 50 digits (x = 0, w along e1 - e2, small eta)
         margin = _softmax3_margin(C, eta=Fraction(1, 100))
         if margin < 0:
-            return Evidence.fails(Strength.TESTED, {"theta": [0, 0, 0], "w": "(0, 1, -1)/sqrt(2)", "eta": 0.01,
-                                                    "margin": str(margin)[:24], "digits": 50}, figs,
-                                  "the inequality is violated at a 50-digit point")
+            return Evidence.checked(Status.FAILS, 1, "point (50 digits)", figs,
+                                    {"theta": [0, 0, 0], "w": "(0, 1, -1)/sqrt(2)", "eta": 0.01,
+                                     "margin": str(margin)[:24], "digits": 50},
+                                    "the inequality is violated at a 50-digit point")
         return Evidence.undecided(f"not certified: {cert.reason}", figs)
 
     return run
@@ -120,6 +121,7 @@ def _theorem_step_formula(profile: Profile) -> Evidence:
     numerics' structured Gradient Gap, :math:`L_o, G_o` from the family's constants (checked by the
     ``constant-*`` claims). TESTED (float64, within :data:`~gradgap.proofs_check.tolerances.EXACT`)."""
     import numpy as np
+
     from gradgap.proofs_check import expressions, families
     from gradgap.proofs_check.builtin.theorem1 import PAPER_CONSTANT
     from gradgap.proofs_check.tolerances import EXACT, close

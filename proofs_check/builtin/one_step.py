@@ -35,11 +35,12 @@ from dataclasses import replace
 from typing import Any, Final, Literal
 
 import numpy as np
+
 from gradgap.numerics import algorithms as na
 from gradgap.proofs_check import expressions, families
-from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.search import Case, evaluate_case, instance_dict, search_relation
-from gradgap.proofs_check.tolerances import EXACT, HESSIAN_ROUTES, SEARCH_ATTAINS
+from gradgap.proofs_check.tolerances import EXACT, HESSIAN_ROUTES, SHARP_RATIO
 from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["PINS", "claims", "pinned_check", "relation_with_pins"]
@@ -75,8 +76,8 @@ PINS: Final[dict[str, tuple[tuple[Instance, tuple[float, ...]], ...]]] = {
 def pinned_check(relation: Relation, pins: Sequence[tuple[Instance, tuple[float, ...]]],
                  fractions: Sequence[float] = _ETA_FRACTIONS) -> Callable[[Profile], Evidence]:
     r"""Evaluate ``relation`` at pinned (instance, direction, eta fraction) points at 50 digits with
-    :func:`gradgap.proofs_check.search.evaluate_case`: FAILS (TESTED) at the first point where the hypotheses hold and
-    the relation is violated there; HOLDS (TESTED) otherwise."""
+    :func:`gradgap.proofs_check.search.evaluate_case`: FAILS at the first point where the hypotheses hold and
+    the relation is violated there; HOLDS otherwise. Fixed points: ``CHECKED`` on that many, never ``TESTED``."""
 
     def run(profile: Profile) -> Evidence:
         checked = 0
@@ -93,13 +94,12 @@ def pinned_check(relation: Relation, pins: Sequence[tuple[Instance, tuple[float,
                 if res["mp_margin"] is not None:
                     worst = min(worst, float(res["mp_margin"]))
                 if res["violated"]:
-                    return Evidence.fails(Strength.TESTED, {
+                    return Evidence.checked(Status.FAILS, checked, "pinned points", {"pins": checked}, {
                         "family": relation.family, "instance": instance_dict(inst), "raw_w": list(raw),
                         "eta_fraction": u, "relation": relation.claim, "margin": str(res["mp_margin"])[:24],
-                        "digits": 50}, {"pins": checked},
-                        detail="pinned near-extremal point violates the relation at 50 digits")
-        return Evidence.holds(Strength.TESTED, {"pins": checked, "pins_min_margin": worst},
-                              detail=f"{checked} pinned near-extremal points hold at 50 digits")
+                        "digits": 50}, detail="pinned near-extremal point violates the relation at 50 digits")
+        return Evidence.checked(Status.HOLDS, checked, "pinned points", {"pins": checked, "pins_min_margin": worst},
+                                detail=f"{checked} pinned near-extremal points hold at 50 digits")
 
     return run
 
@@ -190,23 +190,71 @@ def _sharpest_structures() -> list[tuple[str, Callable[[np.ndarray], Instance], 
     ]
 
 
-def _sharpest_check(bound_factor: float) -> Callable[[Profile], Evidence]:
+#: bound on the parameters of the local polish of a sharpest-constant search, and its evaluation budget
+_POLISH_BOUND: Final[float] = 60.0
+_POLISH_EVALUATIONS: Final[int] = 2000
+
+
+def _polish(make: Callable[[np.ndarray], Instance], value: float, x: np.ndarray) -> tuple[float, np.ndarray]:
+    r"""Bounded Nelder-Mead from the random search's best point on :math:`\tfrac12\lambda_{\max}(-\nabla^2\ell)`
+    (parameters within :math:`\pm60`): suprema approached only as some logits diverge (a position becoming
+    deterministic) are then reached to ~1e-15 instead of ~1e-3, so the approach ratio measures the claim, not
+    the random walk. Returns the better of the two points."""
+    from scipy.optimize import minimize
+
+    def negative(theta: np.ndarray) -> float:
+        H = na.log_odds_hessian(na.finite_policy(make(np.clip(theta, -_POLISH_BOUND, _POLISH_BOUND))))
+        return -0.5 * float(np.linalg.eigvalsh(-H)[-1])
+
+    bounds = [(-_POLISH_BOUND, _POLISH_BOUND)] * len(x)
+    res = minimize(negative, np.clip(x, -_POLISH_BOUND, _POLISH_BOUND), method="Nelder-Mead", bounds=bounds,
+                   options={"maxfev": _POLISH_EVALUATIONS, "xatol": 1e-10, "fatol": 1e-14, "adaptive": True})
+    if -float(res.fun) > value:
+        return -float(res.fun), np.clip(np.asarray(res.x, dtype=float), -_POLISH_BOUND, _POLISH_BOUND)
+    return value, x
+
+
+def _approach_failure(value: float, known: float, bound: float) -> str | None:
+    r"""Why the value found misses the value stated as approached (``None`` when it does not): the supremum
+    :math:`C^\star_{\rm known}` must be reached to ``SHARP_RATIO`` (:math:`C^\star_{\rm found}/C^\star_{\rm known}
+    \ge0.999`; a known 0 within :math:`(1-0.999)\,G_o^2/8`) and never exceeded beyond rounding (then the stated
+    value is not the supremum). ``known < 0``: no value is stated.
+
+    >>> _approach_failure(0.2499, 0.25, 0.25) is None, _approach_failure(0.125, 0.25, 0.25)
+    (True, 'approach ratio 0.5 < 0.999 of the stated supremum 0.25')
+    """
+    if known < 0:
+        return None
+    if value > known * (1 + EXACT[0]) + EXACT[1]:
+        return f"found {value:.6g} above the stated supremum {known:.6g}"
+    if known > 0 and value < SHARP_RATIO * known:
+        return f"approach ratio {value / known:.6g} < {SHARP_RATIO} of the stated supremum {known:.6g}"
+    if known == 0 and value < -(1 - SHARP_RATIO) * bound:
+        return f"found {value:.6g}, not within {(1 - SHARP_RATIO) * bound:.3g} of the stated supremum 0"
+    return None
+
+
+def _sharpest_check(bound_factor: float, structures: Sequence[tuple[str, Callable[[np.ndarray], Instance], int,
+                                                                   float, float]] | None = None
+                    ) -> Callable[[Profile], Evidence]:
     r"""Search :math:`\tfrac12\sup\lambda_{\max}(-\nabla^2\ell)` per structure; FAILS if it exceeds
-    ``bound_factor * G_o**2/8``, or if it stays below :data:`SEARCH_ATTAINS` of a value known to be approached;
-    cross-checks the exact Hessian :math:`\mathrm{Cov}_+-\mathrm{Cov}_-` against the
-    family's own numeric Hessian (autograd) at the maximiser."""
+    ``bound_factor * G_o**2/8``, or if it misses the value stated as approached (:func:`_approach_failure`: the
+    sharpness the claim states); cross-checks the exact Hessian :math:`\mathrm{Cov}_+-\mathrm{Cov}_-` against the
+    family's own numeric Hessian (autograd) at the maximiser. ``structures`` defaults to
+    :func:`_sharpest_structures`."""
 
     def run(profile: Profile) -> Evidence:
         figures: dict[str, Any] = {}
         restarts = 20 if profile.name == "quick" else 40
         iters = 300 if profile.name != "thorough" else 2000
-        for label, make, n, bound, known in _sharpest_structures():
-            value, x = na.sharpest_constant_search(make, n, restarts=restarts, iters=iters, seed=0)
+        for label, make, n, bound, known in (structures or _sharpest_structures()):
+            value, x = _polish(make, *na.sharpest_constant_search(make, n, restarts=restarts, iters=iters, seed=0))
             inst = make(x)
             H_num = np.asarray(families.numerics_module(inst).hessian_log_odds(inst, method="autograd"))
             H_cov = na.log_odds_hessian(na.finite_policy(inst))
             hess_err = float(np.max(np.abs(H_num - H_cov)))
             figures[label] = {"C_star_found": round(value, 6), "G_o^2/8": bound, "approached": known,
+                              "approach_ratio": round(value / known, 6) if known > 0 else None,
                               "hessian_route_error": hess_err}
             if hess_err > HESSIAN_ROUTES:
                 return Evidence.error(f"{label}: Cov formula and autograd Hessian differ by {hess_err:.2e}", figures)
@@ -214,12 +262,14 @@ def _sharpest_check(bound_factor: float) -> Callable[[Profile], Evidence]:
                 return Evidence.fails(Strength.TESTED, {"structure": label, "theta": [float(t) for t in x],
                                                         "C_star_found": value, "bound": bound_factor * bound},
                                       figures, detail="the sharpest constant exceeds the bound")
-            if known > 0 and value < SEARCH_ATTAINS * known:
-                return Evidence.fails(Strength.TESTED, {"structure": label, "C_star_found": value, "approached": known},
-                                      figures, detail=f"{label}: the search reaches {value:.4g}, not the value "
-                                                      f"{known:g} the statement says it approaches")
+            missed = _approach_failure(value, known, bound)
+            if missed is not None:
+                return Evidence.fails(Strength.TESTED, {"structure": label, "theta": [float(t) for t in x],
+                                                        "C_star_found": value, "approached": known}, figures,
+                                      detail=f"{label}: {missed}")
         return Evidence.holds(Strength.TESTED, figures,
-                              detail="random-restart search of (1/2) sup lambda_max(-Hess ell) per structure")
+                              detail="random-restart search of (1/2) sup lambda_max(-Hess ell) per structure; "
+                                     f"every stated supremum approached to {SHARP_RATIO}")
 
     return run
 

@@ -30,6 +30,7 @@ from statistics import NormalDist
 from typing import Any, Final
 
 import numpy as np
+
 from gradgap.numerics import algorithms as na
 from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check

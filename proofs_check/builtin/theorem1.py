@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import numpy as np
 import sympy as sp
+
 from gradgap.numerics import algorithms as na
 from gradgap.proofs_check import families
 from gradgap.proofs_check.builtin.one_step import relation_with_pins

@@ -86,6 +86,7 @@ def build_instance(args: argparse.Namespace) -> Any:
 def derive(inst: Any, *, prove: bool = True) -> dict[str, Any]:
     """The closed forms, constants and identity results of ``inst``'s structure, as plain data."""
     import sympy as sp
+
     from gradgap.proofs_check import families
 
     module = families.theory_module(inst)

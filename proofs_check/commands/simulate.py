@@ -69,8 +69,9 @@ def _run(args: argparse.Namespace) -> int:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise GradgapValueError(f"experiment={args.experiment!r}: unknown; choose one of {', '.join(NAMES)}{hint}",
                                 field="experiment", value=args.experiment)
-    from gradgap.experiments import bandits as ex
     from tqdm import tqdm
+
+    from gradgap.experiments import bandits as ex
 
     cfg = _config(args)
     if args.out is not None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import mpmath
 import pytest
+
 from gradgap.proofs_check import expressions as ex
-from gradgap.proofs_check.claims import Profile, Relation, Status, Strength
+from gradgap.proofs_check.claims import PROFILES, Profile, Relation, Status, Strength
 from gradgap.proofs_check.search import Case, evaluate_case, search_relation
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
@@ -130,3 +131,89 @@ def test_one_step_with_the_derived_constant_holds():
     rel = Relation("ell_next - ell >= eta*Delta_mu - eta**2*(L_o + G_o**2/2)", "tokens", direction="random",
                    sizes={"T": (1, 2), "V": (2, 3)})
     assert search_relation(rel, SEARCH).status is Status.HOLDS
+
+
+# ---------------------------------------------------------------- near-tight false claims found at the ci profile
+
+#: the bound's constant: below the sharp constant at T = 3 only (see the docstring of the test)
+_SHARED_K = 0.226
+
+
+def _shared_v2_log_odds(T: int, x: mpmath.mpf) -> mpmath.mpf:
+    r""":math:`\ell(x)=T\log\sigma(x)-\log(1-\sigma(x)^T)` of a two-token shared policy, :math:`x=\theta\cdot
+    (\phi_c-\phi_w)+b_c-b_w` (written here from the definition, not from the code under test)."""
+    s = 1 / (1 + mpmath.exp(-x))
+    return T * mpmath.log(s) - mpmath.log(1 - s**T)
+
+
+def test_shared_tokens_v2_bound_false_only_at_length_3_near_J_0_05_is_refuted():
+    r"""A one-step bound extrapolated from long sequences, false at one length only.
+
+    Claim: :math:`\ell(\theta+\eta w)-\ell(\theta)\ge\eta\Delta\mu-\eta^2\,0.226\,G_o^2/8` for shared tokens with
+    V = 2 and T in 3..4 (ci caps T at 4). With two tokens :math:`\ell` depends on :math:`\theta` through
+    :math:`x=\theta\cdot\Delta\phi` only, :math:`\Delta\phi=\phi_c-\phi_w`, and
+    :math:`\ell(x)=T\log\sigma(x)-\log(1-\sigma^T)`, :math:`\ell'=T(1-\sigma)/(1-\sigma^T)`. By Taylor the sharp
+    constant is :math:`C^\star_T=\tfrac12\sup_x(-\ell'')\,|\Delta\phi|^2` (approached as :math:`\eta\to0`), and
+    :math:`G_o=T|\Delta\phi|`. At T = 3, :math:`-\ell''` is largest at :math:`\sigma=1/(1+\sqrt3)`
+    (:math:`x=-\tfrac12\log3`) where it equals :math:`4-2\sqrt3`: :math:`C^\star_3=(2-\sqrt3)|\Delta\phi|^2=
+    0.2382\,G_o^2/8>0.226\,G_o^2/8`, violated, at :math:`J=\sigma^3=0.049`. At T = 4,
+    :math:`\tfrac12\sup(-\ell'')=0.41499<0.226\cdot16/8=0.452`: the bound holds. Both are established below with
+    mpmath from the definition; the search (ci profile) must find a T = 3 counterexample near J = 0.05 that
+    survives 50 digits."""
+    with mpmath.workdps(50):
+        x3 = -mpmath.log(3) / 2
+        curv3 = -mpmath.diff(lambda x: _shared_v2_log_odds(3, x), x3, 2)
+        assert abs(curv3 - (4 - 2 * mpmath.sqrt(3))) < mpmath.mpf("1e-30")
+        assert abs(mpmath.diff(lambda x: _shared_v2_log_odds(3, x), x3, 3)) < mpmath.mpf("1e-30")  # a maximum
+        eta, k = mpmath.mpf("0.01"), mpmath.mpf(_SHARED_K)
+        ell = lambda x: _shared_v2_log_odds(3, x)  # noqa: E731
+        margin = ell(x3 + eta) - ell(x3) - eta * mpmath.diff(ell, x3) + eta**2 * k * 9 / 8  # phi = (0, 1), w = 1
+        assert margin < -mpmath.mpf("1e-6")
+        # T = 4: the largest -ell''/2 (grid, then the stationary point) stays below the claimed constant
+        ell4 = lambda x: _shared_v2_log_odds(4, x)  # noqa: E731
+        start = max(mpmath.linspace(-4, 4, 161), key=lambda x: -mpmath.diff(ell4, x, 2))
+        x4 = mpmath.findroot(lambda x: mpmath.diff(ell4, x, 3), start)
+        assert -mpmath.diff(ell4, x4, 2) / 2 < k * 16 / 8 * mpmath.mpf("0.95")
+
+    rel = Relation(f"ell_next - ell >= eta*Delta_mu - eta**2*{_SHARED_K}*G_o**2/8", "shared_tokens",
+                   sizes={"V": (2, 2), "T": (3, 4), "d": (1, 2)}, direction="random")
+    ev = search_relation(rel, PROFILES["ci"])
+    assert ev.status is Status.FAILS, ev.figures
+    cx = ev.counterexample
+    assert cx["instance"]["T"] == 3
+    assert 0.01 < float(mpmath.mpf(cx["values"]["J"])) < 0.2
+    assert _reverify(rel, cx)["violated"] is True
+
+
+@pytest.mark.xfail(strict=True, reason="not yet found by the ci search: needs J-level seeds (J = 0.79) in "
+                                "the adversarial phase")
+def test_descent_bound_on_J_5_percent_too_small_violated_only_near_J_0_79_is_refuted():
+    r"""A second-order descent bound on J itself with its constant 5 % too small.
+
+    For the two-armed bandit (arm 0 correct) :math:`J=\sigma(\theta_0-\theta_1)`, so
+    :math:`\nabla J=J(1-J)\,g` and :math:`\nabla^2J=\sigma''(x)\,(e_0-e_1)(e_0-e_1)^\top` with
+    :math:`\sigma''=\sigma(1-\sigma)(1-2\sigma)`; for a unit :math:`w`, :math:`w^\top\nabla^2Jw\ge2\min\sigma''`.
+    The minimum is at :math:`\sigma=(3+\sqrt3)/6=0.7887`, where :math:`\sigma(1-\sigma)=1/6` and
+    :math:`1-2\sigma=-1/\sqrt3`: :math:`\min\sigma''=-1/(6\sqrt3)`. Taylor with the Lagrange remainder gives the
+    true and sharp :math:`J(\theta+\eta w)-J\ge\eta J(1-J)\Delta\mu-\eta^2/(6\sqrt3)`; with the constant times
+    0.95 it fails only where :math:`\sigma''<-0.95/(6\sqrt3)` (a band around J = 0.79) and for small
+    :math:`\eta`. The counterexample is computed below with mpmath from the definition of :math:`\sigma`; the
+    search (ci profile) must find one near J = 0.79 that survives 50 digits."""
+    with mpmath.workdps(50):
+        s_star = (3 + mpmath.sqrt(3)) / 6
+        x = mpmath.log(s_star / (1 - s_star))
+        sig = lambda t: 1 / (1 + mpmath.exp(-t))  # noqa: E731
+        eta, r = mpmath.mpf("0.01"), 1 / mpmath.sqrt(2)  # w = (1, -1)/sqrt(2): x moves by eta*sqrt(2)
+        J, Jn = sig(x), sig(x + eta * 2 * r)
+        first = eta * mpmath.diff(sig, x) * 2 * r  # eta <grad J, w> = eta J(1-J) Delta_mu
+        assert abs(mpmath.diff(sig, x, 2) + 1 / (6 * mpmath.sqrt(3))) < mpmath.mpf("1e-40")
+        assert Jn - J - first + eta**2 * mpmath.mpf("0.95") / (6 * mpmath.sqrt(3)) < -mpmath.mpf("1e-7")
+        assert Jn - J - first + eta**2 / (6 * mpmath.sqrt(3)) > 0  # the sharp constant holds there
+
+    rel = Relation("J_next - J >= eta*J*(1 - J)*Delta_mu - eta**2*0.95/(6*sqrt(3))", "softmax",
+                   sizes={"K": (2, 2)}, direction="random")
+    ev = search_relation(rel, PROFILES["ci"])
+    assert ev.status is Status.FAILS, ev.figures
+    cx = ev.counterexample
+    assert 0.7 < float(mpmath.mpf(cx["values"]["J"])) < 0.87
+    assert _reverify(rel, cx)["violated"] is True
