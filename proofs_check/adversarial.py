@@ -34,7 +34,14 @@ from typing import Any, Final
 import numpy as np
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
-from gradgap.theory.instances import GradgapError, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import (
+    ContextualBandit,
+    GradgapError,
+    Instance,
+    SharedTokens,
+    SoftmaxBandit,
+    TokenSequence,
+)
 
 __all__ = ["BUDGETS", "AdversarialResult", "Budget", "adversarial_search", "structures_for"]
 
@@ -117,6 +124,15 @@ def structures_for(family: str, sizes: dict[str, tuple[int, int]], cap: int, lim
                 out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t))
                 if t > 1:
                     out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t, 1))
+    elif family == "contextual":
+        for P, A, d in itertools.product(_size_values(sizes, "P", cap), _size_values(sizes, "A", cap),
+                                         _size_values(sizes, "d", cap)):
+            line = tuple(tuple((float(a * (x + 1)),) + (0.0,) * (d - 1) for a in range(A)) for x in range(P))
+            hot = tuple(tuple(tuple(1.0 if j == (a + x) % d else 0.0 for j in range(d)) for a in range(A))
+                        for x in range(P))
+            for feats in dict.fromkeys((line, hot)):
+                for c in ({0}, {1}):
+                    out.append(ContextualBandit((0.0,) * d, feats, (frozenset(c),) * P))
     else:
         for d, v, t in itertools.product(_size_values(sizes, "d", cap), _size_values(sizes, "V", cap),
                                          _size_values(sizes, "T", cap)):

@@ -40,7 +40,7 @@ from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
 from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO
 from gradgap.theory import loglinear as symbolic_loglinear
-from gradgap.theory.instances import Instance, SoftmaxBandit, TokenSequence, family_name
+from gradgap.theory.instances import ContextualForm, Instance, SoftmaxBandit, TokenSequence, family_name
 from hypothesis import HealthCheck, Phase, given, settings, target
 from hypothesis import strategies as st
 
@@ -440,7 +440,10 @@ def _hp_norm(inst: Instance, response: tuple[int, ...], name: str) -> mpmath.mpf
 
 
 def _responses(inst: Instance) -> st.SearchStrategy[tuple[int, ...]]:
-    return st.tuples(*(st.integers(0, p.V - 1) for p in inst.structure().expanded()))
+    form = inst.structure()
+    if isinstance(form, ContextualForm):  # pairs (x, a) of a mixture over prompts
+        return st.sampled_from(form.responses())
+    return st.tuples(*(st.integers(0, p.V - 1) for p in form.expanded()))
 
 
 def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, ...], str]]:
