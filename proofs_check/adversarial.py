@@ -178,6 +178,14 @@ def _theta_seeds(inst: Instance) -> list[np.ndarray]:
             z = np.zeros(n)
             z[(inst.target[0] + 1) % V] = big  # J -> 0
             seeds.append(z)
+    elif isinstance(inst, ContextualBandit):  # large moves along the features of the first prompts' actions
+        rows = np.asarray(inst.features, dtype=float).reshape(-1, inst.d)
+        for big in _LARGE[:3]:
+            for v in range(min(len(rows), 4)):
+                x = rows[v] * big / max(1.0, float(np.dot(rows[v], rows[v])))
+                seeds.append(x)
+                seeds.append(-x)
+        seeds.append(np.full(n, 0.3))
     else:
         feats = np.asarray(inst.features, dtype=float)
         for big in _LARGE[:3]:
@@ -197,6 +205,10 @@ def _direction_seeds(inst: Instance, rng: np.random.Generator) -> list[np.ndarra
         feats = np.asarray(inst.features, dtype=float)
         for i, j in itertools.permutations(range(inst.V), 2):
             out.append(feats[i] - feats[j])
+    elif isinstance(inst, ContextualBandit):  # differences of two actions' features at one prompt
+        for rows in np.asarray(inst.features, dtype=float):
+            for i, j in itertools.permutations(range(inst.A), 2):
+                out.append(rows[i] - rows[j])
     else:
         V = inst.K if isinstance(inst, SoftmaxBandit) else inst.V
         T = 1 if isinstance(inst, SoftmaxBandit) else inst.T

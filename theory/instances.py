@@ -515,7 +515,7 @@ class ContextualBandit:
     FAMILY: ClassVar[str] = "contextual"
     #: size parameters and the default inclusive ranges of a search
     SIZE_PARAMETERS: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType(
-        {"P": (1, 3), "A": (2, 3), "d": (1, 3)})
+        {"P": (1, 2), "A": (2, 3), "d": (1, 2)})
 
     theta: tuple[float, ...]
     features: tuple[tuple[tuple[float, ...], ...], ...]

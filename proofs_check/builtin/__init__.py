@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Final
 
-from gradgap.proofs_check.builtin import algorithms, certified, core, dynamics, one_step, theorem1
+from gradgap.proofs_check.builtin import algorithms, certified, contextual, core, dynamics, one_step, theorem1
 from gradgap.proofs_check.builtin.expectations import REQUIRED
 from gradgap.proofs_check.claims import Claim
 from gradgap.theory.instances import GradgapValueError
@@ -18,7 +18,7 @@ from gradgap.theory.instances import GradgapValueError
 __all__ = ["BUILTIN_MODULES", "builtin_claims"]
 
 #: modules of built-in claims, in report order
-BUILTIN_MODULES: Final[tuple[ModuleType, ...]] = (core, algorithms, one_step, theorem1, dynamics, certified)
+BUILTIN_MODULES: Final[tuple[ModuleType, ...]] = (core, algorithms, one_step, theorem1, dynamics, certified, contextual)
 
 
 def builtin_claims(modules: tuple[ModuleType, ...] = BUILTIN_MODULES) -> list[Claim]:
