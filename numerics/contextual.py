@@ -27,6 +27,8 @@ Example (two prompts, one feature, at :math:`\theta=0`):
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -38,8 +40,8 @@ from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = [*_routes.PUBLIC_NAMES, "angle_degrees", "expected_group_update", "per_prompt_gradient_gap",
-           "per_prompt_success_rate", "prompt_policy"]
+__all__ = [*_routes.PUBLIC_NAMES, "angle_degrees", "expected_group_update", "group_gain",
+           "per_prompt_gradient_gap", "per_prompt_success_rate", "prompt_policy", "rule_update", "simulate"]
 
 Array = NDArray[np.float64]
 
@@ -360,3 +362,78 @@ def angle_degrees(inst: ContextualBandit, algorithm: str, G: int) -> float:
     r"""Angle in degrees between the expected group update and :math:`\nabla J` (enumerated updates)."""
     return group_algorithms.angle_degrees(expected_group_update(inst, algorithm, G),
                                           np.asarray(grad_success_rate(inst, method="autograd")))
+
+
+# ------------------------------------------------------------------------------------------ dynamics across prompts
+
+#: update rules of :func:`simulate`: the joint Gradient Gap, or one group of G per prompt for an algorithm
+CONTEXTUAL_RULES: tuple[str, ...] = ("gap", *group_algorithms.ADVANTAGES)
+
+
+@functools.lru_cache(maxsize=64)
+def _advantage_table(algorithm: str, G: int) -> tuple[tuple[float, float], ...]:
+    """``(a_1(k), a_0(k))`` for k = 0..G successes, read off the group advantages of a group with k successes."""
+    out = []
+    for k in range(G + 1):
+        adv = group_algorithms.group_advantages(algorithm, np.array([1] * k + [0] * (G - k)))
+        out.append((float(adv[0]) if k > 0 else 0.0, float(adv[-1]) if k < G else 0.0))
+    return tuple(out)
+
+
+def group_gain(J: float, algorithm: str, G: int) -> float:
+    r"""The finite-G gain :math:`\gamma(J,G)=\frac1G\sum_k\binom Gk J^k(1-J)^{G-k}[k(1-J)a_1(k)-(G-k)Ja_0(k)]`, the
+    advantages :math:`a_1(k), a_0(k)` read off :func:`~gradgap.numerics.algorithms.group_advantages` on a group
+    with k successes (T = 1, so every aggregation is the sequence-level one).
+
+    >>> round(group_gain(0.5, "dr_grpo", 2), 12)
+    0.125
+    """
+    total = 0.0
+    for k, (a1, a0) in enumerate(_advantage_table(algorithm, G)):
+        total += math.comb(G, k) * J**k * (1 - J) ** (G - k) * (k * (1 - J) * a1 - (G - k) * J * a0)
+    return total / G
+
+
+def rule_update(inst: ContextualBandit, rule: str, G: int = 8) -> Array:
+    r"""The expected update of ``rule``: ``gap`` the joint Gradient Gap :math:`g` (aligned: :math:`\Delta\mu=\|g\|^2`);
+    an algorithm: :math:`\sum_x\rho_x\gamma(J_x,G)g_x` (structured per-prompt quantities, :func:`group_gain`)."""
+    if rule == "gap":
+        return np.asarray(gradient_gap(inst))
+    if rule not in CONTEXTUAL_RULES:
+        raise GradgapValueError(f"rule={rule!r}: choose one of {', '.join(CONTEXTUAL_RULES)}", field="rule",
+                                value=rule)
+    J_x, g_x = per_prompt_success_rate(inst), per_prompt_gradient_gap(inst)
+    gains = np.array([group_gain(float(j), rule, G) for j in J_x])
+    return (np.asarray(inst.prompt_weights) * gains) @ g_x
+
+
+def simulate(inst: ContextualBandit, etas: ArrayLike, *, rule: str = "gap", G: int = 8, steps: int = 200,
+             optimizer: str = "sgd") -> dict[str, Array]:
+    r"""Fixed-step trajectories :math:`\theta_{k+1}=\theta_k+\eta\,u_k` from ``inst.theta``, one per step size:
+    ``sgd`` :math:`u_k=` :func:`rule_update`; ``adam`` the Adam direction of those updates (:math:`\beta=(0.9,
+    0.999)`, :math:`\epsilon=10^{-8}`). Returns ``J`` and ``log_J`` ``(steps+1, len(etas))`` and the final ``theta``.
+    """
+    etas = np.atleast_1d(np.asarray(etas, dtype=float))
+    out_J = np.empty((steps + 1, etas.size))
+    out_log = np.empty((steps + 1, etas.size))
+    final = np.empty((etas.size, inst.d))
+    for j, eta in enumerate(etas):
+        theta = np.asarray(inst.theta, dtype=float)
+        m, v = np.zeros(inst.d), np.zeros(inst.d)
+        for k in range(steps + 1):
+            cur = inst.with_theta(tuple(float(x) for x in theta))
+            log_j, _ = _log_parts(cur, np.zeros(inst.d))
+            out_log[k, j], out_J[k, j] = log_j, math.exp(log_j)
+            if k == steps:
+                break
+            u = rule_update(cur, rule, G)
+            if optimizer == "adam":
+                m = 0.9 * m + 0.1 * u
+                v = 0.999 * v + 0.001 * u * u
+                u = (m / (1 - 0.9 ** (k + 1))) / (np.sqrt(v / (1 - 0.999 ** (k + 1))) + 1e-8)
+            elif optimizer != "sgd":
+                raise GradgapValueError(f"optimizer={optimizer!r}: choose sgd or adam", field="optimizer",
+                                        value=optimizer)
+            theta = theta + eta * u
+        final[j] = theta
+    return {"J": out_J, "log_J": out_log, "theta": final}

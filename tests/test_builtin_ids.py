@@ -78,6 +78,11 @@ BUILTIN_IDS: tuple[str, ...] = (
     "contextual-group-update",
     "contextual-centred-parallel",
     "contextual-grpo-ascends",
+    "contextual-critical-step",
+    "contextual-grpo-biased-fixed-point",
+    "contextual-adam-stagnation",
+    "contextual-sgd-no-stagnation",
+    "contextual-no-aligned-collapse",
 )
 
 

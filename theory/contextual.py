@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import mpmath
 import sympy as sp
 from gradgap.theory import algorithms as group_algorithms
 from gradgap.theory import closed_forms as forms
@@ -60,8 +61,8 @@ from gradgap.theory.closed_forms import (
 )
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
-__all__ = [*forms.FAMILY_NAMES, "PromptForms", "angle_cosine", "expected_group_update", "per_prompt_closed_forms",
-           "per_prompt_gradient_gap", "per_prompt_success_rate", "update_alignment"]
+__all__ = [*forms.FAMILY_NAMES, "PromptForms", "angle_cosine", "expected_group_update", "fixed_point",
+           "per_prompt_closed_forms", "per_prompt_gradient_gap", "per_prompt_success_rate", "update_alignment"]
 
 _EXAMPLE = ContextualBandit(theta=(0.0,), features=(((1.0,), (0.0,)), ((0.0,), (1.0,))),
                             correct=(frozenset({0}), frozenset({1})))
@@ -486,3 +487,41 @@ def example_instance(P: int = 2, A: int = 2, d: int = 1, correct: Iterable[Itera
                   for x in range(P))
     corr = tuple(frozenset({x % A}) for x in range(P)) if correct is None else tuple(frozenset(c) for c in correct)
     return ContextualBandit(theta=(0.0,) * d, features=feats, correct=corr)
+
+
+# ------------------------------------------------------------------ fixed points and critical steps (d = 1)
+
+
+@lru_cache(maxsize=16)
+def _field_functions(features: Table, correct: tuple[frozenset[int], ...], weights: tuple[float, ...] | None,
+                     rule: str, G: int) -> tuple[Callable[..., object], Callable[..., object], Callable[..., object]]:
+    cf = _closed_forms(features, correct, weights)
+    (t,) = cf.theta
+    if rule == "gap":
+        F = cf.gradient_gap[0]
+    else:
+        pf = _prompt_forms(features, correct, weights)
+        gamma = group_algorithms.gain(rule, G)
+        F = sp.Add(*(r * gamma.subs(group_algorithms.J, j) * g[0]
+                     for r, j, g in zip(pf.weights, pf.success_rates, pf.gradient_gaps, strict=True)))
+    return (sp.lambdify(t, F, "mpmath"), sp.lambdify(t, sp.diff(F, t), "mpmath"),
+            sp.lambdify(t, cf.success_rate, "mpmath"))
+
+
+def fixed_point(inst: ContextualBandit, rule: str, G: int = 8, *, start: float | None = None,
+                digits: int = 50) -> dict[str, object]:
+    r"""For one parameter (d = 1): the zero :math:`\theta_r` of the expected-update field :math:`F_r(\theta)`
+    (``gap``: :math:`F=g=\ell'`, its zero the maximiser of J; an algorithm: :math:`F=\sum_x\rho_x\gamma(J_x,G)g_x`),
+    found by mpmath ``findroot`` at ``digits`` digits on the closed form, with :math:`F_r'(\theta_r)`,
+    :math:`J(\theta_r)` and the critical fixed step :math:`\eta_{crit}=2/|F_r'(\theta_r)|` of
+    :math:`\theta_{k+1}=\theta_k+\eta F_r(\theta_k)` (linear stability: converges for :math:`\eta<\eta_{crit}`).
+
+    Source: DERIVED here (linearisation of the fixed-step iteration; reconstruction §4.2 sharpness heuristic).
+    """
+    if inst.d != 1:
+        raise GradgapValueError(f"d={inst.d}: fixed_point needs one parameter (d = 1)", field="d", value=inst.d)
+    F, dF, J = _field_functions(inst.features, inst.correct, inst.weights, rule, G)
+    with mpmath.workdps(digits + 10):
+        root = mpmath.findroot(F, mpmath.mpf(inst.theta[0] if start is None else start))
+        slope = dF(root)
+        return {"theta": root, "slope": slope, "J": J(root), "eta_crit": 2 / abs(slope)}

@@ -90,4 +90,9 @@ REQUIRED: Final[dict[str, Strength]] = {
     "contextual-group-update": Strength.TESTED,
     "contextual-centred-parallel": Strength.PROVED,
     "contextual-grpo-ascends": Strength.CERTIFIED,
+    "contextual-critical-step": Strength.SIMULATED,
+    "contextual-grpo-biased-fixed-point": Strength.SIMULATED,
+    "contextual-adam-stagnation": Strength.SIMULATED,
+    "contextual-sgd-no-stagnation": Strength.SIMULATED,
+    "contextual-no-aligned-collapse": Strength.SIMULATED,
 }
