@@ -187,3 +187,64 @@ def test_symbolic_identities_are_proved_on_two_prompts() -> None:
     cf = tc.closed_forms(CLI_EXAMPLE)
     assert sp.simplify(cf.success_rate.subs(dict.fromkeys(cf.theta, 0)) - sp.Rational(1, 2) * (
         sp.Rational(1, 3) + sp.Rational(2, 3))) == 0
+
+
+# ------------------------------------------------------------------ dynamics, derive and threshold
+
+WORKED = ContextualBandit(theta=(0.05,), features=(((0.0,), (1.0,), (2.0,)), ((0.0,), (1.0,), (3.0,))),
+                          correct=(frozenset({1}), frozenset({1})))
+
+
+@pytest.mark.parametrize("algorithm", ["reinforce", "rloo", "grpo", "dr_grpo", "dapo"])
+def test_group_gain_numeric_vs_symbolic_gain(algorithm: str) -> None:
+    from gradgap.theory import algorithms as ta
+
+    for G in (2, 5, 8):
+        for J in (0.03, 0.5, 0.97):
+            want = float(sp.N(ta.gain(algorithm, G).subs(ta.J, sp.Rational(J)), 30))
+            assert_close(f"gain {algorithm} G={G}", "binomial sum of group advantages vs SymPy", WORKED,
+                         nc.group_gain(J, algorithm, G), want, EXACT)
+
+
+@pytest.mark.parametrize("rule", ["gap", "grpo"])
+def test_fixed_point_symbolic_root_zeroes_the_numeric_field(rule: str) -> None:
+    fp = tc.fixed_point(WORKED, rule, 8, start=-0.1)
+    at = WORKED.with_theta((float(fp["theta"]),))
+    assert abs(float(nc.rule_update(at, rule, 8)[0])) <= EXACT[1] * 100, nc.rule_update(at, rule, 8)
+    h = 1e-5  # the numeric field's slope (central differences) against the closed form's derivative
+    slope = (nc.rule_update(at.with_theta((at.theta[0] + h,)), rule, 8)[0]
+             - nc.rule_update(at.with_theta((at.theta[0] - h,)), rule, 8)[0]) / (2 * h)
+    from gradgap.proofs_check.tolerances import FD
+
+    assert_close("F'(theta_r)", "fd of numeric field vs SymPy derivative", at, slope, float(fp["slope"]), FD)
+
+
+def test_threshold_contextual_scan_is_a_first_crossing_of_the_numeric_success_rate() -> None:
+    out = io.StringIO()
+    argv = ["threshold", "contextual", "--theta", "0.05", "--features", "[[[0],[1],[2]],[[0],[1],[3]]]",
+            "--correct", "[[1],[1]]", "--json"]
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    eta = json.loads(out.getvalue())["eta_star"]
+    u = float(np.sign(nc.gradient_gap(WORKED)[0]))
+    J0 = nc.success_rate(WORKED)
+    assert nc.success_rate(WORKED.with_theta((0.05 + 0.99 * eta * u,))) >= J0
+    assert nc.success_rate(WORKED.with_theta((0.05 + 1.01 * eta * u,))) < J0
+    grid = np.linspace(1e-6, 0.99 * eta, 200)
+    assert all(nc.success_rate(WORKED.with_theta((0.05 + s * u,))) >= J0 for s in grid)
+
+
+def test_derive_contextual_proves_its_identities() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["derive", "contextual", "--size", "P=2,A=2,d=1", "--json"]) == 0
+    report = json.loads(out.getvalue())
+    assert report["all_proved"] and len(report["identities"]) == 5
+
+
+def test_bad_threshold_and_gap_contextual_input_exit_2() -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["gap", "contextual", "--theta", "0", "--features", "[[[0],[1]]]", "--correct", "[[0,1]]"]) == 2
+        assert main(["gap", "contextual", "--theta", "0", "--features", "[[[0],[1]]]", "--correct", "0"]) == 2
+    assert all(len(line) < 200 for line in err.getvalue().splitlines())
