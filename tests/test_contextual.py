@@ -248,3 +248,18 @@ def test_bad_threshold_and_gap_contextual_input_exit_2() -> None:
         assert main(["gap", "contextual", "--theta", "0", "--features", "[[[0],[1]]]", "--correct", "[[0,1]]"]) == 2
         assert main(["gap", "contextual", "--theta", "0", "--features", "[[[0],[1]]]", "--correct", "0"]) == 2
     assert all(len(line) < 200 for line in err.getvalue().splitlines())
+
+
+def test_user_claim_file_with_family_contextual_parses_with_its_sizes() -> None:
+    import pathlib
+
+    from gradgap.proofs_check.userclaims import load_file
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "contextual" / "claims.toml"
+    claims = load_file(str(path))
+    assert [c.relation.family for c in claims] == ["contextual", "contextual"]
+    assert dict(claims[0].relation.sizes) == {"A": (2, 3), "P": (1, 2), "d": (1, 2)}
+    with pytest.raises(GradgapError):  # a size the family does not have
+        from gradgap.proofs_check.userclaims import parse_claim
+
+        parse_claim({"id": "x", "family": "contextual", "sizes": {"V": [2, 3]}, "claim": "J >= 0"})

@@ -93,7 +93,7 @@ def test_gap_conditional_scores_says_exactly_which_families_are_proved():
 
 def test_cross_check_holds_for_the_real_closed_forms():
     res = run_claim(_claim(_tested(), family="all", cross_check=True), QUICK)
-    assert res.ok and res.evidence.figures["cross_check_points"] == 6
+    assert res.ok and res.evidence.figures["cross_check_points"] == 8  # 4 families x 2 quick points
     assert dict(res.checks)["theory-vs-numerics"].status is Status.HOLDS
 
 
