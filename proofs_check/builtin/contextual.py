@@ -135,7 +135,7 @@ def _group_search(profile: Profile, form: Callable[[ContextualBandit, str, int],
     count = [0]
     bad: list[dict[str, Any]] = []
     strategy = st.tuples(instance_strategy("contextual", _SIZES, profile.size_cap), st.sampled_from(_ALGORITHMS),
-                         st.integers(2, 3))
+                         st.integers(2, 4))
 
     def body(case: tuple[ContextualBandit, str, int]) -> None:
         inst, algorithm, G = case
@@ -152,7 +152,7 @@ def _group_search(profile: Profile, form: Callable[[ContextualBandit, str, int],
     except (AssertionError, ExceptionGroup):
         if not bad:
             raise
-    figures = {"examples": count[0], "G": [2, 3], "algorithms": list(_ALGORITHMS),
+    figures = {"examples": count[0], "G": [2, 3, 4], "algorithms": list(_ALGORITHMS),
                "routes": "sum_x rho_x gamma(J_x,G) g_x (SymPy, 50 digits) vs groups enumerated per prompt"}
     if bad:
         return Evidence.fails(Strength.TESTED, bad[0], figures, detail="closed form differs from enumerated groups")
@@ -185,21 +185,31 @@ def _centred_proved(profile: Profile) -> Evidence:
                           detail="gain = c_G J(1-J) symbolically, and grad J = sum_x rho_x J_x(1-J_x) g_x")
 
 
-def _centred_enumerated(profile: Profile) -> Evidence:
+def _centred_enumerated(profile: Profile, dr_grpo_factor: Callable[[int], float] = lambda G: (G - 1) / G
+                        ) -> Evidence:
     count = [0]
     worst = [0.0]
 
     def body(inst: ContextualBandit) -> None:
         grad = np.asarray(nc.grad_success_rate(inst, method="autograd"))
         for algorithm, G in (("reinforce", 3), ("rloo", 2), ("dr_grpo", 3)):
-            c = 1.0 if algorithm != "dr_grpo" else (G - 1) / G
+            c = 1.0 if algorithm != "dr_grpo" else dr_grpo_factor(G)
             err = float(np.max(np.abs(nc.expected_group_update(inst, algorithm, G) - c * grad)))
             worst[0] = max(worst[0], err)
             count[0] += 1
-            assert err <= EXACT[1] + EXACT[0] * float(np.max(np.abs(grad))), (algorithm, G, inst)
+            if err > EXACT[1] + EXACT[0] * float(np.max(np.abs(grad))):
+                bad.append({"instance": instance_dict(inst), "algorithm": algorithm, "G": G, "error": err})
+                raise AssertionError("refuted")
 
-    _hypothesis(instance_strategy("contextual", _SIZES, profile.size_cap), body, max(8, profile.examples // 4),
-                profile)
+    bad: list[dict[str, Any]] = []
+    try:
+        _hypothesis(instance_strategy("contextual", _SIZES, profile.size_cap), body, max(8, profile.examples // 4),
+                    profile)
+    except (AssertionError, ExceptionGroup):
+        if not bad:
+            raise
+    if bad:
+        return Evidence.fails(Strength.TESTED, bad[0], {"cases": count[0]}, detail="E[w] != c_G grad J")
     return Evidence.holds(Strength.TESTED, {"cases": count[0], "max_error": worst[0]},
                           detail="enumerated groups = c_G grad J (autograd)")
 
@@ -420,6 +430,10 @@ def claims() -> list[Claim]:
                        r"(\text{Dr. GRPO}):\ \langle\mathbb E[w],\nabla J\rangle\ge0"),
             source="DERIVED here (gains of reconstruction §4.4)",
             checks=(named_check("symbolic", _centred_proved), named_check("enumerated-groups", _centred_enumerated)),
+            mutants=lambda: [mutant_claim("contextual-centred-parallel", "dr_grpo_factor_1",
+                                          named_check("enumerated-groups",
+                                                      lambda p: _centred_enumerated(p, lambda G: 1.0)),
+                                          family="contextual")],
         ),
         Claim(
             id="contextual-grpo-ascends",
