@@ -121,7 +121,7 @@ def _stagnation_search(cfg: ContextualConfig) -> dict[str, Any]:
 
 def _collapse_search(cfg: ContextualConfig) -> dict[str, Any]:
     rng = np.random.default_rng(cfg.seed + 1)
-    found, tried = [], 0
+    found, tried, low = [], 0, 0
     for _ in range(cfg.collapse_instances):
         P, A = int(rng.integers(1, 3)), int(rng.integers(3, 5))
         feats = tuple(tuple(tuple(float(v) for v in rng.integers(-3, 4, 2)) for _ in range(A)) for _ in range(P))
@@ -133,10 +133,11 @@ def _collapse_search(cfg: ContextualConfig) -> dict[str, Any]:
         r = nc.simulate(inst, cfg.collapse_etas, rule="gap", steps=60)
         for j, eta in enumerate(cfg.collapse_etas):
             log_J = r["log_J"][:, j]
+            low += int(log_J.min() < -20)
             if np.all(np.diff(log_J) < 0) and log_J[-1] < -20:
                 found.append({"instance": inst.as_dict(), "eta": eta, "log_J_final": float(log_J[-1])})
     return {"instances": tried, "etas": list(cfg.collapse_etas), "steps": 60, "witnesses": found[:3],
-            "n_witnesses": len(found)}
+            "n_witnesses": len(found), "n_runs_below_exp_-20": low}
 
 
 def run_contextual(cfg: ContextualConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

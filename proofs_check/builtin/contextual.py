@@ -346,7 +346,7 @@ def _critical_step(factor_ok: float, factor_bad: float) -> Callable[[Profile], E
     return run
 
 
-def _biased_fixed_point(profile: Profile) -> Evidence:
+def _biased_fixed_point(profile: Profile, margin: float = 0.0) -> Evidence:
     from gradgap.experiments import contextual as ce
 
     gap = tc.fixed_point(ce.WORKED, "gap", 8, start=-0.1)
@@ -359,15 +359,15 @@ def _biased_fixed_point(profile: Profile) -> Evidence:
     figures = {"theta_argmax_J": mpmath.nstr(gap["theta"], 15), "theta_grpo": mpmath.nstr(grpo["theta"], 15),
                "J_max": mpmath.nstr(gap["J"], 15), "J_grpo_fixed_point": mpmath.nstr(grpo["J"], 15),
                "J_gap_below_max": mpmath.nstr(dJ, 6), "grpo_simulated_theta": settled}
-    if dJ > 0 and abs(dtheta) > 1e-6 and abs(settled - float(grpo["theta"])) < 1e-8:
+    if dJ > margin and abs(dtheta) > 1e-6 and abs(settled - float(grpo["theta"])) < 1e-8:
         return Evidence.holds(Strength.SIMULATED, figures,
                               detail=f"GRPO settles {mpmath.nstr(dJ, 3)} below max J (50-digit roots; simulated)")
     return Evidence.fails(Strength.SIMULATED, figures, figures, detail="GRPO's fixed point is the maximiser")
 
 
-def _adam_stagnation(profile: Profile) -> Evidence:
+def _adam_stagnation(profile: Profile, optimizer: str = "adam") -> Evidence:
     s = _experiment(profile)["search"]
-    adam = [p for p in s["plateaus_realizable"] if p["route"].endswith("adam")]
+    adam = [p for p in s["plateaus_realizable"] if p["route"].endswith(optimizer)]
     figures = {"instances": len(s["instances"]), "realizable": s["n_realizable"], "routes": s["routes"],
                "etas": s["etas"], "steps": s["steps"], "plateaus_realizable": s["n_plateaus_realizable"]}
     if adam:
@@ -376,9 +376,9 @@ def _adam_stagnation(profile: Profile) -> Evidence:
     return Evidence.fails(Strength.SIMULATED, {"witness": None}, figures, detail="no Adam plateau in this search")
 
 
-def _sgd_no_stagnation(profile: Profile) -> Evidence:
+def _sgd_no_stagnation(profile: Profile, optimizer: str = "sgd") -> Evidence:
     s = _experiment(profile)["search"]
-    sgd = [p for p in s["plateaus_realizable"] if p["route"].endswith("sgd")]
+    sgd = [p for p in s["plateaus_realizable"] if p["route"].endswith(optimizer)]
     figures = {"instances": len(s["instances"]), "realizable": s["n_realizable"], "etas": s["etas"],
                "steps": s["steps"], "plateaus_not_realizable": s["n_plateaus_not_realizable"]}
     if sgd:
@@ -386,11 +386,13 @@ def _sgd_no_stagnation(profile: Profile) -> Evidence:
     return Evidence.holds(Strength.SIMULATED, figures, detail="no realizable SGD run settled below the best J")
 
 
-def _no_collapse(profile: Profile) -> Evidence:
+def _no_collapse(profile: Profile, key: str = "n_witnesses") -> Evidence:
     c = _experiment(profile)["collapse"]
-    figures = {"instances": c["instances"], "etas": c["etas"], "steps": c["steps"]}
-    if c["n_witnesses"]:
-        return Evidence.fails(Strength.SIMULATED, c["witnesses"][0], figures, detail="aligned collapse found")
+    figures = {"instances": c["instances"], "etas": c["etas"], "steps": c["steps"],
+               "runs_below_exp_-20": c["n_runs_below_exp_-20"]}
+    if c[key]:
+        witness = c["witnesses"][0] if c["witnesses"] else {key: c[key]}
+        return Evidence.fails(Strength.SIMULATED, witness, figures, detail=f"{key} = {c[key]}")
     return Evidence.holds(Strength.SIMULATED, figures, detail="no run with J_k decreasing at every step to 0")
 
 
@@ -466,6 +468,9 @@ def claims() -> list[Claim]:
                        r"J(\theta_{\rm GRPO})<\max J\ \text{(worked example, }G=8\text{)}"),
             source="DERIVED here (§4.4 gains reweight prompts)",
             checks=(named_check("roots-and-simulation", _biased_fixed_point),),
+            mutants=lambda: [mutant_claim("contextual-grpo-biased-fixed-point", "gap_above_1e-6",
+                                          named_check("roots-and-simulation",
+                                                      lambda p: _biased_fixed_point(p, 1e-6)), family="contextual")],
         ),
         Claim(
             id="contextual-adam-stagnation",
@@ -475,6 +480,9 @@ def claims() -> list[Claim]:
                        r"\text{; smaller steps reach }J\ge0.999\text{)}"),
             source="reconstruction §4.3 (stagnation below 100 %, QUOTED) and §6 (Adam, QUOTED review); found here",
             checks=(named_check("search", _adam_stagnation),),
+            mutants=lambda: [mutant_claim("contextual-adam-stagnation", "sgd_plateau",
+                                          named_check("search", lambda p: _adam_stagnation(p, "sgd")),
+                                          family="contextual")],
         ),
         Claim(
             id="contextual-sgd-no-stagnation",
@@ -484,6 +492,9 @@ def claims() -> list[Claim]:
                        r"the best }J\text{ reached}"),
             source="reconstruction §4.3 (stagnation, DERIVED corollary); searched here",
             checks=(named_check("search", _sgd_no_stagnation),),
+            mutants=lambda: [mutant_claim("contextual-sgd-no-stagnation", "adam_too",
+                                          named_check("search", lambda p: _sgd_no_stagnation(p, "adam")),
+                                          family="contextual")],
         ),
         Claim(
             id="contextual-no-aligned-collapse",
@@ -493,5 +504,8 @@ def claims() -> list[Claim]:
                        r"J_{k+1}<J_k\ \forall k\text{ and }J_K<e^{-20}"),
             source="reconstruction §4.2 (Theorem 2, QUOTED-2nd); searched here",
             checks=(named_check("search", _no_collapse),),
+            mutants=lambda: [mutant_claim("contextual-no-aligned-collapse", "never_below_exp_-20",
+                                          named_check("search", lambda p: _no_collapse(p, "n_runs_below_exp_-20")),
+                                          family="contextual")],
         ),
     ]

@@ -592,7 +592,7 @@ def _g_o_proved_check() -> Any:
         return Evidence.holds(Strength.PROVED, {"identities": len(proved), "structures": proved},
                               detail="G_o^2 - |s(o)|^2 is a ratio of polynomials in x = e^theta with positive "
                                      "coefficients (so |s| < G_o), and |s|^2 -> G_o^2 along a ray (SymPy limit); "
-                                     "softmax and tokens structures listed; shared tokens: TESTED only")
+                                     "softmax and tokens structures listed; shared tokens, contextual: TESTED only")
 
     return named_check("sign-definite-G_o", run)
 
