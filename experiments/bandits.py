@@ -34,6 +34,7 @@ from typing import Any, Final
 import numpy as np
 import sympy as sp
 
+from gradgap.experiments import contextual as contextual_experiment
 from gradgap.numerics import dynamics as nd
 from gradgap.numerics import one_step_threshold as nt
 from gradgap.proofs_check.atomic import atomic_write_bytes, atomic_write_text
@@ -654,6 +655,9 @@ def _plot(name: str, data: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("1 - J after the run (worst chain)")
         ax.set_title(f"tabular: no stagnation; shared-family search: {data['outcome']}")
         ax.legend(fontsize=7)
+    elif name == "contextual":
+        fig = plt.figure(figsize=(11, 4))
+        contextual_experiment.plot_contextual(data, fig)
     else:  # pragma: no cover - guarded by run()
         raise GradgapValueError(f"experiment={name!r}: no figure", field="experiment", value=name)
     fig.tight_layout()
@@ -669,6 +673,7 @@ EXPERIMENTS: Final[dict[str, tuple[type, Callable[..., dict[str, Any]]]]] = {
     "success-scaling": (SuccessConfig, run_success_scaling),
     "stagnation": (StagnationConfig, run_stagnation),
     "threshold-ratio": (RatioConfig, run_threshold_ratio),
+    "contextual": (contextual_experiment.ContextualConfig, contextual_experiment.run_contextual),
 }
 
 

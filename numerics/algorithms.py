@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gradgap.numerics.montecarlo import Estimate
-from gradgap.theory.instances import GradgapValueError, Instance, SoftmaxBandit  # noqa: F401 (doctests)
+from gradgap.theory.instances import ContextualBandit, GradgapValueError, Instance, SoftmaxBandit  # noqa: F401 (doctests)
 
 __all__ = [
     "ADVANTAGES",
@@ -142,6 +142,17 @@ def finite_policy(inst: Instance | EosTokens) -> FinitePolicy:
     >>> fp.J, fp.gap().tolist()
     (0.5, [1.0, -1.0])
     """
+    if isinstance(inst, ContextualBandit):  # pairs (x, a): rho_x pi(a|x), s = phi(x,a) - E_x phi, length 1
+        rho = np.asarray(inst.prompt_weights)
+        probs_c, scores_c, rewards_c = [], [], []
+        for x in range(inst.P):
+            phi = np.asarray(inst.features[x], dtype=float)
+            pi = _softmax(phi @ np.asarray(inst.theta, dtype=float))
+            probs_c.append(rho[x] * pi)
+            scores_c.append(phi - pi @ phi)
+            rewards_c.append(np.isin(np.arange(inst.A), sorted(inst.correct[x])).astype(np.int64))
+        return FinitePolicy(np.concatenate(probs_c), np.concatenate(scores_c), np.concatenate(rewards_c),
+                            np.ones(inst.P * inst.A, dtype=np.int64))
     if not isinstance(inst, EosTokens):
         form = inst.structure()
         theta = np.asarray(inst.theta, dtype=float)

@@ -37,6 +37,7 @@ from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
 from gradgap.theory.instances import (
     Autoregressive,
+    ContextualBandit,
     GradgapError,
     Instance,
     SharedTokens,
@@ -133,6 +134,15 @@ def structures_for(family: str, sizes: dict[str, tuple[int, int]], cap: int, lim
                 if t > 1:
                     out.append(Autoregressive(zero, (0,) * t, 1))
                     out.append(Autoregressive(zero, (0,) * (t - 1) + (1,), None, 1))
+    elif family == "contextual":
+        for P, A, d in itertools.product(_size_values(sizes, "P", cap), _size_values(sizes, "A", cap),
+                                         _size_values(sizes, "d", cap)):
+            line = tuple(tuple((float(a * (x + 1)),) + (0.0,) * (d - 1) for a in range(A)) for x in range(P))
+            hot = tuple(tuple(tuple(1.0 if j == (a + x) % d else 0.0 for j in range(d)) for a in range(A))
+                        for x in range(P))
+            for feats in dict.fromkeys((line, hot)):
+                for c in ({0}, {1}):
+                    out.append(ContextualBandit((0.0,) * d, feats, (frozenset(c),) * P))
     else:
         for d, v, t in itertools.product(_size_values(sizes, "d", cap), _size_values(sizes, "V", cap),
                                          _size_values(sizes, "T", cap)):
@@ -191,6 +201,14 @@ def _theta_seeds(inst: Instance) -> list[np.ndarray]:
             z = np.zeros(n)
             z[(inst.target[0] + 1) % V] = big  # J -> 0
             seeds.append(z)
+    elif isinstance(inst, ContextualBandit):  # large moves along the features of the first prompts' actions
+        rows = np.asarray(inst.features, dtype=float).reshape(-1, inst.d)
+        for big in _LARGE[:3]:
+            for v in range(min(len(rows), 4)):
+                x = rows[v] * big / max(1.0, float(np.dot(rows[v], rows[v])))
+                seeds.append(x)
+                seeds.append(-x)
+        seeds.append(np.full(n, 0.3))
     else:
         feats = np.asarray(inst.features, dtype=float)
         for big in _LARGE[:3]:
@@ -217,6 +235,10 @@ def _direction_seeds(inst: Instance, rng: np.random.Generator) -> list[np.ndarra
                 x = np.zeros(n)
                 x[row + i], x[row + j] = 1.0, -1.0
                 out.append(x)
+    elif isinstance(inst, ContextualBandit):  # differences of two actions' features at one prompt
+        for rows in np.asarray(inst.features, dtype=float):
+            for i, j in itertools.permutations(range(inst.A), 2):
+                out.append(rows[i] - rows[j])
     else:
         V = inst.K if isinstance(inst, SoftmaxBandit) else inst.V
         T = 1 if isinstance(inst, SoftmaxBandit) else inst.T

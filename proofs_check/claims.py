@@ -301,7 +301,7 @@ class Relation:
                 raise GradgapValueError(f"sizes.{key}={rng!r}: not a size parameter of family {self.family!r} "
                                         f"(use {', '.join(allowed)})", field=f"sizes.{key}", value=rng)
             lo, hi = _pair(f"sizes.{key}", rng, integer=True)
-            minimum = 1 if key in ("T", "d") else 2
+            minimum = 1 if key in ("T", "d", "P") else 2
             if lo < minimum or hi < lo:
                 raise GradgapValueError(f"sizes.{key}={rng!r}: need {minimum} <= lo <= hi",
                                         field=f"sizes.{key}", value=rng)

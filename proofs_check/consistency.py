@@ -33,13 +33,20 @@ import numpy as np
 
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status
 from gradgap.proofs_check.tolerances import EXACT
-from gradgap.theory.instances import Autoregressive, Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import (
+    Autoregressive,
+    ContextualBandit,
+    Instance,
+    SharedTokens,
+    SoftmaxBandit,
+    TokenSequence,
+)
 
 __all__ = ["EXTREME", "POINTS", "cross_check_claim", "cross_check_family", "random_instances"]
 
 #: random points per family and profile
 POINTS: Final[dict[str, int]] = {"quick": 2, "ci": 3, "thorough": 10}
-_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens", "autoregressive")
+_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens", "autoregressive", "contextual")
 #: numeric routes compared with the theory, per quantity
 _ROUTES: Final[dict[str, tuple[str, ...]]] = {
     "success_rate": ("structured", "enumerate"),
@@ -72,6 +79,9 @@ _STRUCTURES: Final[dict[str, tuple[Instance, ...]]] = {
                       SharedTokens((0.0, 0.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=2)),
     "autoregressive": (Autoregressive((((0.0,) * 3,),), (0,)), Autoregressive(_ZERO_AR_2, (1, 0)),
                        Autoregressive(_ZERO_AR_2, (0, 1), None, 0), Autoregressive(_ZERO_AR_2, (1, 1), 1)),
+    "contextual": (ContextualBandit((0.0,), (((1.0,), (0.0,)), ((0.0,), (-2.0,))), (frozenset({0}), frozenset({1}))),
+                   ContextualBandit((0.0, 0.0), (((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)), ((0.0, 0.0), (1.0, 0.0),
+                                    (0.0, 1.0))), (frozenset({0}), frozenset({1, 2})), weights=(1.0, 3.0))),
 }
 
 
@@ -94,7 +104,7 @@ def random_instances(family: str, n: int, seed: int) -> list[Instance]:
     out: list[Instance] = []
     for i in range(n):
         base = structures[i % len(structures)]
-        bound = 1.5 if family == "shared_tokens" else 3.0
+        bound = 1.5 if family in ("shared_tokens", "contextual") else 3.0
         out.append(base.with_theta(tuple(float(x) for x in rng.uniform(-bound, bound, len(base.theta)))))
     return out
 

@@ -29,15 +29,18 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from gradgap.numerics import autoregressive as numerics_autoregressive
+from gradgap.numerics import contextual as numerics_contextual
 from gradgap.numerics import shared_tokens as numerics_shared_tokens
 from gradgap.numerics import softmax as numerics_softmax
 from gradgap.numerics import tokens as numerics_tokens
 from gradgap.theory import autoregressive as theory_autoregressive
+from gradgap.theory import contextual as theory_contextual
 from gradgap.theory import shared_tokens as theory_shared_tokens
 from gradgap.theory import softmax as theory_softmax
 from gradgap.theory import tokens as theory_tokens
 from gradgap.theory.instances import (
     Autoregressive,
+    ContextualBandit,
     GradgapValueError,
     Instance,
     SharedTokens,
@@ -127,6 +130,26 @@ def shared_tokens_strategy(sizes: Sizes, cap: int, bound: float) -> st.SearchStr
     return draw_one()
 
 
+def contextual_strategy(sizes: Sizes, cap: int, bound: float) -> st.SearchStrategy[ContextualBandit]:
+    """Contextual bandits with P, A, d in ``sizes`` (capped), integer features in [-2, 2], a proper correct set
+    per prompt, uniform or drawn positive prompt weights."""
+
+    @st.composite
+    def draw_one(draw: st.DrawFn) -> ContextualBandit:
+        P = draw(_size(sizes, "P", cap))
+        A = draw(_size(sizes, "A", cap))
+        d = draw(_size(sizes, "d", cap))
+        theta = draw(st.lists(_floats(bound / 2), min_size=d, max_size=d))
+        row = st.lists(st.integers(-2, 2).map(float), min_size=d, max_size=d).map(tuple)
+        feats = draw(st.lists(st.lists(row, min_size=A, max_size=A).map(tuple), min_size=P, max_size=P))
+        correct = draw(st.lists(st.sets(st.integers(0, A - 1), min_size=1, max_size=A - 1).map(frozenset),
+                                min_size=P, max_size=P))
+        weights = draw(st.none() | st.lists(st.integers(1, 4).map(float), min_size=P, max_size=P).map(tuple))
+        return ContextualBandit(theta=tuple(theta), features=tuple(feats), correct=tuple(correct), weights=weights)
+
+    return draw_one()
+
+
 # ------------------------------------------------------------------ structures on which identities are proved
 
 
@@ -183,6 +206,17 @@ def autoregressive_structures(big: bool) -> tuple[Autoregressive, ...]:
         shapes += [(3, 2, None, 1), (3, 2, 2, None), (2, 3, None, None)]
     return tuple(Autoregressive(tuple(((0.0,) * v,) * v**k for k in range(t)), tuple(i % v for i in range(t)), m, e)
                  for t, v, m, e in shapes)
+def contextual_structures(big: bool) -> tuple[ContextualBandit, ...]:
+    """(P, A, d) = (1, 2, 1), (2, 2, 1), (2, 3, 2) (and (3, 2, 2) with ``big``); parameters zero."""
+    shapes = [(1, 2, 1, ({0},)), (2, 2, 1, ({0}, {1})), (2, 3, 2, ({0}, {1, 2}))]
+    if big:
+        shapes.append((3, 2, 2, ({0}, {1}, {0})))
+    out = []
+    for P, A, d, corr in shapes:
+        feats = tuple(tuple(tuple(float(((x + 1) * (a + 1) * (i + 2)) % 5 - 2) for i in range(d)) for a in range(A))
+                      for x in range(P))
+        out.append(ContextualBandit((0.0,) * d, feats, tuple(frozenset(c) for c in corr)))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------ the registry
@@ -217,6 +251,8 @@ FAMILIES: Final[Mapping[str, Family]] = MappingProxyType({
                shared_tokens_strategy, shared_tokens_structures),
         Family("autoregressive", Autoregressive, theory_autoregressive, numerics_autoregressive,
                autoregressive_strategy, autoregressive_structures, log_linear_form=False),
+        Family("contextual", ContextualBandit, theory_contextual, numerics_contextual, contextual_strategy,
+               contextual_structures),
     )
 })
 

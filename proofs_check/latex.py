@@ -193,7 +193,7 @@ def compile_pdf(tex_path: str, timeout: float = 300.0) -> str:
     proc = subprocess.run(
         [exe, "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"-outdir={out_dir}",
          os.path.basename(tex_path)],
-        cwd=out_dir, capture_output=True, text=True, timeout=timeout, check=False)
+        cwd=out_dir, capture_output=True, text=True, errors="replace", timeout=timeout, check=False)  # T1 bytes
     pdf = os.path.splitext(os.path.abspath(tex_path))[0] + ".pdf"
     if proc.returncode != 0 or not os.path.exists(pdf):
         tail = (proc.stdout + proc.stderr)[-2000:]

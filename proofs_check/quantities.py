@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from gradgap.theory.instances import (
     Autoregressive,
+    ContextualBandit,
     GradgapValueError,
     SharedTokens,
     SoftmaxBandit,
@@ -44,6 +45,8 @@ def _shape(inst: Any) -> tuple[int, int, int]:
         return inst.T, inst.V, inst.d
     if isinstance(inst, Autoregressive):
         return inst.T, inst.V, len(inst.theta)
+    if isinstance(inst, ContextualBandit):  # responses (x, a) on a max(P, A)^2 grid (numerics.contextual)
+        return 2, max(inst.P, inst.A), inst.d
     raise GradgapValueError(f"instance={type(inst).__name__}: not a policy instance", field="instance", value=inst)
 
 
@@ -72,6 +75,8 @@ def route_cost(inst: Any, method: str, n: int | None = None) -> float:
         base = float(inst.T * inst.V + inst.T * min(inst.m, inst.T - inst.m + 1))
     elif isinstance(inst, SharedTokens):
         base = float(inst.V * inst.d + (inst.T if method in ("autograd", "fd") else 1))
+    elif isinstance(inst, ContextualBandit):
+        base = float(inst.P * inst.A * inst.d)
     else:
         base = float(inst.K)
     return base * (2 * n_params + 1) if method == "fd" else base
@@ -126,6 +131,13 @@ def report(inst: Any, method: str, n: int | None = None, seed: int | None = None
         notes["gradient_gap_norm"] = "gradient_gap is not available"
     else:
         out["gradient_gap_norm"] = float(np.linalg.norm(np.asarray(gap, dtype=np.float64)))
+    per_prompt = getattr(num, "per_prompt_success_rate", None)
+    if per_prompt is not None:  # the contextual family: per-prompt J_x and g_x (P x d), structured route
+        out["per_prompt_J"] = _clean("per_prompt_J", per_prompt(inst), notes)
+        gaps = np.asarray(num.per_prompt_gradient_gap(inst), dtype=np.float64)
+        out["per_prompt_gradient_gap"] = [_clean("per_prompt_gradient_gap", row, notes) for row in gaps]
+        if method != "structured":
+            notes["per_prompt"] = "per_prompt_J and per_prompt_gradient_gap use the structured route"
     if isinstance(out.get("J"), float) and out["J"] in (0.0, 1.0):
         notes.setdefault("J", f"J rounds to {out['J']:g} in float64; log_odds keeps the exact information")
     out["notes"] = notes

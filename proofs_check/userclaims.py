@@ -95,6 +95,8 @@ def _check_sizes(relation: Relation, max_responses: int) -> None:
     sizes = relation.sizes
     if "K" in sizes:
         key, count = "K", sizes["K"][0]
+    elif "P" in sizes:  # contextual: P * A pairs
+        key, count = "A", sizes["P"][0] * sizes["A"][0]
     else:
         v, t = sizes["V"][0], sizes["T"][0]
         key = "V" if v > max_responses else "T"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from gradgap.theory.instances import Autoregressive, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import Autoregressive, ContextualBandit, SharedTokens, SoftmaxBandit, TokenSequence
 
 
 def _floats(bound: float) -> st.SearchStrategy[float]:
@@ -92,3 +92,20 @@ def autoregressive_instances(
     reach = Autoregressive(logits=tables, target=tuple(target), eos=end).max_hits()
     m = draw(st.none() | st.integers(1, reach))
     return Autoregressive(logits=tables, target=tuple(target), min_correct=m, eos=end)
+def contextual_instances(
+    draw: st.DrawFn,
+    *,
+    P: tuple[int, int] = (1, 2),
+    A: tuple[int, int] = (2, 3),
+    d: tuple[int, int] = (1, 2),
+    bound: float = 2.0,
+) -> ContextualBandit:
+    """Contextual bandits: integer features in [-2, 2], a proper correct set per prompt, optional weights."""
+    p, a, dim = draw(st.integers(*P)), draw(st.integers(*A)), draw(st.integers(*d))
+    theta = draw(st.lists(_floats(bound), min_size=dim, max_size=dim))
+    row = st.lists(st.integers(-2, 2).map(float), min_size=dim, max_size=dim).map(tuple)
+    feats = draw(st.lists(st.lists(row, min_size=a, max_size=a).map(tuple), min_size=p, max_size=p))
+    correct = draw(st.lists(st.sets(st.integers(0, a - 1), min_size=1, max_size=a - 1).map(frozenset),
+                            min_size=p, max_size=p))
+    weights = draw(st.none() | st.lists(st.integers(1, 4).map(float), min_size=p, max_size=p).map(tuple))
+    return ContextualBandit(theta=tuple(theta), features=tuple(feats), correct=tuple(correct), weights=weights)

@@ -96,9 +96,10 @@ def test_cross_check_holds_for_the_real_closed_forms():
     from gradgap.proofs_check.consistency import EXTREME
 
     res = run_claim(_claim(_tested(), family="all", cross_check=True), QUICK)
-    # two points per family (quick) for softmax, tokens, shared_tokens and autoregressive, plus the extreme instances
+    # two points per family (quick) for softmax, tokens, shared_tokens, autoregressive and contextual, plus the
+    # extreme instances
     extreme = sum(len(v) for v in EXTREME.values())
-    assert res.ok and res.evidence.figures["cross_check_points"] == 8 + extreme
+    assert res.ok and res.evidence.figures["cross_check_points"] == 10 + extreme
     assert dict(res.checks)["theory-vs-numerics"].status is Status.HOLDS
 
 

@@ -15,6 +15,8 @@ paper            here                                  meaning
 :math:`o^\star`  ``TokenSequence.target``              target response
 :math:`m`        ``TokenSequence.min_correct``         reward 1 iff at least m positions match
 :math:`\phi(v)`  ``SharedTokens.features[v]``          log-linear feature of token v
+:math:`x, P, A`  ``ContextualBandit.P``, ``.A``        prompt, number of prompts, actions per prompt
+:math:`\phi(x,a)` ``ContextualBandit.features[x][a]``  log-linear feature of action a at prompt x
 ===============  ===================================  ==========================================
 
 Parameter vectors are always flat: softmax ``(K,)``, tokens ``(T*V,)`` row-major, shared ``(d,)``.
@@ -47,6 +49,8 @@ __all__ = [
     "METHODS",
     "RULES",
     "Autoregressive",
+    "ContextualBandit",
+    "ContextualForm",
     "GradgapError",
     "GradgapTypeError",
     "GradgapValueError",
@@ -636,12 +640,172 @@ class Autoregressive:
         return self.target[:L] + (self.eos,) * (self.T - L) if L < self.T else self.target
 
 
-Instance = SoftmaxBandit | TokenSequence | SharedTokens | Autoregressive
+@final
+@dataclass(frozen=True)
+class ContextualForm:
+    r"""A contextual bandit as a mixture over prompts of one-position log-linear forms.
+
+    .. math:: \pi_\theta(x,a)=\rho_x\,\pi_\theta(a\mid x),\quad
+              \pi_\theta(a\mid x)=\mathrm{softmax}(\Phi_x\theta)_a,\quad r(x,a)=\mathbb 1[a\in C_x].
+
+    :class:`LogLinearForm` is a *product* over positions with one feature table per position; a contextual bandit
+    draws its prompt :math:`x\sim\rho` (no parameter) and then one action from a table that depends on
+    :math:`x`, which no product of fixed positions expresses. This is the minimal extension: ``prompts[x]`` is
+    the one-position form of prompt :math:`x` (``min_hits`` 1), ``weights`` is :math:`\rho`. A response is the
+    pair ``(x, a)``; :meth:`conditional` gives the prompt's own form and ``(a,)``, whose log-probability,
+    score and Hessian are those of the pair (the prompt weight does not depend on :math:`\theta`).
+
+    >>> form = ContextualBandit(theta=(0.0,), features=(((1.0,), (0.0,)),), correct=(frozenset({0}),)).structure()
+    >>> form.responses(), form.reward((0, 0)), form.T
+    ([(0, 0), (0, 1)], 1, 1)
+    """
+
+    prompts: tuple[LogLinearForm, ...]
+    weights: tuple[float, ...]
+    n_params: int
+
+    @property
+    def T(self) -> int:
+        """Response length per prompt (one action)."""
+        return 1
+
+    def conditional(self, response: Sequence[int]) -> tuple[LogLinearForm, tuple[int, ...]]:
+        """The form of prompt ``x`` and the action response ``(a,)`` of the pair ``(x, a)``."""
+        x, a = response
+        return self.prompts[x], (a,)
+
+    def reward(self, response: Sequence[int]) -> int:
+        r""":math:`r(x,a)=\mathbb 1[a\in C_x]`."""
+        form, sub = self.conditional(response)
+        return form.reward(sub)
+
+    def responses(self) -> list[tuple[int, ...]]:
+        """Every pair ``(x, a)``, prompt-major."""
+        return [(x, a) for x, form in enumerate(self.prompts) for a in range(form.positions[0].V)]
+
+
+@final
+@dataclass(frozen=True)
+class ContextualBandit:
+    r"""Contextual log-linear bandit: P prompts :math:`x\sim\rho` (uniform unless ``weights``), A actions per
+    prompt, one shared :math:`\theta\in\mathbb R^d`, :math:`\pi_\theta(a\mid x)\propto\exp\langle\theta,
+    \phi(x,a)\rangle`, reward :math:`r(x,a)=\mathbb 1[a\in C_x]`.
+
+    :math:`J=\sum_x\rho_xJ_x` with :math:`J_x=\pi_\theta(C_x\mid x)`; the joint Gradient Gap is
+    :math:`g=\mathbb E[s\mid r=1]-\mathbb E[s\mid r=0]` over pairs :math:`(x,a)`, :math:`s=\nabla\log\pi(a\mid x)`.
+    Every prompt needs a correct and a wrong action (so every per-prompt gap exists). ``weights`` are positive
+    and normalised here (reconstruction §5: the paper's contextual-bandit experiments, INFERRED).
+
+    >>> ContextualBandit(theta=(0.1, -0.2), features=(((1, 0), (0, 1), (1, 1)), ((0, 0), (1, 0), (0, 1))),
+    ...                  correct=((0,), (1, 2))).sizes
+    {'P': 2, 'A': 3, 'd': 2}
+    """
+
+    FAMILY: ClassVar[str] = "contextual"
+    #: size parameters and the default inclusive ranges of a search
+    SIZE_PARAMETERS: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType(
+        {"P": (1, 2), "A": (2, 3), "d": (1, 2)})
+
+    theta: tuple[float, ...]
+    features: tuple[tuple[tuple[float, ...], ...], ...]
+    correct: tuple[frozenset[int], ...]
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        theta = check_finite_vector("theta", self.theta)
+        object.__setattr__(self, "theta", theta)
+        feats = self.features
+        if isinstance(feats, str | bytes) or not isinstance(feats, Iterable):
+            raise _fail("features", feats, "must be a P x A x d table of numbers", GradgapTypeError)
+        prompts = list(feats)
+        if not prompts:
+            raise _fail("features", self.features, "needs at least one prompt (P >= 1)")
+        table = []
+        for x, rows in enumerate(prompts):
+            if isinstance(rows, str | bytes) or not isinstance(rows, Iterable):
+                raise _fail(f"features[{x}]", rows, "must be an A x d table of numbers", GradgapTypeError)
+            table.append(tuple(check_finite_vector(f"features[{x}][{a}]", row, length=len(theta))
+                               for a, row in enumerate(rows)))
+        A = len(table[0])
+        if A < 2:
+            raise _fail("features", self.features, "every prompt needs at least 2 actions (A >= 2)")
+        for x, rows in enumerate(table):
+            if len(rows) != A:
+                raise _fail("features", self.features, f"ragged: prompt 0 has {A} actions, prompt {x} has {len(rows)}")
+        object.__setattr__(self, "features", tuple(table))
+        corr = self.correct
+        if isinstance(corr, str | bytes) or not isinstance(corr, Iterable):
+            raise _fail("correct", corr, "must be one set of correct actions per prompt", GradgapTypeError)
+        corr = list(corr)
+        if len(corr) != len(table):
+            raise _fail("correct", self.correct, f"must have one set per prompt (P={len(table)}), got {len(corr)}")
+        object.__setattr__(self, "correct", tuple(check_index_set(f"correct[{x}]", c, size=A)
+                                                  for x, c in enumerate(corr)))
+        if self.weights is not None:
+            w = check_finite_vector("weights", self.weights, length=len(table))
+            if min(w) <= 0:
+                raise _fail("weights", self.weights, "prompt weights must be positive")
+            object.__setattr__(self, "weights", w)
+
+    @property
+    def P(self) -> int:
+        return len(self.features)
+
+    @property
+    def A(self) -> int:
+        return len(self.features[0])
+
+    @property
+    def d(self) -> int:
+        return len(self.theta)
+
+    @property
+    def prompt_weights(self) -> tuple[float, ...]:
+        r"""The prompt law :math:`\rho` (normalised ``weights``; uniform :math:`1/P` without them)."""
+        if self.weights is None:
+            return (1.0 / self.P,) * self.P
+        total = math.fsum(self.weights)
+        return tuple(w / total for w in self.weights)
+
+    def with_theta(self, theta: Sequence[float]) -> ContextualBandit:
+        return ContextualBandit(theta=tuple(theta), features=self.features, correct=self.correct,
+                                weights=self.weights)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The size parameters of this member."""
+        return {"P": self.P, "A": self.A, "d": self.d}
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (the constructor's keywords)."""
+        return {"theta": list(self.theta), "features": [[list(r) for r in rows] for rows in self.features],
+                "correct": [sorted(c) for c in self.correct],
+                "weights": None if self.weights is None else list(self.weights)}
+
+    def describe(self) -> str:
+        """The structure in words, e.g. ``contextual P=2 A=3 d=2 C=[[0], [1, 2]]``."""
+        extra = "" if self.weights is None else f" w={list(self.weights)}"
+        return f"contextual P={self.P} A={self.A} d={self.d} C={[sorted(c) for c in self.correct]}{extra}"
+
+    def structure(self) -> ContextualForm:
+        r"""Its :class:`ContextualForm`: per prompt one position :math:`\Phi_x`, :math:`b=0`, :math:`C_x`."""
+        prompts = tuple(LogLinearForm((Position(rows, (0.0,) * self.A, c),), 1, self.d)
+                        for rows, c in zip(self.features, self.correct, strict=True))
+        return ContextualForm(prompts, self.prompt_weights, self.d)
+
+    def unique_correct_response(self) -> tuple[int, ...] | None:
+        r"""``None``: a pair :math:`(x,a)` is never the only correct response unless P = 1 and |C| = 1."""
+        if self.P == 1 and len(self.correct[0]) == 1:
+            return (0, next(iter(self.correct[0])))
+        return None
+
+
+Instance = SoftmaxBandit | TokenSequence | SharedTokens | Autoregressive | ContextualBandit
 
 #: the instance type of each family, by name (the full registry, with the twin modules, is
 #: ``gradgap.proofs_check.families.FAMILIES``)
 FAMILIES: Final[Mapping[str, type[Instance]]] = MappingProxyType(
-    {cls.FAMILY: cls for cls in (SoftmaxBandit, TokenSequence, SharedTokens, Autoregressive)})
+    {cls.FAMILY: cls for cls in (SoftmaxBandit, TokenSequence, SharedTokens, Autoregressive, ContextualBandit)})
 
 
 def family_name(instance: Instance) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from gradgap.theory.closed_forms import theta_symbols
-from gradgap.theory.instances import Instance, Position
+from gradgap.theory.instances import ContextualForm, Instance, Position
 
 __all__ = ["log_prob", "logits", "positive_form", "probabilities", "score_norm_squared"]
 
@@ -70,6 +70,8 @@ def log_prob(inst: Instance, response: Sequence[int], params: Sequence[sp.Symbol
     """
     form = inst.structure()
     params = theta_symbols(form.n_params) if params is None else params
+    if isinstance(form, ContextualForm):  # log pi(a | x): the prompt's own one-position form (rho_x has no theta)
+        form, response = form.conditional(response)
     terms = []
     for o, position in zip(response, form.expanded(), strict=True):
         z = logits(position, params)

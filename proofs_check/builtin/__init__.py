@@ -14,6 +14,7 @@ from gradgap.proofs_check.builtin import (
     algorithms,
     autoregressive,
     certified,
+    contextual,
     core,
     dynamics,
     one_step,
@@ -28,7 +29,7 @@ __all__ = ["BUILTIN_MODULES", "builtin_claims"]
 
 #: modules of built-in claims, in report order
 BUILTIN_MODULES: Final[tuple[ModuleType, ...]] = (core, sampling, algorithms, one_step, theorem1, dynamics, certified,
-                                                  autoregressive)
+                                                  autoregressive, contextual)
 
 
 def builtin_claims(modules: tuple[ModuleType, ...] = BUILTIN_MODULES) -> list[Claim]:

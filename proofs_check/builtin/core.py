@@ -43,7 +43,7 @@ from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO, SHARP_RATIO
 from gradgap.theory import loglinear as symbolic_loglinear
-from gradgap.theory.instances import Instance, SoftmaxBandit, TokenSequence, family_name
+from gradgap.theory.instances import ContextualForm, Instance, SoftmaxBandit, TokenSequence, family_name
 
 __all__ = ["IDENTITIES", "claims"]
 
@@ -445,7 +445,10 @@ def _hp_norm(inst: Instance, response: tuple[int, ...], name: str) -> mpmath.mpf
 
 
 def _responses(inst: Instance) -> st.SearchStrategy[tuple[int, ...]]:
-    return st.tuples(*(st.integers(0, p.V - 1) for p in inst.structure().expanded()))
+    form = inst.structure()
+    if isinstance(form, ContextualForm):  # pairs (x, a) of a mixture over prompts
+        return st.sampled_from(form.responses())
+    return st.tuples(*(st.integers(0, p.V - 1) for p in form.expanded()))
 
 
 def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, ...], str]]:
@@ -629,7 +632,7 @@ def _g_o_proved_check() -> Any:
         return Evidence.holds(Strength.PROVED, {"identities": len(proved), "structures": proved},
                               detail="G_o^2 - |s(o)|^2 is a ratio of polynomials in x = e^theta with positive "
                                      "coefficients (so |s| < G_o), and |s|^2 -> G_o^2 along a ray (SymPy limit); "
-                                     "softmax and tokens structures listed; shared tokens: TESTED only")
+                                     "softmax and tokens structures listed; shared tokens, contextual: TESTED only")
 
     return named_check("sign-definite-G_o", run)
 

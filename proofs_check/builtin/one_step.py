@@ -41,7 +41,7 @@ from gradgap.proofs_check import expressions, families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.search import Case, evaluate_case, instance_dict, search_relation
 from gradgap.proofs_check.tolerances import EXACT, HESSIAN_ROUTES, SHARP_RATIO
-from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import ContextualBandit, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["PINS", "claims", "pinned_check", "relation_with_pins"]
 
@@ -70,6 +70,15 @@ PINS: Final[dict[str, tuple[tuple[Instance, tuple[float, ...]], ...]]] = {
         (SharedTokens((0.0, 0.0, 0.0), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), frozenset({0}), T=1),
          (0.01, 1.0, -1.0)),
     ),
+    "contextual": (  # one prompt with one-hot features is the softmax bandit; a second prompt shares theta
+        (ContextualBandit((0.0, 0.0, 0.0), (((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),),
+                          (frozenset({0}),)), (0.0, 1.0, -1.0)),
+        (ContextualBandit((0.0, 0.0, 0.0), (((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),),
+                          (frozenset({0}),)), (1.0, -0.5, -0.5)),
+        (ContextualBandit((0.0, 0.0, 0.0), (((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+                                            ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))),
+                          (frozenset({0}), frozenset({0}))), (0.0, 1.0, -1.0)),
+    ),
 }
 
 
@@ -84,7 +93,8 @@ def pinned_check(relation: Relation, pins: Sequence[tuple[Instance, tuple[float,
         worst: float = math.inf
         for inst, raw in pins:
             if inst.__class__.__name__ != {"softmax": "SoftmaxBandit", "tokens": "TokenSequence",
-                                           "shared_tokens": "SharedTokens"}[relation.family]:
+                                           "shared_tokens": "SharedTokens",
+                                           "contextual": "ContextualBandit"}[relation.family]:
                 continue
             for u in fractions:
                 res = evaluate_case(relation, Case(inst, tuple(raw), u))

@@ -34,7 +34,7 @@ from gradgap.proofs_check import families
 from gradgap.proofs_check.builtin.one_step import relation_with_pins
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Relation, Strength, mutant_claim, named_check
 from gradgap.theory import algorithms as ta
-from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import ContextualBandit, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["claims"]
 
@@ -81,6 +81,9 @@ def _start_instances(family: str, n: int, seed: int) -> list[Instance]:
         elif family == "tokens":
             rows = tuple(tuple(r) for r in rng.uniform(-1.5, 1.5, (2, 3)))
             out.append(TokenSequence(rows, target=(0, 1)))
+        elif family == "contextual":
+            feats = (((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)), ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)))
+            out.append(ContextualBandit(tuple(rng.uniform(-1, 1, 2)), feats, (frozenset({0}), frozenset({1, 2}))))
         else:
             feats = ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0), (-1.0, 0.5))
             out.append(SharedTokens(tuple(rng.uniform(-1, 1, 2)), feats, frozenset({0, 2}), T=2))

@@ -27,6 +27,7 @@ SIZES: dict[str, dict[str, tuple[int, int, int]]] = {
     "tokens": {"T": (1, 6, 2), "V": (2, 4, 3)},
     "shared_tokens": {"d": (1, 3, 2), "T": (1, 8, 2), "V": (2, 6, 3)},
     "autoregressive": {"T": (1, 3, 2), "V": (2, 3, 2)},
+    "contextual": {"P": (1, 3, 2), "A": (2, 4, 2), "d": (1, 3, 1)},
 }
 
 #: text output abbreviates expressions longer than this many characters (``--json`` never does)
@@ -40,6 +41,10 @@ sizes and defaults:
   shared_tokens  d=1..3, T=1..8, V=2..6 (default d=2,T=2,V=3); --correct (default 0);
                  features phi(v)_i = (v+1)^(i+1) mod 5 - 2 unless --features '[[...], ...]' (V x d);
                  biases zero unless --bias. Identities are proved with symbolic features and biases.
+  contextual     P=1..3, A=2..4, d=1..3 (default P=2,A=2,d=1); --correct as JSON, one set per prompt
+                 (default '[[0],[1],...]': x mod A); features phi(x,a)_i = ((x+1)(a+1)^(i+1)) mod 5 - 2
+                 unless --features '[[[...], ...], ...]' (P x A x d). Identities are proved with symbolic
+                 features and prompt weights.
 The closed forms depend on the structure only (parameters are the symbols theta_i).
 Identity proofs: tokens T=6,V=4,m=3 takes about a minute; everything else seconds.
 """
@@ -59,6 +64,11 @@ def _defaults(family: str, size: dict[str, int]) -> dict[str, Any]:
     if family == "autoregressive":
         V = size["V"]
         return {"logits": tuple(((0.0,) * V,) * V**t for t in range(size["T"])), "target": (0,) * size["T"]}
+    if family == "contextual":
+        from gradgap.theory.contextual import example_instance as contextual_example
+
+        base = contextual_example(P=size["P"], A=size["A"], d=size["d"])
+        return {"theta": (0.0,) * size["d"], "features": base.features, "correct": base.correct}
     from gradgap.theory.shared_tokens import example_instance as shared_example
 
     base = shared_example(d=size["d"], T=size["T"], V=size["V"], correct=[0])
@@ -73,6 +83,8 @@ def build_instance(args: argparse.Namespace) -> Any:
         "target": args.target, "min_correct": args.min_correct}
     if family == "autoregressive":
         texts["eos"] = args.eos
+    if family == "contextual":
+        texts |= {"features": args.features}
     if family == "shared_tokens":
         texts |= {"features": args.features, "bias": args.bias}
         if args.features is not None:
@@ -152,12 +164,12 @@ def register(subparsers: Any) -> None:
                     "(difference simplified to exactly 0) for one policy structure. Exit 1 if an identity "
                     "could not be proved.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("family", metavar="FAMILY", help="softmax, tokens, shared_tokens or autoregressive")
+    p.add_argument("family", metavar="FAMILY", help="softmax, tokens, shared_tokens, autoregressive or contextual")
     p.add_argument("--size", default=None, help="sizes as NAME=INT,...: K=3 | T=2,V=3 | d=2,T=3,V=3")
     p.add_argument("--correct", default=None, help="correct arms / vocabulary subset, e.g. 0,2 (default 0)")
     p.add_argument("--target", default=None, help="tokens: target response o*, e.g. 1,0 (default all 0)")
     p.add_argument("--min-correct", default=None, help="tokens: reward 1 iff at least m positions match")
-    p.add_argument("--features", default=None, help="shared_tokens: V x d features as JSON")
+    p.add_argument("--features", default=None, help="shared_tokens: V x d features as JSON; contextual: P x A x d")
     p.add_argument("--bias", default=None, help="shared_tokens: V biases as JSON (default zeros)")
     p.add_argument("--eos", default=None, help="autoregressive: end-of-sequence token")
     p.add_argument("--no-proofs", action="store_true", help="skip the identity proofs")

@@ -68,6 +68,10 @@ def format_table(inst: Any, report: dict[str, Any]) -> str:
         lines.append(f"  {head:<10}" + "".join(f"{c:>24}" for c in cols))
         for i, label in enumerate(_labels(inst, size)):
             lines.append(f"  {label:<10}" + "".join(f"{_fmt(None if v is None else v[i]):>24}" for v in vectors))
+    if "per_prompt_J" in report:  # contextual: one row per prompt, J_x and g_x
+        lines.append(f"  {'prompt':<10}{'J_x':>24}{'g_x':>24}")
+        for x, (j, g) in enumerate(zip(report["per_prompt_J"], report["per_prompt_gradient_gap"], strict=True)):
+            lines.append(f"  {x:<10}{_fmt(j):>24}{'  ' + ', '.join(_fmt(v) for v in g):>24}")
     for key, why in report["notes"].items():
         lines.append(f"  note: {key}: {why}")
     return "\n".join(lines)
@@ -184,3 +188,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--seed", default="0", help="seed of the points (default 0)")
     c.add_argument("--json", action="store_true", help="print JSON on stdout")
     c.set_defaults(func=run_custom)
+    c = fam.add_parser("contextual", help="contextual log-linear bandit (P prompts, A actions, shared theta)")
+    c.add_argument("--theta", required=True, help="d parameters: 0.1,-0.2")
+    c.add_argument("--features", required=True, help="P x A x d features as JSON: '[[[1,0],[0,1]], ...]'")
+    c.add_argument("--correct", required=True, help="correct actions per prompt as JSON: '[[0],[1,2]]'")
+    c.add_argument("--weights", default=None, help="P positive prompt weights (default: uniform)")
+    _common(c)

@@ -45,6 +45,20 @@ def _length(field: str, text: str) -> int:
     return parsing.parse_int(field, text, low=1)
 
 
+def _nested(field: str, text: str) -> tuple[Any, ...]:
+    """A JSON array of arrays of any depth (``[[[1, 0], [0, 1]], ...]``, ``[[0], [1, 2]]``) as nested tuples;
+    entries and shapes are checked by the instance."""
+    data = parsing.parse_json(field, str(text).strip())
+    if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
+        raise GradgapValueError(f"{field}={parsing.short(text)!r}: must be a JSON array of arrays", field=field,
+                                value=text)
+
+    def freeze(item: Any) -> Any:
+        return tuple(freeze(x) for x in item) if isinstance(item, list) else item
+
+    return freeze(data)
+
+
 FIELDS: Final[dict[str, tuple[Field, ...]]] = {
     "softmax": (Field("logits", _numbers), Field("correct", parsing.parse_indices)),
     "tokens": (Field("logits", parsing.parse_table), Field("target", parsing.parse_indices),
@@ -55,6 +69,8 @@ FIELDS: Final[dict[str, tuple[Field, ...]]] = {
     "autoregressive": (Field("logits", parsing.parse_tables), Field("target", parsing.parse_indices),
                        Field("min_correct", parsing.parse_int, "min-correct", required=False),
                        Field("eos", parsing.parse_int, required=False)),
+    "contextual": (Field("theta", _numbers), Field("features", _nested), Field("correct", _nested),
+                   Field("weights", _numbers, required=False)),
 }
 
 

@@ -17,7 +17,7 @@ from gradgap.proofs_check.atomic import prepare_folder
 from gradgap.proofs_check.commands.parsing import parse_float, parse_seed, short
 from gradgap.theory.instances import RULES, GradgapValueError
 
-NAMES = ("threshold-sweep", "length-scaling", "success-scaling", "stagnation", "threshold-ratio")
+NAMES = ("threshold-sweep", "length-scaling", "success-scaling", "stagnation", "threshold-ratio", "contextual")
 
 _SUMMARY_KEYS = {
     "length-scaling": ("setting", "rule", "lengths", "eta_crit_unnormalized", "eta_crit_closed_unnormalized",
@@ -27,6 +27,7 @@ _SUMMARY_KEYS = {
     "threshold-sweep": ("T", "rule", "eta_crit_closed", "factors", "classes", "final_J_over_Jstar"),
     "stagnation": ("tabular_all_reach_0.9999", "tabular_no_plateau", "outcome"),
     "threshold-ratio": ("families",),
+    "contextual": ("factors", "grpo_plateau_below_max"),
 }
 
 

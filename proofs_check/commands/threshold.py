@@ -73,6 +73,8 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
     from gradgap.theory import one_step_threshold
 
     inst = _instance(args)
+    if args.family == "contextual":
+        return _compute_contextual(args, inst)
     gap = one_step_threshold.gradient_gap_direction(inst, "gap", 30)
     w = _direction(inst, args.direction, gap)
     star = one_step_threshold.eta_star(inst, w)
@@ -85,6 +87,31 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
             "route": star.route, "certified": star.certified, "degree": star.degree, "boxes": star.boxes,
             "searched_to": one_step_threshold.S_MAX if math.isinf(eta_unit) and star.route == "ball" else None,
             "eta_theorem": eta_thm, "ratio": None if math.isinf(ratio) else ratio}
+
+
+def _compute_contextual(args: argparse.Namespace, inst: Any) -> dict[str, Any]:
+    """The contextual family: the threshold by a 40-digit scan of the closed form along u (not certified)."""
+    import mpmath
+
+    from gradgap.theory import contextual, one_step_threshold
+
+    gap = tuple(mpmath.mpf(str(x)) for x in contextual.gradient_gap(inst).evalf(30))
+    if args.direction == "grad":
+        gap_or_grad = tuple(mpmath.mpf(str(x)) for x in contextual.grad_success_rate(inst).evalf(30))
+        w = tuple(Fraction(float(x)) for x in gap_or_grad)
+        big = max(abs(x) for x in w)
+        if big == 0:
+            raise GradgapValueError("direction='grad': the direction is zero here", field="direction", value="grad")
+        w = tuple(x / big for x in w)
+    else:
+        w = _direction(inst, args.direction, gap)
+    star = contextual.eta_star_scan(inst, [float(x) for x in w])
+    eta_thm, _ = one_step_threshold.eta_theorem(inst, w, gap)
+    value = star["eta_star"]
+    ratio = None if value is None or eta_thm <= 0 else value / eta_thm
+    return {"family": "contextual", "direction": [_show(x) for x in w], "eta_star": value,
+            "eta_star_interval": star["interval"], "route": "scan", "certified": False, "degree": None,
+            "boxes": None, "searched_to": 1e3 if value is None else None, "eta_theorem": eta_thm, "ratio": ratio}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,4 +150,9 @@ def register(subparsers: Any) -> None:
     h.add_argument("--correct", required=True, help="comma-separated correct tokens")
     h.add_argument("--T", required=True, help="response length")
     h.add_argument("--bias", default=None, help="comma-separated biases")
+    c = fam.add_parser("contextual", parents=[common], help="contextual log-linear bandit (40-digit scan)")
+    c.add_argument("--theta", required=True, help="d parameters: 0.1,-0.2")
+    c.add_argument("--features", required=True, help="P x A x d features as JSON")
+    c.add_argument("--correct", required=True, help="correct actions per prompt as JSON: '[[0],[1,2]]'")
+    c.add_argument("--weights", default=None, help="P positive prompt weights (default: uniform)")
     p.set_defaults(func=_run)
