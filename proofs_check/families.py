@@ -206,6 +206,8 @@ def autoregressive_structures(big: bool) -> tuple[Autoregressive, ...]:
         shapes += [(3, 2, None, 1), (3, 2, 2, None), (2, 3, None, None)]
     return tuple(Autoregressive(tuple(((0.0,) * v,) * v**k for k in range(t)), tuple(i % v for i in range(t)), m, e)
                  for t, v, m, e in shapes)
+
+
 def contextual_structures(big: bool) -> tuple[ContextualBandit, ...]:
     """(P, A, d) = (1, 2, 1), (2, 2, 1), (2, 3, 2) (and (3, 2, 2) with ``big``); parameters zero."""
     shapes = [(1, 2, 1, ({0},)), (2, 2, 1, ({0}, {1})), (2, 3, 2, ({0}, {1, 2}))]

@@ -92,6 +92,9 @@ def autoregressive_instances(
     reach = Autoregressive(logits=tables, target=tuple(target), eos=end).max_hits()
     m = draw(st.none() | st.integers(1, reach))
     return Autoregressive(logits=tables, target=tuple(target), min_correct=m, eos=end)
+
+
+@st.composite
 def contextual_instances(
     draw: st.DrawFn,
     *,

@@ -47,4 +47,12 @@ def test_a_coordinate_with_zero_error_must_be_exact():
     means = np.array([[1.0, 0.5], [1.0, 0.6], [1.0, 0.4]])
     errors = np.array([[0.0, 0.1], [0.0, 0.1], [0.0, 0.1]])
     assert coverage_and_scale(means, errors, [1.0, 0.5]) == []
-    assert any("stderr 0" in b for b in coverage_and_scale(means, errors, [1.1, 0.5]))
+    assert any("stderr at rounding level" in b for b in coverage_and_scale(means, errors, [1.1, 0.5]))
+
+
+def test_a_coordinate_with_rounding_level_error_must_be_exact():
+    """A reported error of 4e-16 on an exact zero (no sample moves it) is judged by exactness, not chi-square."""
+    means = np.array([[0.0, 0.5], [1e-16, 0.6], [-1e-16, 0.4]])
+    errors = np.array([[4e-16, 0.1], [4e-16, 0.1], [4e-16, 0.1]])
+    assert coverage_and_scale(means, errors, [0.0, 0.5]) == []
+    assert any("rounding level" in b for b in coverage_and_scale(means, errors, [0.1, 0.5]))

@@ -126,7 +126,7 @@ def _closed_forms(T: int, V: int, target: tuple[int, ...], m: int | None, eos: i
     return ClosedForms(family="autoregressive", structure=structure, theta=theta, success_rate=J, gradient_gap=gap,
                        norm_gap_sq=(gap.T * gap)[0], e_score_success=sp.ImmutableMatrix(plus),
                        e_score_failure=sp.ImmutableMatrix(minus), e_score=sp.ImmutableMatrix(mean),
-                       hessian_log_odds=_hessian_by_moments(st, probs, J, F, plus, minus), probabilities=probs,
+                       given_hessian=_hessian_by_moments(st, probs, J, F, plus, minus), probabilities=probs,
                        unique_correct_log_prob=log_star, **forms.derived_forms(theta, J, F, hessian=False))
 
 
