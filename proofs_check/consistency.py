@@ -95,7 +95,8 @@ EXTREME: Final[dict[str, tuple[Instance, ...]]] = {
                       SharedTokens((-300.0, 200.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=2)),
     "autoregressive": (Autoregressive((((-700.0, 800.0, 3.0),),), (0,)),
                        Autoregressive((((700.0, 0.0),), ((0.0, -650.0), (3.0, 1.0))), (1, 0))),
-    "contextual": (ContextualBandit((300.0,), (((1.0,), (0.0,)), ((0.0,), (-2.0,))), (frozenset({0}), frozenset({1}))),),
+    "contextual": (ContextualBandit((300.0,), (((1.0,), (0.0,)), ((0.0,), (-2.0,))),
+                                    (frozenset({0}), frozenset({1}))),),
 }
 
 
