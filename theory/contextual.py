@@ -175,8 +175,8 @@ def closed_forms(inst: ContextualBandit) -> ClosedForms:
 
     Source: reconstruction §1-§2.1 and §5 (contextual bandits), DERIVED.
 
-    >>> closed_forms(_EXAMPLE).success_rate
-    exp(theta_0)/(2*(exp(theta_0) + 1)) + 1/(2*(1 + exp(-theta_0)))
+    >>> sp.simplify(closed_forms(_EXAMPLE).success_rate)
+    exp(theta_0)/(exp(theta_0) + 1)
     """
     return _closed_forms(inst.features, inst.correct, inst.weights)
 
