@@ -97,7 +97,7 @@ REQUIRED: Final[dict[str, Strength]] = {
     "one-step-paper-contextual": Strength.TESTED,
     "one-step-derived-contextual": Strength.TESTED,
     "one-step-loglinear-contextual": Strength.TESTED,
-    "one-step-half-sharp-contextual": Strength.TESTED,
+    "one-step-half-sharp-contextual": Strength.CHECKED,
     "theorem1-step-paper-contextual": Strength.TESTED,
     "theorem1-step-sharp-contextual": Strength.TESTED,
     "theorem1-trajectories-contextual": Strength.SIMULATED,
