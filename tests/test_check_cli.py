@@ -44,7 +44,8 @@ def test_builtins_subset_exit_0_with_json_and_junit(tmp_path, capsys):
     assert set(report) == {"claims", "summary"}
     assert [c["id"] for c in report["claims"]] == ["score-mean-zero", "gap-grad-log-odds"]
     for rec in report["claims"]:
-        assert set(rec) == {"id", "status", "expected", "strength", "required", "scope", "regression", "evidence",
+        assert set(rec) == {"id", "status", "expected", "strength", "required", "scope", "checked_on", "regression",
+                            "evidence",
                             "counterexample", "seconds"}
         assert rec["status"] == rec["expected"] == "HOLDS"
         assert rec["strength"] == "PROVED"

@@ -205,6 +205,12 @@ _POLISH_BOUND: Final[float] = 60.0
 _POLISH_EVALUATIONS: Final[int] = 2000
 
 
+def _half_lambda_max(make: Callable[[np.ndarray], Instance], theta: np.ndarray) -> float:
+    r""":math:`\tfrac12\lambda_{\max}(-\nabla^2\ell)` at ``make(theta)``, from the covariance form of the Hessian."""
+    H = na.log_odds_hessian(na.finite_policy(make(theta)))
+    return 0.5 * float(np.linalg.eigvalsh(-H)[-1])
+
+
 def _polish(make: Callable[[np.ndarray], Instance], value: float, x: np.ndarray) -> tuple[float, np.ndarray]:
     r"""Bounded Nelder-Mead from the random search's best point on :math:`\tfrac12\lambda_{\max}(-\nabla^2\ell)`
     (parameters within :math:`\pm60`): suprema approached only as some logits diverge (a position becoming
@@ -213,8 +219,7 @@ def _polish(make: Callable[[np.ndarray], Instance], value: float, x: np.ndarray)
     from scipy.optimize import minimize
 
     def negative(theta: np.ndarray) -> float:
-        H = na.log_odds_hessian(na.finite_policy(make(np.clip(theta, -_POLISH_BOUND, _POLISH_BOUND))))
-        return -0.5 * float(np.linalg.eigvalsh(-H)[-1])
+        return -_half_lambda_max(make, np.clip(theta, -_POLISH_BOUND, _POLISH_BOUND))
 
     bounds = [(-_POLISH_BOUND, _POLISH_BOUND)] * len(x)
     res = minimize(negative, np.clip(x, -_POLISH_BOUND, _POLISH_BOUND), method="Nelder-Mead", bounds=bounds,
@@ -258,7 +263,12 @@ def _sharpest_check(bound_factor: float, structures: Sequence[tuple[str, Callabl
         restarts = 20 if profile.name == "quick" else 40
         iters = 300 if profile.name != "thorough" else 2000
         for label, make, n, bound, known in (structures or _sharpest_structures()):
-            value, x = _polish(make, *na.sharpest_constant_search(make, n, restarts=restarts, iters=iters, seed=0))
+            found, at = na.sharpest_constant_search(make, n, restarts=restarts, iters=iters, seed=0)
+            recomputed = _half_lambda_max(make, np.asarray(at, dtype=float))
+            if abs(found - recomputed) > EXACT[1] + EXACT[0] * abs(recomputed):
+                return Evidence.error(f"{label}: the search reports {found:.6g} at its best point, where "
+                                      f"(1/2) lambda_max(-Hess ell) is {recomputed:.6g}", figures)
+            value, x = _polish(make, found, np.asarray(at, dtype=float))
             inst = make(x)
             H_num = np.asarray(families.numerics_module(inst).hessian_log_odds(inst, method="autograd"))
             H_cov = na.log_odds_hessian(na.finite_policy(inst))
