@@ -92,6 +92,10 @@ class Family:
     torch_log_parts: Callable[[Any, Any], tuple[Any, Any]]
     torch_log_prob: Callable[[Any, Any, NDArray[np.int64]], Any]
     response_shape: Callable[[Any], tuple[int, int]]
+    #: the work (float64 entries) of one ``structured`` or ``autograd`` evaluation, given the method: the
+    #: parameters and the per-position tables (``fd`` is :math:`2n+1` such evaluations; ``enumerate`` and ``mc``
+    #: are costed from ``response_shape``)
+    table_cost: Callable[[Any, str], float]
     log_probs: Callable[[Any, NDArray[np.int64]], Array]
     rewards: Callable[[Any, NDArray[np.int64]], NDArray[np.int64]]
     scores: Callable[[Any, NDArray[np.int64]], Array]

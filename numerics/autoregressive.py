@@ -336,10 +336,17 @@ def response_table(inst: Autoregressive) -> ResponseTable:
                          _ended_lengths(R, inst.eos))
 
 
+def _table_cost(inst: Any, method: str) -> float:
+    """Work of one evaluation: the prefix tree (four entries per parameter), or every response under autograd."""
+    n = len(inst.theta)
+    return float(inst.V**inst.T * inst.T + n) if method == "autograd" else float(4 * n)
+
+
 FAMILY = Family(
     name="autoregressive", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
     torch_log_prob=_torch_log_prob, response_shape=lambda inst: (inst.T, inst.V), log_probs=_log_probs,
     rewards=_rewards, scores=_scores, sample=_sample, log_prob_hessians=_log_prob_hessians,
+    table_cost=_table_cost,
 )
 
 

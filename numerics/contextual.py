@@ -179,6 +179,7 @@ FAMILY = Family(
     name="contextual", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
     torch_log_prob=_torch_log_prob, response_shape=lambda inst: (2, max(inst.P, inst.A)), log_probs=_log_probs,
     rewards=_rewards, scores=_scores, sample=_sample,
+    table_cost=lambda inst, method: float(inst.P * inst.A * inst.d),
 )
 
 

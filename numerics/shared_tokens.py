@@ -140,6 +140,7 @@ FAMILY = Family(
     name="shared_tokens", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
     torch_log_prob=_torch_log_prob, response_shape=lambda inst: (inst.T, inst.V), log_probs=_log_probs,
     rewards=_rewards, scores=_scores, sample=_sample,
+    table_cost=lambda inst, method: float(inst.V * inst.d + (inst.T if method in ("autograd", "fd") else 1)),
 )
 
 

@@ -135,6 +135,7 @@ FAMILY = Family(
     name="softmax", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
     torch_log_prob=_torch_log_prob, response_shape=lambda inst: (1, inst.K), log_probs=_log_probs,
     rewards=_rewards, scores=_scores, sample=_sample, structured_hessian=_structured_hessian,
+    table_cost=lambda inst, method: float(inst.K),
 )
 
 

@@ -300,6 +300,7 @@ FAMILY = Family(
     name="tokens", structured=_structured, log_parts=_log_parts, torch_log_parts=_torch_log_parts,
     torch_log_prob=_torch_log_prob, response_shape=lambda inst: (inst.T, inst.V), log_probs=_log_probs,
     rewards=_rewards, scores=_scores, sample=lambda inst, n, rng: _routes.sample_rows(_log_pi(inst), n, rng),
+    table_cost=lambda inst, method: float(inst.T * inst.V + inst.T * min(inst.m, inst.T - inst.m + 1)),
 )
 
 

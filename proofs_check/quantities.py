@@ -17,15 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from gradgap.theory.instances import (
-    Autoregressive,
-    ContextualBandit,
-    GradgapValueError,
-    SharedTokens,
-    SoftmaxBandit,
-    TokenSequence,
-    family_name,
-)
+from gradgap.theory.instances import GradgapValueError, family_name
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_MC_SAMPLES", "check_budget", "report", "route_cost"]
 
@@ -36,18 +28,17 @@ DEFAULT_MC_SAMPLES: Final[int] = 10_000
 
 
 def _shape(inst: Any) -> tuple[int, int, int]:
-    """``(L, A, n)``: response length, alphabet size and number of parameters of ``inst``."""
-    if isinstance(inst, SoftmaxBandit):
-        return 1, inst.K, inst.K
-    if isinstance(inst, TokenSequence):
-        return inst.T, inst.V, inst.T * inst.V
-    if isinstance(inst, SharedTokens):
-        return inst.T, inst.V, inst.d
-    if isinstance(inst, Autoregressive):
-        return inst.T, inst.V, len(inst.theta)
-    if isinstance(inst, ContextualBandit):  # responses (x, a) on a max(P, A)^2 grid (numerics.contextual)
-        return 2, max(inst.P, inst.A), inst.d
-    raise GradgapValueError(f"instance={type(inst).__name__}: not a policy instance", field="instance", value=inst)
+    """``(L, A, n)``: response length, alphabet size and number of parameters of ``inst`` (from the family's
+    numeric twin: its ``response_shape``)."""
+    from gradgap.proofs_check import families  # lazy: the registry imports sympy and the twins
+
+    try:
+        twin = families.numerics_module(inst).FAMILY
+    except GradgapValueError:
+        raise GradgapValueError(f"instance={type(inst).__name__}: not a policy instance", field="instance",
+                                value=inst) from None
+    L, A = twin.response_shape(inst)
+    return L, A, len(inst.theta)
 
 
 def route_cost(inst: Any, method: str, n: int | None = None) -> float:
@@ -58,6 +49,7 @@ def route_cost(inst: Any, method: str, n: int | None = None) -> float:
     :math:`T\times m`; :math:`T + V d` for shared tokens under autograd, which unrolls the positions),
     times :math:`2n` evaluations for ``fd``.
 
+    >>> from gradgap.theory.instances import SoftmaxBandit
     >>> route_cost(SoftmaxBandit(logits=(0.0, 1.0), correct={0}), "enumerate")
     6.0
     """
@@ -68,17 +60,9 @@ def route_cost(inst: Any, method: str, n: int | None = None) -> float:
     if method == "mc":
         samples = DEFAULT_MC_SAMPLES if n is None else n
         return float(samples) * (L + n_params) + L * A
-    if isinstance(inst, Autoregressive):  # structured/fd: the prefix tree; autograd enumerates the responses
-        base = float(A**L * L + n_params) if method == "autograd" else float(4 * n_params)
-        return base * (2 * n_params + 1) if method == "fd" else base
-    if isinstance(inst, TokenSequence):
-        base = float(inst.T * inst.V + inst.T * min(inst.m, inst.T - inst.m + 1))
-    elif isinstance(inst, SharedTokens):
-        base = float(inst.V * inst.d + (inst.T if method in ("autograd", "fd") else 1))
-    elif isinstance(inst, ContextualBandit):
-        base = float(inst.P * inst.A * inst.d)
-    else:
-        base = float(inst.K)
+    from gradgap.proofs_check import families
+
+    base = families.numerics_module(inst).FAMILY.table_cost(inst, method)
     return base * (2 * n_params + 1) if method == "fd" else base
 
 

@@ -97,6 +97,31 @@ def _fail(field: str, value: Any, rule: str, cls: type[GradgapError] = GradgapVa
     return cls(f"{field}={_short(value)}: {rule}", field=field, value=value)
 
 
+def _check_target(target: Any, T: int, V: int) -> tuple[int, ...]:
+    """``target`` as a tuple of ``T`` token indices in ``0..V-1``; a one-line error otherwise."""
+    if isinstance(target, str | bytes) or not isinstance(target, Iterable):
+        raise _fail("target", target, "must be a sequence of token indices", GradgapTypeError)
+    tokens = tuple(target)
+    if len(tokens) != T:
+        raise _fail("target", target, f"must have length T={T}, got {len(tokens)}")
+    for v in tokens:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise _fail("target", target, f"entry {_short(v, 20)} is not an integer", GradgapTypeError)
+        if not 0 <= v < V:
+            raise _fail("target", target, f"token {v} out of range 0..{V - 1}")
+    return tuple(int(v) for v in tokens)
+
+
+def _check_min_correct(m: Any, T: int) -> None:
+    """``m`` is ``None`` (exact match) or an integer in ``1..T``; a one-line error otherwise."""
+    if m is None:
+        return
+    if isinstance(m, bool) or not isinstance(m, int):
+        raise _fail("min_correct", m, "must be an integer", GradgapTypeError)
+    if not 1 <= m <= T:
+        raise _fail("min_correct", m, f"must lie in 1..T={T}")
+
+
 def check_finite_vector(field: str, values: Any, *, length: int | None = None) -> tuple[float, ...]:
     """Return ``values`` as a tuple of finite floats, or raise naming ``field``."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
@@ -300,24 +325,8 @@ class TokenSequence:
         if V < 2:
             raise _fail("logits", self.logits, "the vocabulary needs at least 2 tokens (V >= 2)")
         object.__setattr__(self, "logits", table)
-        target = self.target
-        if isinstance(target, str | bytes) or not isinstance(target, Iterable):
-            raise _fail("target", target, "must be a sequence of token indices", GradgapTypeError)
-        target = tuple(target)
-        if len(target) != len(table):
-            raise _fail("target", self.target, f"must have length T={len(table)}, got {len(target)}")
-        for v in target:
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise _fail("target", self.target, f"entry {_short(v, 20)} is not an integer", GradgapTypeError)
-            if not 0 <= v < V:
-                raise _fail("target", self.target, f"token {v} out of range 0..{V - 1}")
-        object.__setattr__(self, "target", tuple(int(v) for v in target))
-        m = self.min_correct
-        if m is not None:
-            if isinstance(m, bool) or not isinstance(m, int):
-                raise _fail("min_correct", m, "must be an integer", GradgapTypeError)
-            if not 1 <= m <= len(table):
-                raise _fail("min_correct", m, f"must lie in 1..T={len(table)}")
+        object.__setattr__(self, "target", _check_target(self.target, len(table), V))
+        _check_min_correct(self.min_correct, len(table))
 
     @property
     def T(self) -> int:
@@ -508,24 +517,9 @@ class Autoregressive:
             out.append(tuple(check_finite_vector(f"logits[{t}][{p}]", row, length=V) for p, row in enumerate(rows)))
         object.__setattr__(self, "logits", tuple(out))
         T = len(out)
-        target = self.target
-        if isinstance(target, str | bytes) or not isinstance(target, Iterable):
-            raise _fail("target", target, "must be a sequence of token indices", GradgapTypeError)
-        target = tuple(target)
-        if len(target) != T:
-            raise _fail("target", self.target, f"must have length T={T}, got {len(target)}")
-        for v in target:
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise _fail("target", self.target, f"entry {_short(v, 20)} is not an integer", GradgapTypeError)
-            if not 0 <= v < V:
-                raise _fail("target", self.target, f"token {v} out of range 0..{V - 1}")
-        object.__setattr__(self, "target", tuple(int(v) for v in target))
+        object.__setattr__(self, "target", _check_target(self.target, T, V))
         m = self.min_correct
-        if m is not None:
-            if isinstance(m, bool) or not isinstance(m, int):
-                raise _fail("min_correct", m, "must be an integer", GradgapTypeError)
-            if not 1 <= m <= T:
-                raise _fail("min_correct", m, f"must lie in 1..T={T}")
+        _check_min_correct(m, T)
         e = self.eos
         if e is not None:
             if isinstance(e, bool) or not isinstance(e, int):

@@ -30,8 +30,9 @@ from gradgap.experiments import eos_length
 from gradgap.numerics import algorithms as numeric_algorithms
 from gradgap.numerics import autoregressive as numeric
 from gradgap.proofs_check import families
+from gradgap.proofs_check.builtin import core
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
-from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, HP_ZERO
+from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT
 from gradgap.theory import autoregressive as symbolic
 from gradgap.theory.instances import Autoregressive
 
@@ -195,42 +196,9 @@ def _search(strategy: st.SearchStrategy[Any], body: Callable[[Any], None], examp
 
 
 def _tested_check(spec: ArIdentity) -> Any:
-    def run(profile: Profile) -> Evidence:
-        rtol, atol = EXACT
-        count = {"examples": 0, "hp_reevaluations": 0}
-        worst = [0.0]
-        found: list[tuple[str, dict[str, Any]]] = []
-
-        def body(inst: Autoregressive) -> None:
-            a, b = spec.routes(inst)
-            count["examples"] += 1
-            err = float(np.max(np.abs(a - b))) if a.size else 0.0
-            scale = 1.0 + float(max(np.max(np.abs(a)), np.max(np.abs(b))))
-            ratio = err / (atol + rtol * scale)
-            worst[0] = max(worst[0], ratio)
-            target(ratio, label="error/tolerance")
-            if ratio <= 1.0:
-                return
-            count["hp_reevaluations"] += 1
-            hp = _hp_residual(spec, inst)
-            info = {"instance": {"family": FAMILY, **inst.as_dict()}, "float_error": f"{err:.3e}",
-                    "residual_50_digits": mpmath.nstr(hp, 5), "routes": spec.routes_text}
-            found.append(("refuted" if hp > HP_ZERO * scale else "numerics", info))
-            raise _Found(spec.id)
-
-        strategy = families.instance_strategy(FAMILY, None, profile.size_cap).filter(spec.applies)
-        _search(strategy, body, profile.examples, profile)
-        figures = {"examples": count["examples"], "routes": spec.routes_text, "tolerance": list(EXACT),
-                   "max_error_over_tolerance": float(f"{worst[0]:.3e}"), "hp_reevaluations": count["hp_reevaluations"]}
-        if found and found[-1][0] == "refuted":
-            return Evidence.fails(Strength.TESTED, found[-1][1], figures, detail="identity fails at 50 digits")
-        if found:
-            return Evidence.error(f"numerics disagree ({spec.routes_text}) while the 50-digit residual is 0 at "
-                                  f"{found[-1][1]['instance']}: a numerics bug", figures)
-        return Evidence.holds(Strength.TESTED, figures,
-                              detail=f"{count['examples']} instances, routes agree within {EXACT}")
-
-    return named_check("hypothesis-routes", run)
+    """The generic identity search of :func:`~gradgap.proofs_check.builtin.core.tested_identity` on this family."""
+    return core.tested_identity(spec.routes, spec.routes_text, (FAMILY,), spec.applies,
+                                lambda inst: _hp_residual(spec, inst))
 
 
 def _identity_claim(spec: ArIdentity) -> Claim:

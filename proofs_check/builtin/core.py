@@ -242,10 +242,15 @@ def _family_strategy(family: str, profile: Profile, applies: Callable[[Instance]
     return families.instance_strategy(family, None, profile.size_cap).filter(applies)
 
 
-def _tested_identity(spec: IdentitySpec) -> Any:
+def tested_identity(routes: Callable[[Instance], tuple[np.ndarray, np.ndarray]], routes_text: str,
+                    fams: Sequence[str], applies: Callable[[Instance], bool],
+                    hp_residual: Callable[[Instance], Any]) -> Any:
+    r"""The ``hypothesis-routes`` check of an identity :math:`a = b`: two independent float routes compared on
+    instances drawn per family, a disagreement re-evaluated by ``hp_residual`` (the theory's 50-digit residual):
+    FAILS when it is not 0, ERROR (a numerics bug) when it is; TESTED by the distinct instances drawn."""
+
     def run(profile: Profile) -> Evidence:
         rtol, atol = EXACT
-        fams = list(spec.families)
         per_family = max(20, profile.examples // max(1, len(fams)))
         count = {"examples": 0, "hp_reevaluations": 0}
         worst = [0.0]
@@ -255,7 +260,7 @@ def _tested_identity(spec: IdentitySpec) -> Any:
         seen: set[Instance] = set()
 
         def body(inst: Instance) -> None:
-            a, b = spec.routes(inst)
+            a, b = routes(inst)
             count["examples"] += 1
             seen.add(inst)
             err = float(np.max(np.abs(a - b))) if a.size else 0.0
@@ -266,28 +271,28 @@ def _tested_identity(spec: IdentitySpec) -> Any:
             if ratio <= 1.0:
                 return
             count["hp_reevaluations"] += 1
-            hp = _hp_residual(spec, inst)
+            hp = hp_residual(inst)
             info = {"instance": _instance_dict(inst), "float_error": f"{err:.3e}",
-                    "residual_50_digits": mpmath.nstr(hp, 5), "routes": spec.routes_text}
+                    "residual_50_digits": mpmath.nstr(hp, 5), "routes": routes_text}
             if hp > HP_ZERO * scale:
                 refuted.append(info)
-                raise _Found(spec.id)
+                raise _Found(routes_text)
             numerics_wrong.append(info)
-            raise _Found(spec.id)
+            raise _Found(routes_text)
 
         for fam in fams:
             try:
-                _run_hypothesis(_family_strategy(fam, profile, spec.applies), body, per_family, profile)
+                _run_hypothesis(_family_strategy(fam, profile, applies), body, per_family, profile)
             except (_Found, ExceptionGroup):
                 break
-        figures = {"examples": count["examples"], "families": fams, "routes": spec.routes_text,
+        figures = {"examples": count["examples"], "families": list(fams), "routes": routes_text,
                    "max_error_over_tolerance": float(f"{worst[0]:.3e}"), "tolerance": list(EXACT),
                    "hp_reevaluations": count["hp_reevaluations"]}
         if refuted:
             return Evidence.fails(Strength.TESTED, refuted[-1], figures,
                                   detail=f"identity fails at 50 digits (residual {refuted[-1]['residual_50_digits']})")
         if numerics_wrong:
-            return Evidence.error(f"numerics disagree ({spec.routes_text}) beyond {EXACT} while the 50-digit theory "
+            return Evidence.error(f"numerics disagree ({routes_text}) beyond {EXACT} while the 50-digit theory "
                                   f"residual is 0 at {numerics_wrong[-1]['instance']}: a numerics bug", figures)
         if not fams:
             return Evidence.undecided("no family available", figures)
@@ -296,6 +301,11 @@ def _tested_identity(spec: IdentitySpec) -> Any:
                                 what="distinct instances")
 
     return named_check("hypothesis-routes", run)
+
+
+def _tested_identity(spec: IdentitySpec) -> Any:
+    return tested_identity(spec.routes, spec.routes_text, list(spec.families), spec.applies,
+                           lambda inst: _hp_residual(spec, inst))
 
 
 def _identity_claim(spec: IdentitySpec) -> Claim:

@@ -15,8 +15,8 @@ import json
 from typing import Any
 
 from gradgap.proofs_check.commands import parsing
-from gradgap.proofs_check.commands.instances import build_instance, texts_of
-from gradgap.theory.instances import METHODS, Autoregressive, GradgapValueError, TokenSequence
+from gradgap.proofs_check.commands.instances import add_family_parsers, build_instance, parameter_labels, texts_of
+from gradgap.theory.instances import METHODS, GradgapValueError
 
 
 def compute(inst: Any, method: str, n: int | None = None, seed: int | None = None,
@@ -34,24 +34,6 @@ def _fmt(x: Any) -> str:
     return "null" if x is None else f"{x:.12g}"
 
 
-def _labels(inst: Any, size: int) -> list[str]:
-    if isinstance(inst, TokenSequence):
-        return [f"{i // inst.V},{i % inst.V}" for i in range(size)]
-    if isinstance(inst, Autoregressive):
-        return _prefix_labels(inst, size)
-    return [str(i) for i in range(size)]
-
-
-def _prefix_labels(inst: Autoregressive, size: int) -> list[str]:
-    """``t,prefix,v`` labels in the flat (t, prefix, v) order (the prefix as tokens, ``-`` when empty)."""
-    out = []
-    for t in range(inst.T):
-        for code in range(inst.V**t):
-            digits = [str((code // inst.V ** (t - 1 - s)) % inst.V) for s in range(t)]
-            out.extend(f"{t},{''.join(digits) or '-'},{v}" for v in range(inst.V))
-    return out[:size]
-
-
 def format_table(inst: Any, report: dict[str, Any]) -> str:
     lines = [f"gradgap gap {report['family']} (method={report['method']})"]
     for key in ("J", "log_odds", "gradient_gap_norm"):
@@ -63,10 +45,9 @@ def format_table(inst: Any, report: dict[str, Any]) -> str:
     vectors = [report[k] for k in cols]
     size = max((len(v) for v in vectors if v is not None), default=0)
     if size:
-        head = ("(t,v)" if isinstance(inst, TokenSequence) else "(t,u,v)" if isinstance(inst, Autoregressive)
-                else "index")
+        head, labels = parameter_labels(inst)
         lines.append(f"  {head:<10}" + "".join(f"{c:>24}" for c in cols))
-        for i, label in enumerate(_labels(inst, size)):
+        for i, label in enumerate(labels[:size]):
             lines.append(f"  {label:<10}" + "".join(f"{_fmt(None if v is None else v[i]):>24}" for v in vectors))
     if "per_prompt_J" in report:  # contextual: one row per prompt, J_x and g_x
         lines.append(f"  {'prompt':<10}{'J_x':>24}{'g_x':>24}")
@@ -150,32 +131,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("gap", help="J, grad J, the Gradient Gap and the log-odds of one instance",
                               description="Numeric J, grad J, Gradient Gap g and log-odds of one policy instance.")
     fam = p.add_subparsers(dest="family", metavar="FAMILY", required=True)
-    s = fam.add_parser("softmax", help="K-armed softmax bandit",
-                       description="Negative values are fine: --logits -1,2 or --logits '[-1, 2]'.")
-    s.add_argument("--logits", required=True, help="K logits: 0.3,-1.2,2.0 or a JSON array")
-    s.add_argument("--correct", required=True, help="correct arms: 0,2")
-    _common(s)
-    t = fam.add_parser("tokens", help="tabular token-sequence policy")
-    t.add_argument("--logits", required=True, help="T x V logits as JSON: '[[...], [...]]'")
-    t.add_argument("--target", required=True, help="target tokens o*: 1,0,2")
-    t.add_argument("--min-correct", default=None, help="reward 1 iff at least m positions match (default: all)")
-    _common(t)
-    h = fam.add_parser("shared_tokens", help="shared-parameter log-linear token policy")
-    h.add_argument("--theta", required=True, help="d parameters: 0.5,-1")
-    h.add_argument("--features", required=True, help="V x d features as JSON: '[[...], ...]'")
-    h.add_argument("--correct", required=True, help="correct vocabulary subset: 0,2")
-    h.add_argument("--T", required=True, help="response length")
-    h.add_argument("--bias", default=None, help="V token biases (default: zeros)")
-    _common(h)
-    a = fam.add_parser("autoregressive", help="tabular autoregressive policy (logits per position and prefix)",
-                       description="logits[t] has V^t rows (the prefix as a base-V number, first token most "
-                                   "significant), each of V logits; vectors are flattened in the order (t, prefix, v).")
-    a.add_argument("--logits", required=True,
-                   help="JSON list over t of V^t rows of V logits: '[[[0,1]], [[0,0],[1,0]]]'")
-    a.add_argument("--target", required=True, help="target tokens o*: 1,0,2")
-    a.add_argument("--min-correct", default=None, help="reward 1 iff at least m positions match (default: exact)")
-    a.add_argument("--eos", default=None, help="end-of-sequence token: a response ends at its first eos")
-    _common(a)
+    parsers = add_family_parsers(fam, ("softmax", "tokens", "shared_tokens", "autoregressive"))
     c = fam.add_parser("custom", help="your own policy over an enumerated response space (MODULE:FUNCTION)",
                        description="FUNCTION() returns a gradgap.proofs_check.custom.CustomPolicy; its module is "
                                    "imported and run. With --claims, check claim files on it instead.")
@@ -188,9 +144,6 @@ def register(subparsers: Any) -> None:
     c.add_argument("--seed", default="0", help="seed of the points (default 0)")
     c.add_argument("--json", action="store_true", help="print JSON on stdout")
     c.set_defaults(func=run_custom)
-    c = fam.add_parser("contextual", help="contextual log-linear bandit (P prompts, A actions, shared theta)")
-    c.add_argument("--theta", required=True, help="d parameters: 0.1,-0.2")
-    c.add_argument("--features", required=True, help="P x A x d features as JSON: '[[[1,0],[0,1]], ...]'")
-    c.add_argument("--correct", required=True, help="correct actions per prompt as JSON: '[[0],[1,2]]'")
-    c.add_argument("--weights", default=None, help="P positive prompt weights (default: uniform)")
-    _common(c)
+    parsers.update(add_family_parsers(fam, ("contextual",)))
+    for p_family in parsers.values():
+        _common(p_family)

@@ -4,7 +4,8 @@ Each family lists the constructor keywords of its instance type (the registry's
 :data:`gradgap.proofs_check.families.FAMILIES`) with the parser of their command-line text (:mod:`.parsing`).
 ``gap`` and ``threshold`` pass every field as typed; ``derive`` passes what was typed plus defaults computed from
 ``--size``.
-Adding a family = one entry in :data:`FIELDS` (its instance type comes from the registry).
+Adding a family = one entry in :data:`FIELDS`, :data:`FAMILY_HELP` and :data:`PARAMETER_LABELS` (its instance
+type comes from the registry); the ``gap`` and ``threshold`` sub-parsers are generated from them.
 
 >>> build_instance("softmax", {"logits": "-1,2", "correct": "1"}).K
 2
@@ -12,15 +13,17 @@ Adding a family = one entry in :data:`FIELDS` (its instance type comes from the 
 
 from __future__ import annotations
 
+import argparse
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from gradgap.proofs_check.commands import parsing
 from gradgap.theory.instances import FAMILIES, GradgapValueError
 
-__all__ = ["FIELDS", "Field", "build_instance", "check_family"]
+__all__ = ["FAMILY_HELP", "FIELDS", "PARAMETER_LABELS", "Field", "add_family_parsers", "build_instance", "check_family",
+           "parameter_labels", "texts_of"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Field:
 
     name: str
     parse: Callable[[str, str], Any]
+    help: str
     option: str = ""
     required: bool = True
 
@@ -60,18 +64,99 @@ def _nested(field: str, text: str) -> tuple[Any, ...]:
 
 
 FIELDS: Final[dict[str, tuple[Field, ...]]] = {
-    "softmax": (Field("logits", _numbers), Field("correct", parsing.parse_indices)),
-    "tokens": (Field("logits", parsing.parse_table), Field("target", parsing.parse_indices),
-               Field("min_correct", parsing.parse_int, "min-correct", required=False)),
-    "shared_tokens": (Field("theta", _numbers), Field("features", parsing.parse_table),
-                      Field("correct", parsing.parse_indices), Field("T", _length),
-                      Field("bias", _numbers, required=False)),
-    "autoregressive": (Field("logits", parsing.parse_tables), Field("target", parsing.parse_indices),
-                       Field("min_correct", parsing.parse_int, "min-correct", required=False),
-                       Field("eos", parsing.parse_int, required=False)),
-    "contextual": (Field("theta", _numbers), Field("features", _nested), Field("correct", _nested),
-                   Field("weights", _numbers, required=False)),
+    "softmax": (Field("logits", _numbers, "K logits: 0.3,-1.2,2.0 or a JSON array"),
+                Field("correct", parsing.parse_indices, "correct arms: 0,2")),
+    "tokens": (Field("logits", parsing.parse_table, "T x V logits as JSON: '[[...], [...]]'"),
+               Field("target", parsing.parse_indices, "target tokens o*: 1,0,2"),
+               Field("min_correct", parsing.parse_int, "reward 1 iff at least m positions match (default: all)",
+                     "min-correct", required=False)),
+    "shared_tokens": (Field("theta", _numbers, "d parameters: 0.5,-1"),
+                      Field("features", parsing.parse_table, "V x d features as JSON: '[[...], ...]'"),
+                      Field("correct", parsing.parse_indices, "correct vocabulary subset: 0,2"),
+                      Field("T", _length, "response length"),
+                      Field("bias", _numbers, "V token biases (default: zeros)", required=False)),
+    "autoregressive": (Field("logits", parsing.parse_tables,
+                             "JSON list over t of V^t rows of V logits: '[[[0,1]], [[0,0],[1,0]]]'"),
+                       Field("target", parsing.parse_indices, "target tokens o*: 1,0,2"),
+                       Field("min_correct", parsing.parse_int,
+                             "reward 1 iff at least m positions match (default: exact)", "min-correct",
+                             required=False),
+                       Field("eos", parsing.parse_int, "end-of-sequence token: a response ends at its first eos",
+                             required=False)),
+    "contextual": (Field("theta", _numbers, "d parameters: 0.1,-0.2"),
+                   Field("features", _nested, "P x A x d features as JSON: '[[[1,0],[0,1]], ...]'"),
+                   Field("correct", _nested, "correct actions per prompt as JSON: '[[0],[1,2]]'"),
+                   Field("weights", _numbers, "P positive prompt weights (default: uniform)", required=False)),
 }
+
+#: the sub-command help and description of each family (``gap``, ``threshold``)
+FAMILY_HELP: Final[dict[str, tuple[str, str | None]]] = {
+    "softmax": ("K-armed softmax bandit", "Negative values are fine: --logits -1,2 or --logits '[-1, 2]'."),
+    "tokens": ("tabular token-sequence policy", None),
+    "shared_tokens": ("shared-parameter log-linear token policy", None),
+    "autoregressive": ("tabular autoregressive policy (logits per position and prefix)",
+                       "logits[t] has V^t rows (the prefix as a base-V number, first token most significant), "
+                       "each of V logits; vectors are flattened in the order (t, prefix, v)."),
+    "contextual": ("contextual log-linear bandit (P prompts, A actions, shared theta)", None),
+}
+
+
+def _token_labels(inst: Any) -> list[str]:
+    return [f"{t},{v}" for t in range(inst.T) for v in range(inst.V)]
+
+
+def _prefix_labels(inst: Any) -> list[str]:
+    """``t,prefix,v`` in the flat (t, prefix, v) order (the prefix as tokens, ``-`` when empty)."""
+    out = []
+    for t in range(inst.T):
+        for code in range(inst.V**t):
+            digits = [str((code // inst.V ** (t - 1 - s)) % inst.V) for s in range(t)]
+            out.extend(f"{t},{''.join(digits) or '-'},{v}" for v in range(inst.V))
+    return out
+
+
+def _index_labels(inst: Any) -> list[str]:
+    return [str(i) for i in range(len(inst.theta))]
+
+
+#: the column head and the labels of the flat parameter vector of each family (the layout of docs/DESIGN.md)
+PARAMETER_LABELS: Final[dict[str, tuple[str, Callable[[Any], list[str]]]]] = {
+    "softmax": ("index", _index_labels),
+    "tokens": ("(t,v)", _token_labels),
+    "shared_tokens": ("index", _index_labels),
+    "autoregressive": ("(t,u,v)", _prefix_labels),
+    "contextual": ("index", _index_labels),
+}
+
+
+def parameter_labels(inst: Any) -> tuple[str, list[str]]:
+    """The column head and one label per entry of ``inst.theta`` (and of ``grad_J``, ``gradient_gap``).
+
+    >>> from gradgap.theory.instances import TokenSequence
+    >>> parameter_labels(TokenSequence(((0.0, 1.0),), (0,)))
+    ('(t,v)', ['0,0', '0,1'])
+    """
+    from gradgap.theory.instances import family_name
+
+    head, labels = PARAMETER_LABELS[family_name(inst)]
+    return head, labels(inst)
+
+
+def add_family_parsers(subparsers: Any, families: Iterable[str], *, parents: Sequence[argparse.ArgumentParser] = (),
+                       table_help: str = "", help_override: Mapping[str, str] | None = None
+                       ) -> dict[str, argparse.ArgumentParser]:
+    """One sub-parser per family with one option per :data:`FIELDS` entry (``table_help`` is appended to the help
+    of the table fields: ``threshold`` also reads ``0,1;1,0`` rows); the parsers, by family."""
+    out = {}
+    for name in families:
+        help_, description = FAMILY_HELP[name]
+        p = subparsers.add_parser(name, parents=list(parents), help=(help_override or {}).get(name, help_),
+                                  description=description)
+        for f in FIELDS[name]:
+            extra = table_help if f.parse is parsing.parse_table else ""
+            p.add_argument(f"--{f.flag}", dest=f.name, required=f.required, default=None, help=f.help + extra)
+        out[name] = p
+    return out
 
 
 def check_family(family: str) -> str:

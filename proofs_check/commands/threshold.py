@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from gradgap.proofs_check.commands import parsing
-from gradgap.proofs_check.commands.instances import build_instance, texts_of
+from gradgap.proofs_check.commands.instances import add_family_parsers, build_instance, texts_of
 from gradgap.theory.instances import GradgapValueError
 
 
@@ -137,22 +137,7 @@ def register(subparsers: Any) -> None:
     common.add_argument("--direction", default="gap",
                         help="gap, grad, or w1,w2,... (exact rationals: 1,-1/2,0.25); normalised to unit length")
     common.add_argument("--json", action="store_true", help="print JSON")
-    s = fam.add_parser("softmax", parents=[common], help="K-armed softmax bandit")
-    s.add_argument("--logits", required=True, help="comma-separated logits")
-    s.add_argument("--correct", required=True, help="comma-separated correct arms")
-    t = fam.add_parser("tokens", parents=[common], help="tabular token sequence")
-    t.add_argument("--logits", required=True, help="rows separated by ';', entries by ','")
-    t.add_argument("--target", required=True, help="comma-separated target tokens")
-    t.add_argument("--min-correct", dest="min_correct", default=None, help="reward needs >= m matches")
-    h = fam.add_parser("shared_tokens", parents=[common], help="shared-parameter log-linear tokens")
-    h.add_argument("--theta", required=True, help="comma-separated parameters")
-    h.add_argument("--features", required=True, help="V rows separated by ';', d entries by ','")
-    h.add_argument("--correct", required=True, help="comma-separated correct tokens")
-    h.add_argument("--T", required=True, help="response length")
-    h.add_argument("--bias", default=None, help="comma-separated biases")
-    c = fam.add_parser("contextual", parents=[common], help="contextual log-linear bandit (40-digit scan)")
-    c.add_argument("--theta", required=True, help="d parameters: 0.1,-0.2")
-    c.add_argument("--features", required=True, help="P x A x d features as JSON")
-    c.add_argument("--correct", required=True, help="correct actions per prompt as JSON: '[[0],[1,2]]'")
-    c.add_argument("--weights", default=None, help="P positive prompt weights (default: uniform)")
+    add_family_parsers(fam, ("softmax", "tokens", "shared_tokens", "contextual"), parents=[common],
+                       table_help=" (or rows: 0,1;1,0)",
+                       help_override={"contextual": "contextual log-linear bandit (40-digit scan)"})
     p.set_defaults(func=_run)
