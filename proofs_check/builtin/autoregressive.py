@@ -31,7 +31,7 @@ from gradgap.numerics import algorithms as numeric_algorithms
 from gradgap.numerics import autoregressive as numeric
 from gradgap.proofs_check import families
 from gradgap.proofs_check.builtin import core
-from gradgap.proofs_check.claims import Claim, Evidence, Profile, Strength, mutant_claim, named_check
+from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT
 from gradgap.theory import autoregressive as symbolic
 from gradgap.theory.instances import Autoregressive
@@ -218,8 +218,11 @@ def _dp_check(bound: float, factor: float = 1.0) -> Any:
         count = [0]
         bad: list[dict[str, Any]] = []
 
+        seen: set[Autoregressive] = set()
+
         def body(inst: Autoregressive) -> None:
             count[0] += 1
+            seen.add(inst)
             g_dp = factor * _vec(numeric.gradient_gap(inst))
             g_en = _vec(numeric.gradient_gap(inst, method="enumerate"))
             l_dp, l_en = numeric.log_odds(inst), numeric.log_odds(inst, method="enumerate")
@@ -238,7 +241,9 @@ def _dp_check(bound: float, factor: float = 1.0) -> Any:
                    "max_error_over_tolerance": float(f"{worst[0]:.3e}")}
         if bad:
             return Evidence.fails(Strength.TESTED, bad[-1], figures, detail="prefix DP and enumeration disagree")
-        return Evidence.holds(Strength.TESTED, figures, detail=f"{count[0]} instances, |logits| <= {bound:g}")
+        return Evidence.sampled(len(seen), profile, figures,
+                                detail=f"{len(seen)} distinct instances, |logits| <= {bound:g}",
+                                what="distinct instances")
 
     return named_check(f"dp-vs-enumerate-{bound:g}", run)
 
@@ -298,9 +303,10 @@ def _grpo_direction_check(reference: str) -> Any:
                              "angle_dr_grpo_deg": b}
         figures = {"angles_deg": angles, "tolerance_deg": ANGLE_DEG, "reference": reference}
         if worst is not None:
-            return Evidence.fails(Strength.TESTED, worst, figures,
-                                  detail=f"E[w] is not parallel to {reference} (exact group enumeration)")
-        return Evidence.holds(Strength.TESTED, figures, detail="exact enumeration of every ordered group, G = 2, 3")
+            return Evidence.checked(Status.FAILS, len(_eos_instances()), "instances", figures, worst,
+                                    detail=f"E[w] is not parallel to {reference} (exact group enumeration)")
+        return Evidence.checked(Status.HOLDS, len(_eos_instances()), "instances", figures,
+                                detail="exact enumeration of every ordered group, G = 2, 3")
 
     return named_check("group-enumeration", run)
 
@@ -317,8 +323,10 @@ def _angle_check(profile: Profile, first_above: float = 1.0) -> Evidence:
     ok = (max(fixed.values()) <= ANGLE_DEG and eos[1] <= ANGLE_DEG and vals[0] > first_above
           and all(b > a for a, b in itertools.pairwise(vals)))
     if ok:
-        return Evidence.holds(Strength.TESTED, figures, detail="exact float64 sums over the responses")
-    return Evidence.fails(Strength.TESTED, figures, figures, detail="angle not 0 at fixed length or not increasing")
+        return Evidence.checked(Status.HOLDS, len(Ts), "lengths of the worked family", figures,
+                                detail="exact float64 sums over the responses")
+    return Evidence.checked(Status.FAILS, len(Ts), "lengths of the worked family", figures, figures,
+                            detail="angle not 0 at fixed length or not increasing")
 
 
 def _normalisation_check(profile: Profile, eos_equals_T: bool = False) -> Evidence:
@@ -332,8 +340,10 @@ def _normalisation_check(profile: Profile, eos_equals_T: bool = False) -> Eviden
     eos_ok = all((abs(e["ratio"] / T - 1) <= _RATIO_RTOL) if eos_equals_T else (e["mean_length"] < e["ratio"] < T)
                  for T, (e, _) in rows.items())
     if fixed_ok and eos_ok:
-        return Evidence.holds(Strength.TESTED, figures, detail="half-progress steps by bisection (rtol 1e-10)")
-    return Evidence.fails(Strength.TESTED, figures, figures, detail="normalisation factor outside (E|o|, T) or != T")
+        return Evidence.checked(Status.HOLDS, len(rows), "lengths of the worked family", figures,
+                                detail="half-progress steps by bisection (rtol 1e-10)")
+    return Evidence.checked(Status.FAILS, len(rows), "lengths of the worked family", figures, figures,
+                            detail="normalisation factor outside (E|o|, T) or != T")
 
 
 def _one_over_t_check(spread: float) -> Any:
@@ -345,8 +355,10 @@ def _one_over_t_check(spread: float) -> Any:
                    "slope": round(eos_length.fit_slope(list(scaled), [v / T for T, v in scaled.items()]), 4),
                    "allowed_spread": spread}
         if same and max(scaled.values()) <= spread * min(scaled.values()):
-            return Evidence.holds(Strength.TESTED, figures, detail="T * eta_1/2(g) within the allowed spread")
-        return Evidence.fails(Strength.TESTED, figures, figures, detail="T * eta_1/2(g) varies more than allowed")
+            return Evidence.checked(Status.HOLDS, len(rows), "lengths of the worked family", figures,
+                                    detail="T * eta_1/2(g) within the allowed spread")
+        return Evidence.checked(Status.FAILS, len(rows), "lengths of the worked family", figures, figures,
+                                detail="T * eta_1/2(g) varies more than allowed")
 
     return named_check("half-progress-1/T", run)
 

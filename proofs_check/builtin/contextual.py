@@ -100,8 +100,11 @@ def _per_prompt_search(scale: float) -> Callable[[Profile], Evidence]:
         count = [0]
         bad: list[dict[str, Any]] = []
 
+        seen: set[ContextualBandit] = set()
+
         def body(inst: ContextualBandit) -> None:
             count[0] += 1
+            seen.add(inst)
             rho = np.asarray(inst.prompt_weights)
             parts = [nc.prompt_policy(inst, x) for x in range(inst.P)]
             want = scale * sum(r * fp.J * (1 - fp.J) * fp.gap() for r, fp in zip(rho, parts, strict=True))
@@ -123,7 +126,8 @@ def _per_prompt_search(scale: float) -> Callable[[Profile], Evidence]:
         figures = {"examples": count[0], "routes": "autograd grad J vs one-prompt enumerations", "tolerance": EXACT}
         if bad:
             return Evidence.fails(Strength.TESTED, bad[0], figures, detail="differs at 50 digits")
-        return Evidence.holds(Strength.TESTED, figures, detail=f"{count[0]} instances agree")
+        return Evidence.sampled(len(seen), profile, figures, detail=f"{len(seen)} distinct instances agree",
+                                what="distinct instances")
 
     return run
 
@@ -138,9 +142,12 @@ def _group_search(profile: Profile, form: Callable[[ContextualBandit, str, int],
     strategy = st.tuples(instance_strategy("contextual", _SIZES, profile.size_cap), st.sampled_from(_ALGORITHMS),
                          st.integers(2, 4))
 
+    seen: set[tuple[ContextualBandit, str, int]] = set()
+
     def body(case: tuple[ContextualBandit, str, int]) -> None:
         inst, algorithm, G = case
         count[0] += 1
+        seen.add(case)
         got = nc.expected_group_update(inst, algorithm, G)
         want = form(inst, algorithm, G)
         if not _close(got, want):
@@ -157,7 +164,8 @@ def _group_search(profile: Profile, form: Callable[[ContextualBandit, str, int],
                "routes": "sum_x rho_x gamma(J_x,G) g_x (SymPy, 50 digits) vs groups enumerated per prompt"}
     if bad:
         return Evidence.fails(Strength.TESTED, bad[0], figures, detail="closed form differs from enumerated groups")
-    return Evidence.holds(Strength.TESTED, figures, detail=f"{count[0]} (instance, algorithm, G) agree")
+    return Evidence.sampled(len(seen), profile, figures, detail=f"{len(seen)} distinct (instance, algorithm, G) agree",
+                            what="distinct (instance, algorithm, G)")
 
 
 def _symbolic_update(inst: ContextualBandit, algorithm: str, G: int) -> np.ndarray:
@@ -191,7 +199,10 @@ def _centred_enumerated(profile: Profile, dr_grpo_factor: Callable[[int], float]
     count = [0]
     worst = [0.0]
 
+    seen: set[ContextualBandit] = set()
+
     def body(inst: ContextualBandit) -> None:
+        seen.add(inst)
         grad = np.asarray(nc.grad_success_rate(inst, method="autograd"))
         for algorithm, G in (("reinforce", 3), ("rloo", 2), ("dr_grpo", 3)):
             c = 1.0 if algorithm != "dr_grpo" else dr_grpo_factor(G)
@@ -211,8 +222,9 @@ def _centred_enumerated(profile: Profile, dr_grpo_factor: Callable[[int], float]
             raise
     if bad:
         return Evidence.fails(Strength.TESTED, bad[0], {"cases": count[0]}, detail="E[w] != c_G grad J")
-    return Evidence.holds(Strength.TESTED, {"cases": count[0], "max_error": worst[0]},
-                          detail="enumerated groups = c_G grad J (autograd)")
+    return Evidence.sampled(len(seen), profile, {"cases": count[0], "max_error": worst[0]},
+                            detail=f"enumerated groups = c_G grad J (autograd) on {len(seen)} distinct instances",
+                            what="distinct instances")
 
 
 # ------------------------------------------------------------------ GRPO descends J: the certified refutation
