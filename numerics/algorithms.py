@@ -26,7 +26,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gradgap.numerics.montecarlo import Estimate
-from gradgap.theory.instances import ContextualBandit, GradgapValueError, Instance, SoftmaxBandit  # noqa: F401 (doctests)
+from gradgap.theory.instances import (  # noqa: F401 (SoftmaxBandit: doctests)
+    ContextualForm,
+    GradgapValueError,
+    Instance,
+    LogLinearForm,
+    SoftmaxBandit,
+)
 
 __all__ = [
     "ADVANTAGES",
@@ -129,12 +135,31 @@ def _softmax(x: Array) -> Array:
     return z / z.sum(axis=-1, keepdims=True)
 
 
+def _product_policy(form: LogLinearForm, theta: Array) -> FinitePolicy:
+    r"""Every response of a product of fixed positions: :math:`\pi(o)=\prod_t\pi_t(o_t)`,
+    :math:`s(o)=\sum_t(\phi_t(o_t)-\mathbb E_{\pi_t}\phi_t)`, reward :math:`\mathbb 1[\text{hits}\ge m]`."""
+    positions = form.expanded()
+    phis = [np.asarray(p.features, dtype=float) for p in positions]
+    pis = [_softmax(phi @ theta + np.asarray(p.bias, dtype=float)) for phi, p in zip(phis, positions, strict=True)]
+    R = np.array(form.responses(), dtype=np.int64)
+    T = len(positions)
+    probs = np.ones(len(R))
+    scores = np.zeros((len(R), form.n_params))
+    hits = np.zeros(len(R), dtype=np.int64)
+    for t, (phi, pi, p) in enumerate(zip(phis, pis, positions, strict=True)):
+        probs *= pi[R[:, t]]
+        scores += phi[R[:, t]] - (pi @ phi)[None, :]
+        hits += np.isin(R[:, t], sorted(p.correct))
+    return FinitePolicy(probs, scores, (hits >= form.min_hits).astype(np.int64), np.full(len(R), T))
+
+
 def finite_policy(inst: Instance | EosTokens) -> FinitePolicy:
     r"""Enumerate the responses of a small instance: probabilities, scores, rewards and lengths.
 
     Softmax: :math:`s(a)=e_a-\pi`, length 1. Tokens: :math:`s(o)_{t,\cdot}=e_{o_t}-\pi_t`, length T.
-    Shared: :math:`s(o)=\sum_t(\phi(o_t)-\mathbb E_\pi\phi)`, length T. EOS: positions after the end
-    contribute nothing.
+    Shared: :math:`s(o)=\sum_t(\phi(o_t)-\mathbb E_\pi\phi)`, length T. Contextual (a mixture form): the pairs
+    :math:`(x,a)` with :math:`\rho_x\pi(a\mid x)` and :math:`s=\phi(x,a)-\mathbb E_{\pi(\cdot\mid x)}\phi`, length 1.
+    EOS: positions after the end contribute nothing.
 
     Source: reconstruction §1 (score), §2.1.
 
@@ -142,33 +167,16 @@ def finite_policy(inst: Instance | EosTokens) -> FinitePolicy:
     >>> fp.J, fp.gap().tolist()
     (0.5, [1.0, -1.0])
     """
-    if isinstance(inst, ContextualBandit):  # pairs (x, a): rho_x pi(a|x), s = phi(x,a) - E_x phi, length 1
-        rho = np.asarray(inst.prompt_weights)
-        probs_c, scores_c, rewards_c = [], [], []
-        for x in range(inst.P):
-            phi = np.asarray(inst.features[x], dtype=float)
-            pi = _softmax(phi @ np.asarray(inst.theta, dtype=float))
-            probs_c.append(rho[x] * pi)
-            scores_c.append(phi - pi @ phi)
-            rewards_c.append(np.isin(np.arange(inst.A), sorted(inst.correct[x])).astype(np.int64))
-        return FinitePolicy(np.concatenate(probs_c), np.concatenate(scores_c), np.concatenate(rewards_c),
-                            np.ones(inst.P * inst.A, dtype=np.int64))
     if not isinstance(inst, EosTokens):
         form = inst.structure()
         theta = np.asarray(inst.theta, dtype=float)
-        positions = form.expanded()
-        phis = [np.asarray(p.features, dtype=float) for p in positions]
-        pis = [_softmax(phi @ theta + np.asarray(p.bias, dtype=float)) for phi, p in zip(phis, positions, strict=True)]
-        R = np.array(form.responses(), dtype=np.int64)
-        T = len(positions)
-        probs = np.ones(len(R))
-        scores = np.zeros((len(R), form.n_params))
-        hits = np.zeros(len(R), dtype=np.int64)
-        for t, (phi, pi, p) in enumerate(zip(phis, pis, positions, strict=True)):
-            probs *= pi[R[:, t]]
-            scores += phi[R[:, t]] - (pi @ phi)[None, :]
-            hits += np.isin(R[:, t], sorted(p.correct))
-        return FinitePolicy(probs, scores, (hits >= form.min_hits).astype(np.int64), np.full(len(R), T))
+        if isinstance(form, ContextualForm):  # a mixture over prompts: pairs (x, a) with rho_x pi(a|x), length 1
+            parts = [_product_policy(prompt, theta) for prompt in form.prompts]
+            return FinitePolicy(np.concatenate([w * fp.probs for w, fp in zip(form.weights, parts, strict=True)]),
+                                np.concatenate([fp.scores for fp in parts]),
+                                np.concatenate([fp.rewards for fp in parts]),
+                                np.concatenate([fp.lengths for fp in parts]))
+        return _product_policy(form, theta)
     if isinstance(inst, EosTokens):
         pis = _softmax(np.asarray(inst.logits))
         T, V = inst.T_max, inst.V
