@@ -24,7 +24,6 @@ constants' proofs (§3, DERIVED) and of the one-step lemma (§4.1, DERIVED).
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Iterable
@@ -34,16 +33,9 @@ from typing import Any, Final
 import numpy as np
 
 from gradgap.proofs_check import expressions as ex
+from gradgap.proofs_check.families import family as registry_entry
 from gradgap.proofs_check.tolerances import HP_RTOL, SCREEN_EQ_RTOL, SCREEN_RTOL
-from gradgap.theory.instances import (
-    Autoregressive,
-    ContextualBandit,
-    GradgapError,
-    Instance,
-    SharedTokens,
-    SoftmaxBandit,
-    TokenSequence,
-)
+from gradgap.theory.instances import GradgapError, Instance
 
 __all__ = ["BUDGETS", "AdversarialResult", "Budget", "adversarial_search", "structures_for"]
 
@@ -67,8 +59,6 @@ BUDGETS: Final[dict[str, Budget]] = {
     "ci": Budget(structures=6, starts=3, evaluations=160),
     "thorough": Budget(structures=16, starts=6, evaluations=600),
 }
-#: logit magnitudes of the near-deterministic seeds: J within ~1e-2 .. ~1e-26 of 0 or 1
-_LARGE: Final[tuple[float, ...]] = (4.0, 12.0, 30.0, 60.0)
 #: step fractions of the seeds: the hypothesis' boundary, a small and a vanishing step (strict relations add 0)
 _FRACTIONS: Final[tuple[float, ...]] = (1.0, 1e-2, 1e-6)
 #: weights of g mixed into a direction orthogonal-ish to it (a small positive alignment)
@@ -106,54 +96,11 @@ class AdversarialResult:
 # ------------------------------------------------------------------ structures and seeds
 
 
-def _size_values(sizes: dict[str, tuple[int, int]], key: str, cap: int) -> list[int]:
-    lo, hi = sizes[key]
-    return list(range(lo, max(lo, min(hi, cap)) + 1))
-
-
 def structures_for(family: str, sizes: dict[str, tuple[int, int]], cap: int, limit: int) -> list[Instance]:
     r"""Up to ``limit`` structures (parameters zero) of ``family`` in ``sizes`` (capped at ``cap``; at most 256
-    responses), smallest first, with the correct sets / targets that extremal configurations use."""
-    out: list[Instance] = []
-    if family == "softmax":
-        for k in _size_values(sizes, "K", cap):
-            for c in ({0}, set(range(k - 1)), {0, 1} if k > 3 else None):
-                if c:
-                    out.append(SoftmaxBandit((0.0,) * k, frozenset(c)))
-    elif family == "tokens":
-        for t, v in itertools.product(_size_values(sizes, "T", cap), _size_values(sizes, "V", cap)):
-            if v**t <= 256:
-                out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t))
-                if t > 1:
-                    out.append(TokenSequence(((0.0,) * v,) * t, (0,) * t, 1))
-    elif family == "autoregressive":
-        for t, v in itertools.product(_size_values(sizes, "T", cap), _size_values(sizes, "V", cap)):
-            if v * (v**t - 1) // (v - 1) <= 14:
-                zero = tuple(((0.0,) * v,) * v**k for k in range(t))
-                out.append(Autoregressive(zero, (0,) * t))
-                if t > 1:
-                    out.append(Autoregressive(zero, (0,) * t, 1))
-                    out.append(Autoregressive(zero, (0,) * (t - 1) + (1,), None, 1))
-    elif family == "contextual":
-        for P, A, d in itertools.product(_size_values(sizes, "P", cap), _size_values(sizes, "A", cap),
-                                         _size_values(sizes, "d", cap)):
-            line = tuple(tuple((float(a * (x + 1)),) + (0.0,) * (d - 1) for a in range(A)) for x in range(P))
-            hot = tuple(tuple(tuple(1.0 if j == (a + x) % d else 0.0 for j in range(d)) for a in range(A))
-                        for x in range(P))
-            for feats in dict.fromkeys((line, hot)):
-                for c in ({0}, {1}):
-                    out.append(ContextualBandit((0.0,) * d, feats, (frozenset(c),) * P))
-    else:
-        for d, v, t in itertools.product(_size_values(sizes, "d", cap), _size_values(sizes, "V", cap),
-                                         _size_values(sizes, "T", cap)):
-            if v**t > 256:
-                continue
-            line = tuple((float(i),) + (0.0,) * (d - 1) for i in range(v))  # phi_v = v e_1
-            hot = tuple(tuple(1.0 if j == i % d else 0.0 for j in range(d)) for i in range(v))
-            for feats in dict.fromkeys((line, hot)):
-                for c in ({0}, {1}):
-                    out.append(SharedTokens((0.0,) * d, feats, frozenset(c), T=t))
-    uniq = list(dict.fromkeys(out))
+    responses), smallest first, with the correct sets / targets that extremal configurations use (the family's
+    :class:`~gradgap.proofs_check.seeds.AdversarialSeeds`), evenly thinned when there are more."""
+    uniq = list(dict.fromkeys(registry_entry(family).adversarial_seeds.structures(sizes, cap)))
     if len(uniq) <= limit:
         return uniq
     idx = np.linspace(0, len(uniq) - 1, limit).round().astype(int)
@@ -161,97 +108,16 @@ def structures_for(family: str, sizes: dict[str, tuple[int, int]], cap: int, lim
 
 
 def _theta_seeds(inst: Instance) -> list[np.ndarray]:
-    """Ties (all zero), near-deterministic points toward success and failure, and a mild random point."""
-    n = len(inst.theta)
-    seeds = [np.zeros(n)]
-    if isinstance(inst, SoftmaxBandit):
-        c = sorted(inst.correct)
-        w = [a for a in range(inst.K) if a not in inst.correct]
-        for big in _LARGE:
-            for arm in (c[0], w[0]):
-                x = np.zeros(n)
-                x[arm] = big
-                seeds.append(x)
-            x = np.zeros(n)
-            x[w[-1]] = -big  # a tie between the other arms, one arm switched off
-            seeds.append(x)
-    elif isinstance(inst, TokenSequence):
-        V = inst.V
-        for big in _LARGE:
-            x = np.zeros(n)
-            for t, o in enumerate(inst.target):
-                x[t * V + o] = big  # J -> 1
-            seeds.append(x)
-            y = x.copy()
-            y[0 * V + inst.target[0]] = 0.0  # one position undecided, the rest deterministic
-            seeds.append(y)
-            z = np.zeros(n)
-            z[(inst.target[0] + 1) % V] = big  # J -> 0
-            seeds.append(z)
-    elif isinstance(inst, Autoregressive):
-        V = inst.V
-        for big in _LARGE:
-            x = np.zeros(n)
-            for t in range(inst.T):
-                x[inst.param_index(t, inst.target[:t], inst.target[t])] = big  # the target path: J -> 1
-            seeds.append(x)
-            y = x.copy()
-            y[inst.target[0]] = 0.0  # the first token undecided, the rest of the path deterministic
-            seeds.append(y)
-            z = np.zeros(n)
-            z[(inst.target[0] + 1) % V] = big  # J -> 0
-            seeds.append(z)
-    elif isinstance(inst, ContextualBandit):  # large moves along the features of the first prompts' actions
-        rows = np.asarray(inst.features, dtype=float).reshape(-1, inst.d)
-        for big in _LARGE[:3]:
-            for v in range(min(len(rows), 4)):
-                x = rows[v] * big / max(1.0, float(np.dot(rows[v], rows[v])))
-                seeds.append(x)
-                seeds.append(-x)
-        seeds.append(np.full(n, 0.3))
-    else:
-        feats = np.asarray(inst.features, dtype=float)
-        for big in _LARGE[:3]:
-            for v in range(min(inst.V, 3)):
-                x = feats[v] * big / max(1.0, float(np.dot(feats[v], feats[v])))
-                seeds.append(x)
-                seeds.append(-x)
-        seeds.append(np.full(n, 0.3))
-    return seeds
+    """Ties (all zero), then the family's seeds: near-deterministic points toward success and failure, moves along
+    features, a mild point."""
+    return [np.zeros(len(inst.theta)), *registry_entry(inst).adversarial_seeds.theta(inst)]
 
 
 def _direction_seeds(inst: Instance, rng: np.random.Generator) -> list[np.ndarray]:
-    """Differences of arms / of a position's tokens / of features, single coordinates, and random draws."""
+    """The family's differences (of arms, of a position's tokens, of features), single coordinates and random
+    draws, normalised."""
     n = len(inst.theta)
-    out: list[np.ndarray] = []
-    if isinstance(inst, SharedTokens):
-        feats = np.asarray(inst.features, dtype=float)
-        for i, j in itertools.permutations(range(inst.V), 2):
-            out.append(feats[i] - feats[j])
-    elif isinstance(inst, Autoregressive):  # token differences in the first row and in the target path's rows
-        for t in range(inst.T):
-            row = inst.row_index(t, inst.target[:t]) * inst.V
-            for i, j in itertools.permutations(range(inst.V), 2):
-                x = np.zeros(n)
-                x[row + i], x[row + j] = 1.0, -1.0
-                out.append(x)
-    elif isinstance(inst, ContextualBandit):  # differences of two actions' features at one prompt
-        for rows in np.asarray(inst.features, dtype=float):
-            for i, j in itertools.permutations(range(inst.A), 2):
-                out.append(rows[i] - rows[j])
-    else:
-        V = inst.K if isinstance(inst, SoftmaxBandit) else inst.V
-        T = 1 if isinstance(inst, SoftmaxBandit) else inst.T
-        for i, j in itertools.permutations(range(V), 2):
-            x = np.zeros(n)
-            x[i] = 1.0
-            x[j] = -1.0
-            out.append(x)
-            if T > 1:  # opposite moves at two positions, and the same move at every position
-                y = np.zeros(n)
-                y[i], y[j], y[V + i], y[V + j] = 1.0, -1.0, -1.0, 1.0
-                out.append(y)
-                out.append(np.tile(x[:V], T))
+    out = list(registry_entry(inst).adversarial_seeds.directions(inst))
     out.extend(np.eye(n))
     out.extend(rng.standard_normal((2, n)))
     return [w / np.linalg.norm(w) for w in out if np.linalg.norm(w) > 1e-3]

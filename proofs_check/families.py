@@ -33,6 +33,14 @@ from gradgap.numerics import contextual as numerics_contextual
 from gradgap.numerics import shared_tokens as numerics_shared_tokens
 from gradgap.numerics import softmax as numerics_softmax
 from gradgap.numerics import tokens as numerics_tokens
+from gradgap.proofs_check.seeds import (
+    AUTOREGRESSIVE_SEEDS,
+    CONTEXTUAL_SEEDS,
+    SHARED_TOKENS_SEEDS,
+    SOFTMAX_SEEDS,
+    TOKENS_SEEDS,
+    AdversarialSeeds,
+)
 from gradgap.theory import autoregressive as theory_autoregressive
 from gradgap.theory import contextual as theory_contextual
 from gradgap.theory import shared_tokens as theory_shared_tokens
@@ -226,7 +234,8 @@ def contextual_structures(big: bool) -> tuple[ContextualBandit, ...]:
 
 @dataclass(frozen=True)
 class Family:
-    """One policy family: its instance type, its two twin modules, its strategy and its proof structures."""
+    """One policy family: its instance type, its two twin modules, its strategy, its proof structures and where
+    the adversarial search starts on it."""
 
     name: str
     instance_type: type[Instance]
@@ -234,6 +243,7 @@ class Family:
     numerics: ModuleType
     strategy: Strategy
     structures: Callable[[bool], tuple[Instance, ...]]
+    adversarial_seeds: AdversarialSeeds
     #: whether the instance type has a fixed-position ``structure()`` (a :class:`LogLinearForm`): the generic
     #: built-in claims (core identities, constants, one-step, Theorem 1) run on these families only
     log_linear_form: bool = True
@@ -247,14 +257,16 @@ class Family:
 #: every family, in report order
 FAMILIES: Final[Mapping[str, Family]] = MappingProxyType({
     f.name: f for f in (
-        Family("softmax", SoftmaxBandit, theory_softmax, numerics_softmax, softmax_strategy, softmax_structures),
-        Family("tokens", TokenSequence, theory_tokens, numerics_tokens, tokens_strategy, tokens_structures),
+        Family("softmax", SoftmaxBandit, theory_softmax, numerics_softmax, softmax_strategy, softmax_structures,
+               SOFTMAX_SEEDS),
+        Family("tokens", TokenSequence, theory_tokens, numerics_tokens, tokens_strategy, tokens_structures,
+               TOKENS_SEEDS),
         Family("shared_tokens", SharedTokens, theory_shared_tokens, numerics_shared_tokens,
-               shared_tokens_strategy, shared_tokens_structures),
+               shared_tokens_strategy, shared_tokens_structures, SHARED_TOKENS_SEEDS),
         Family("autoregressive", Autoregressive, theory_autoregressive, numerics_autoregressive,
-               autoregressive_strategy, autoregressive_structures, log_linear_form=False),
+               autoregressive_strategy, autoregressive_structures, AUTOREGRESSIVE_SEEDS, log_linear_form=False),
         Family("contextual", ContextualBandit, theory_contextual, numerics_contextual, contextual_strategy,
-               contextual_structures),
+               contextual_structures, CONTEXTUAL_SEEDS),
     )
 })
 

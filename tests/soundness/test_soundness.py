@@ -185,8 +185,6 @@ def test_shared_tokens_v2_bound_false_only_at_length_3_near_J_0_05_is_refuted():
     assert _reverify(rel, cx)["violated"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="not yet found by the ci search: needs J-level seeds (J = 0.79) in "
-                                "the adversarial phase")
 def test_descent_bound_on_J_5_percent_too_small_violated_only_near_J_0_79_is_refuted():
     r"""A second-order descent bound on J itself with its constant 5 % too small.
 
