@@ -9,7 +9,13 @@ reproducible), evaluates
 
 with the theory (SymPy closed forms at the exact float parameters, 50 digits) and with the independent
 numerics (``structured`` and ``enumerate`` routes for :math:`J,\ell,g`; ``autograd`` for :math:`\nabla J`), and
-requires agreement within :data:`~gradgap.proofs_check.tolerances.EXACT`. Besides the random points, a few fixed
+requires agreement within :data:`~gradgap.proofs_check.tolerances.EXACT`. At the random points it also compares
+the quantities no claim's search evaluates on every route (:data:`_SECOND_ROUTES`): the mean score
+:math:`\mathbb E_\pi[s]` (theory :math:`J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]`), the log-odds Hessian
+:math:`\nabla^2\ell` (theory: the closed form differentiated twice) and the alignment :math:`\langle w,g\rangle`
+along a seeded unit direction :math:`w` (theory: :math:`w` against the theory's :math:`g`), on the exact routes
+within :data:`~gradgap.proofs_check.tolerances.EXACT` and by finite differences within
+:data:`~gradgap.proofs_check.tolerances.FD`. Besides the random points, a few fixed
 *extreme* instances per family (logits of several hundred, where :math:`J` or :math:`1-J` is below
 :math:`e^{-600}`) exercise the overflow and underflow guards of the numerics (a log-sum-exp without its max
 shift, a disabled rescaling); the theory evaluates them at :data:`EXTREME_DPS` digits. ``grad_success_rate`` is
@@ -32,7 +38,7 @@ import mpmath
 import numpy as np
 
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status
-from gradgap.proofs_check.tolerances import EXACT
+from gradgap.proofs_check.tolerances import EXACT, FD
 from gradgap.theory.instances import (
     Autoregressive,
     ContextualBandit,
@@ -53,6 +59,12 @@ _ROUTES: Final[dict[str, tuple[str, ...]]] = {
     "log_odds": ("structured", "enumerate"),
     "gradient_gap": ("structured", "enumerate"),
     "grad_success_rate": ("structured", "enumerate", "autograd"),
+}
+#: quantities compared at the random points only, per route with its tolerance (finite differences are looser)
+_SECOND_ROUTES: Final[dict[str, tuple[tuple[str, tuple[float, float]], ...]]] = {
+    "expected_score": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT)),
+    "hessian_log_odds": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
+    "alignment": (("structured", EXACT), ("enumerate", EXACT), ("fd", FD)),
 }
 #: digits of the theory's evaluation at the extreme instances (1 - J ~ e^-650 needs ~300 digits to resolve)
 EXTREME_DPS: Final[int] = 700
@@ -124,6 +136,56 @@ def _theory_values(inst: Instance, dps: int = 60) -> dict[str, list[Any]]:
                 "grad_success_rate": [mpmath.mpf(x) for x in fns.grad_J(*theta)]}
 
 
+@functools.lru_cache(maxsize=32)
+def _second_forms(structure: Instance) -> tuple[Any, Any]:
+    """The theory's mean score and log-odds Hessian of ``structure``, compiled for mpmath (cached per structure:
+    the Hessian is the costliest closed form)."""
+    import sympy
+
+    from gradgap.proofs_check import families
+
+    cf = families.theory_module(structure).closed_forms(structure)
+    args = list(cf.theta)
+    return (sympy.lambdify(args, list(cf.e_score), modules="mpmath"),
+            sympy.lambdify(args, list(cf.hessian_log_odds), modules="mpmath"))
+
+
+def _direction(inst: Instance) -> np.ndarray:
+    """A unit direction seeded by the instance's parameters (reproducible, different at every point)."""
+    rng = np.random.default_rng(zlib.crc32(repr(inst.theta).encode()))
+    w = rng.standard_normal(len(inst.theta))
+    return w / np.linalg.norm(w)
+
+
+def _second_disagreement(inst: Instance, exact_gap: list[Any]) -> dict[str, Any] | None:
+    """The first of :data:`_SECOND_ROUTES` on which theory and numerics disagree at ``inst``."""
+    from gradgap.proofs_check import families
+    from gradgap.proofs_check.search import _structure, instance_dict
+
+    mod = families.numerics_module(inst)
+    e_score, hessian = _second_forms(_structure(inst))
+    w = _direction(inst)
+    with mpmath.workdps(60):
+        theta = [mpmath.mpf(x) for x in inst.theta]
+        theory = {"expected_score": [mpmath.mpf(x) for x in e_score(*theta)],
+                  "hessian_log_odds": [mpmath.mpf(x) for x in hessian(*theta)],
+                  "alignment": [mpmath.fsum(mpmath.mpf(float(a)) * b for a, b in zip(w, exact_gap, strict=True))]}
+    for name, routes in _SECOND_ROUTES.items():
+        want = np.array([float(x) for x in theory[name]])
+        for route, (rtol, atol) in routes:
+            args = (inst, w) if name == "alignment" else (inst,)
+            try:
+                got = np.asarray(getattr(mod, name)(*args, method=route), dtype=float).reshape(-1)
+            except NotImplementedError:
+                continue
+            scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+            if got.shape != want.shape or not np.all(np.abs(got - want) <= atol * scale + rtol * np.abs(want)):
+                return {"instance": instance_dict(inst), "quantity": name, "route": route,
+                        "theory": [mpmath.nstr(x, 17) for x in theory[name]], "numerics": got.tolist(),
+                        "tolerance": [rtol, atol]}
+    return None
+
+
 @functools.lru_cache(maxsize=64)
 def _disagreement(inst: Instance, dps: int = 60) -> dict[str, Any] | None:
     """The first quantity and route on which theory and numerics disagree at ``inst`` (cached: the extreme
@@ -155,7 +217,9 @@ def _disagreement(inst: Instance, dps: int = 60) -> dict[str, Any] | None:
                 return {"instance": instance_dict(inst), "quantity": name, "route": route,
                         "theory": [mpmath.nstr(x, 17) for x in exact[name]], "numerics": got.tolist(),
                         "tolerance": list(EXACT)}
-    return None
+    if dps == EXTREME_DPS:  # the extreme instances test the guards of J, l, g and grad J only
+        return None
+    return _second_disagreement(inst, exact["gradient_gap"])
 
 
 def cross_check_family(family: str, n: int, seed: int) -> tuple[int, dict[str, Any] | None]:
