@@ -18,13 +18,15 @@ from gradgap.theory.closed_forms import prove_zero
 from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+#: the CI gate (.ci/run sets CI=true) runs the full size grid too
+FULL_GRID = THOROUGH or os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture
 def full_grid(request: pytest.FixtureRequest) -> None:
-    """Run the full grid only when asked: ``-m slow`` (or any marker expression naming it) or thorough."""
-    if not THOROUGH and "slow" not in (request.config.getoption("markexpr", "") or ""):
-        pytest.skip("full size grid: run with -m slow or HYPOTHESIS_PROFILE=thorough")
+    """Run the full grid only when asked: ``-m slow`` (or any marker expression naming it), thorough, or CI."""
+    if not FULL_GRID and "slow" not in (request.config.getoption("markexpr", "") or ""):
+        pytest.skip("full size grid: run with -m slow, HYPOTHESIS_PROFILE=thorough or CI=true")
 
 
 slow = pytest.mark.slow
