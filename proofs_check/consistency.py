@@ -32,27 +32,23 @@ from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import mpmath
 import numpy as np
 
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status
+from gradgap.proofs_check.families import FAMILIES
+from gradgap.proofs_check.families import family as registry_entry
 from gradgap.proofs_check.tolerances import EXACT, FD
-from gradgap.theory.instances import (
-    Autoregressive,
-    ContextualBandit,
-    Instance,
-    SharedTokens,
-    SoftmaxBandit,
-    TokenSequence,
-)
+from gradgap.theory.instances import Instance
 
 __all__ = ["EXTREME", "POINTS", "cross_check_claim", "cross_check_family", "random_instances"]
 
 #: random points per family and profile
 POINTS: Final[dict[str, int]] = {"quick": 2, "ci": 3, "thorough": 10}
-_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens", "shared_tokens", "autoregressive", "contextual")
 #: numeric routes compared with the theory, per quantity
 _ROUTES: Final[dict[str, tuple[str, ...]]] = {
     "success_rate": ("structured", "enumerate"),
@@ -74,53 +70,25 @@ def _families(claim: Claim) -> list[str]:
     if claim.relation is not None:
         return [claim.relation.family]
     if claim.family == "all":
-        return list(_FAMILIES)
-    return [f for f in claim.family.split(",") if f in _FAMILIES]
+        return list(FAMILIES)
+    return [f for f in claim.family.split(",") if f in FAMILIES]
 
 
-#: zero logits of the autoregressive family with T = 2, V = 2 (one root row, two prefix rows)
-_ZERO_AR_2: Final = (((0.0, 0.0),), ((0.0, 0.0), (0.0, 0.0)))
-
-#: the structures of the cross-check (few, so that their compiled closed forms are cached across claims)
-_STRUCTURES: Final[dict[str, tuple[Instance, ...]]] = {
-    "softmax": (SoftmaxBandit((0.0, 0.0), frozenset({0})), SoftmaxBandit((0.0,) * 3, frozenset({0})),
-                SoftmaxBandit((0.0,) * 4, frozenset({0, 1}))),
-    "tokens": (TokenSequence(((0.0,) * 3,), (0,)), TokenSequence(((0.0,) * 2,) * 2, (0, 1)),
-               TokenSequence(((0.0,) * 2,) * 2, (0, 0), 1)),
-    "shared_tokens": (SharedTokens((0.0, 0.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=1),
-                      SharedTokens((0.0, 0.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=2)),
-    "autoregressive": (Autoregressive((((0.0,) * 3,),), (0,)), Autoregressive(_ZERO_AR_2, (1, 0)),
-                       Autoregressive(_ZERO_AR_2, (0, 1), None, 0), Autoregressive(_ZERO_AR_2, (1, 1), 1)),
-    "contextual": (ContextualBandit((0.0,), (((1.0,), (0.0,)), ((0.0,), (-2.0,))), (frozenset({0}), frozenset({1}))),
-                   ContextualBandit((0.0, 0.0), (((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)), ((0.0, 0.0), (1.0, 0.0),
-                                    (0.0, 1.0))), (frozenset({0}), frozenset({1, 2})), weights=(1.0, 3.0))),
-}
-
-
-#: fixed extreme instances per family (structures of :data:`_STRUCTURES`, so no new closed form is compiled)
-EXTREME: Final[dict[str, tuple[Instance, ...]]] = {
-    "softmax": (SoftmaxBandit((-700.0, 800.0, 3.0), frozenset({0})), SoftmaxBandit((700.0, 0.0, -3.0), frozenset({0})),
-                SoftmaxBandit((750.0, 748.0, -2.0, 1.0), frozenset({0, 1}))),
-    "tokens": (TokenSequence(((-800.0, 800.0, 0.0),), (0,)), TokenSequence(((700.0, 0.0), (1.0, 650.0)), (0, 1)),
-               TokenSequence(((-760.0, 0.0), (0.0, 755.0)), (0, 1))),
-    "shared_tokens": (SharedTokens((300.0, -200.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=1),
-                      SharedTokens((-300.0, 200.0), ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0)), frozenset({0}), T=2)),
-    "autoregressive": (Autoregressive((((-700.0, 800.0, 3.0),),), (0,)),
-                       Autoregressive((((700.0, 0.0),), ((0.0, -650.0), (3.0, 1.0))), (1, 0))),
-    "contextual": (ContextualBandit((300.0,), (((1.0,), (0.0,)), ((0.0,), (-2.0,))),
-                                    (frozenset({0}), frozenset({1}))),),
-}
+#: fixed extreme instances per family (from the registry; structures of the random points, so no new closed form
+#: is compiled)
+EXTREME: Final[Mapping[str, tuple[Instance, ...]]] = MappingProxyType(
+    {name: entry.cross_check.extreme for name, entry in FAMILIES.items()})
 
 
 def random_instances(family: str, n: int, seed: int) -> list[Instance]:
-    r"""``n`` random instances of ``family``: the fixed small structures in turn, parameters uniform in
-    [-3, 3] (the shared-feature weights in [-1.5, 1.5])."""
+    r"""``n`` random instances of ``family``: its cross-check structures (registry) in turn, parameters uniform in
+    :math:`[-\text{bound},\text{bound}]` (3 for logits, 1.5 for shared-feature weights)."""
     rng = np.random.default_rng(seed)
-    structures = _STRUCTURES[family]
+    points = registry_entry(family).cross_check
+    structures, bound = points.structures, points.bound
     out: list[Instance] = []
     for i in range(n):
         base = structures[i % len(structures)]
-        bound = 1.5 if family in ("shared_tokens", "contextual") else 3.0
         out.append(base.with_theta(tuple(float(x) for x in rng.uniform(-bound, bound, len(base.theta)))))
     return out
 
@@ -142,9 +110,7 @@ def _second_forms(structure: Instance) -> tuple[Any, Any]:
     the Hessian is the costliest closed form)."""
     import sympy
 
-    from gradgap.proofs_check import families
-
-    cf = families.theory_module(structure).closed_forms(structure)
+    cf = registry_entry(structure).theory.closed_forms(structure)
     args = list(cf.theta)
     return (sympy.lambdify(args, list(cf.e_score), modules="mpmath"),
             sympy.lambdify(args, list(cf.hessian_log_odds), modules="mpmath"))
@@ -159,10 +125,9 @@ def _direction(inst: Instance) -> np.ndarray:
 
 def _second_disagreement(inst: Instance, exact_gap: list[Any]) -> dict[str, Any] | None:
     """The first of :data:`_SECOND_ROUTES` on which theory and numerics disagree at ``inst``."""
-    from gradgap.proofs_check import families
     from gradgap.proofs_check.search import _structure, instance_dict
 
-    mod = families.numerics_module(inst)
+    mod = registry_entry(inst).numerics
     e_score, hessian = _second_forms(_structure(inst))
     w = _direction(inst)
     with mpmath.workdps(60):
@@ -190,10 +155,9 @@ def _second_disagreement(inst: Instance, exact_gap: list[Any]) -> dict[str, Any]
 def _disagreement(inst: Instance, dps: int = 60) -> dict[str, Any] | None:
     """The first quantity and route on which theory and numerics disagree at ``inst`` (cached: the extreme
     instances are shared by every claim)."""
-    from gradgap.proofs_check import families
     from gradgap.proofs_check.search import instance_dict
 
-    mod = families.numerics_module(inst)
+    mod = registry_entry(inst).numerics
     exact = _theory_values(inst, dps)
     rtol, atol = EXACT
     if hasattr(mod, "gap_arrays"):  # the array-level evaluator on the raw logits (its own rescaling guards)
@@ -226,7 +190,7 @@ def cross_check_family(family: str, n: int, seed: int) -> tuple[int, dict[str, A
     """Points checked and the first disagreement (``None`` when all agree)."""
     checked = 0
     points = [(inst, 60) for inst in random_instances(family, n, seed)]
-    for inst, dps in [*points, *((inst, EXTREME_DPS) for inst in EXTREME.get(family, ()))]:
+    for inst, dps in [*points, *((inst, EXTREME_DPS) for inst in registry_entry(family).cross_check.extreme)]:
         bad = _disagreement(inst, dps)
         checked += 1
         if bad is not None:

@@ -8,7 +8,9 @@ parameters and the small structures on which identities are proved. Every consum
 
 Adding a family touches: its instance type in ``theory/instances.py`` (with ``FAMILY``, ``SIZE_PARAMETERS``,
 ``sizes``, ``as_dict``, ``describe``, ``structure``, ``unique_correct_response``), ``theory/<name>.py`` and
-``numerics/<name>.py`` (the names of docs/DESIGN.md), one strategy and one entry below.
+``numerics/<name>.py`` (the names of docs/DESIGN.md), one strategy, its adversarial seeds
+(:mod:`~gradgap.proofs_check.seeds`), its cross-check points (:mod:`~gradgap.proofs_check.cross_check_points`) and
+one entry below.
 
 >>> FAMILIES["softmax"].size_parameters
 {'K': (2, 5)}
@@ -33,6 +35,14 @@ from gradgap.numerics import contextual as numerics_contextual
 from gradgap.numerics import shared_tokens as numerics_shared_tokens
 from gradgap.numerics import softmax as numerics_softmax
 from gradgap.numerics import tokens as numerics_tokens
+from gradgap.proofs_check.cross_check_points import (
+    AUTOREGRESSIVE_POINTS,
+    CONTEXTUAL_POINTS,
+    SHARED_TOKENS_POINTS,
+    SOFTMAX_POINTS,
+    TOKENS_POINTS,
+    CrossCheckPoints,
+)
 from gradgap.proofs_check.seeds import (
     AUTOREGRESSIVE_SEEDS,
     CONTEXTUAL_SEEDS,
@@ -244,6 +254,8 @@ class Family:
     strategy: Strategy
     structures: Callable[[bool], tuple[Instance, ...]]
     adversarial_seeds: AdversarialSeeds
+    #: the random structures and extreme instances of the theory-vs-numerics cross-check
+    cross_check: CrossCheckPoints
     #: whether the instance type has a fixed-position ``structure()`` (a :class:`LogLinearForm`): the generic
     #: built-in claims (core identities, constants, one-step, Theorem 1) run on these families only
     log_linear_form: bool = True
@@ -253,20 +265,27 @@ class Family:
         """The size parameters with the default inclusive ranges of a search (from the instance type)."""
         return dict(self.instance_type.SIZE_PARAMETERS)
 
+    def __post_init__(self) -> None:
+        for inst in (*self.cross_check.structures, *self.cross_check.extreme):
+            if type(inst) is not self.instance_type:
+                raise TypeError(f"family {self.name!r}: cross-check point {inst!r} is not a "
+                                f"{self.instance_type.__name__}")
+
 
 #: every family, in report order
 FAMILIES: Final[Mapping[str, Family]] = MappingProxyType({
     f.name: f for f in (
         Family("softmax", SoftmaxBandit, theory_softmax, numerics_softmax, softmax_strategy, softmax_structures,
-               SOFTMAX_SEEDS),
+               SOFTMAX_SEEDS, SOFTMAX_POINTS),
         Family("tokens", TokenSequence, theory_tokens, numerics_tokens, tokens_strategy, tokens_structures,
-               TOKENS_SEEDS),
+               TOKENS_SEEDS, TOKENS_POINTS),
         Family("shared_tokens", SharedTokens, theory_shared_tokens, numerics_shared_tokens,
-               shared_tokens_strategy, shared_tokens_structures, SHARED_TOKENS_SEEDS),
+               shared_tokens_strategy, shared_tokens_structures, SHARED_TOKENS_SEEDS, SHARED_TOKENS_POINTS),
         Family("autoregressive", Autoregressive, theory_autoregressive, numerics_autoregressive,
-               autoregressive_strategy, autoregressive_structures, AUTOREGRESSIVE_SEEDS, log_linear_form=False),
+               autoregressive_strategy, autoregressive_structures, AUTOREGRESSIVE_SEEDS, AUTOREGRESSIVE_POINTS,
+               log_linear_form=False),
         Family("contextual", ContextualBandit, theory_contextual, numerics_contextual, contextual_strategy,
-               contextual_structures, CONTEXTUAL_SEEDS),
+               contextual_structures, CONTEXTUAL_SEEDS, CONTEXTUAL_POINTS),
     )
 })
 

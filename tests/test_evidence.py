@@ -103,6 +103,21 @@ def test_cross_check_holds_for_the_real_closed_forms():
     assert dict(res.checks)["theory-vs-numerics"].status is Status.HOLDS
 
 
+def test_every_registered_family_is_cross_checked_and_a_family_without_points_cannot_be_registered():
+    """The cross-check reads its points from the registry: each family draws random instances of its own type
+    and has extreme instances; an entry whose points are of another family's type is refused at construction."""
+    from gradgap.proofs_check import consistency
+    from gradgap.proofs_check.families import FAMILIES
+
+    for name, entry in FAMILIES.items():
+        drawn = consistency.random_instances(name, 3, 0)
+        assert drawn and all(type(inst) is entry.instance_type for inst in drawn), name
+        assert consistency.EXTREME[name], name
+    softmax = FAMILIES["softmax"]
+    with pytest.raises(TypeError, match="cross-check point"):
+        replace(softmax, cross_check=FAMILIES["tokens"].cross_check)
+
+
 def test_cross_check_turns_a_wrong_closed_form_red_even_without_a_float_violation(monkeypatch):
     """The softmax Gradient Gap with its sign flipped in the theory: every claim over softmax is an ERROR,
     although its own (always holding) check sees nothing."""
