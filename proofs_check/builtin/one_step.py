@@ -92,9 +92,7 @@ def pinned_check(relation: Relation, pins: Sequence[tuple[Instance, tuple[float,
         checked = 0
         worst: float = math.inf
         for inst, raw in pins:
-            if inst.__class__.__name__ != {"softmax": "SoftmaxBandit", "tokens": "TokenSequence",
-                                           "shared_tokens": "SharedTokens",
-                                           "contextual": "ContextualBandit"}[relation.family]:
+            if type(inst) is not families.family(relation.family).instance_type:
                 continue
             for u in fractions:
                 res = evaluate_case(relation, Case(inst, tuple(raw), u))
