@@ -15,10 +15,10 @@ every survivor.
 ``--jsonl FILE`` appends one record per mutant as it finishes (a long run can be read while it goes).
 
 A mutant on a line the unmutated gate never executes survives by construction and costs a whole gate run.
-``--measure-reach FILE`` runs the unmutated gate once under ``coverage`` (needs the ``coverage`` package) and
-writes the executed lines of ``theory/`` and ``numerics/``; ``--reached FILE`` then classifies mutants on other
-lines as ``unreached`` without running them (they count as not killed in the score; the score over reached
-mutants is printed beside it).
+``--measure-reach FILE`` runs the unmutated gate once under ``coverage`` (the ``bench`` extra:
+``pip install -e '.[bench]'``) and writes the executed lines of ``theory/`` and ``numerics/``; ``--reached FILE``
+then classifies mutants on other lines as ``unreached`` without running them (they count as not killed in the
+score; the score over reached mutants is printed beside it).
 """
 
 from __future__ import annotations
@@ -142,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measure_reach(root: Path, out: str, profile: str) -> int:
     """Run the unmutated gate under coverage on a copy; write {relative path: [executed lines]}."""
+    import importlib.util
     import subprocess
 
+    if importlib.util.find_spec("coverage") is None:
+        print("bench_mutation: --measure-reach needs the coverage package: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
     tree = sm.copy_tree(root, sm.scratch())
     try:
         data = tree / "coverage.dat"
