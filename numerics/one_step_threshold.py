@@ -19,7 +19,13 @@ import mpmath
 import numpy as np
 
 from gradgap.numerics import dynamics
-from gradgap.theory.instances import GradgapValueError, Instance, SharedTokens, SoftmaxBandit  # noqa: F401 (doctests)
+from gradgap.theory.instances import (  # noqa: F401 (doctests)
+    ContextualForm,
+    GradgapValueError,
+    Instance,
+    SharedTokens,
+    SoftmaxBandit,
+)
 
 __all__ = ["EtaStar", "eta_star", "log_success_mp"]
 
@@ -39,12 +45,47 @@ def _mp_types(inst: Instance) -> list[tuple[tuple[tuple[float, ...], ...], tuple
     return [(pos.features, pos.bias, pos.correct, pos.count) for pos in inst.structure().positions]
 
 
+def _mixture(inst: Instance) -> list[tuple[float, np.ndarray, np.ndarray]] | None:
+    """Per prompt (weight, A x d features, correct mask) of a mixture over prompts; ``None`` for a product form."""
+    form = inst.structure()
+    if not isinstance(form, ContextualForm):
+        return None
+    out = []
+    for rho, prompt in zip(form.weights, form.prompts, strict=True):
+        (pos,) = prompt.positions
+        mask = np.zeros(len(pos.features), dtype=bool)
+        mask[sorted(pos.correct)] = True
+        out.append((float(rho), np.asarray(pos.features, dtype=float), mask))
+    return out
+
+
+def _log_success_mixture(prompts: list[tuple[float, np.ndarray, np.ndarray]], thetas: np.ndarray) -> np.ndarray:
+    r""":math:`\log\sum_x\rho_x\pi_\theta(C_x\mid x)` for each row of ``thetas`` (float64, log-sum-exp)."""
+    from scipy.special import logsumexp
+
+    parts = []
+    for rho, feats, mask in prompts:
+        z = thetas @ feats.T
+        parts.append(math.log(rho) + logsumexp(z[:, mask], axis=1) - logsumexp(z, axis=1))
+    return logsumexp(np.stack(parts, axis=1), axis=1)
+
+
 def log_success_mp(inst: Instance, theta: Sequence[object]) -> mpmath.mpf:
-    r""":math:`\log J(\theta)` in mpmath at the current precision (product rewards only).
+    r""":math:`\log J(\theta)` in mpmath at the current precision (product rewards, or a mixture over prompts:
+    :math:`\log\sum_x\rho_x p_x(\theta)`).
 
     >>> float(log_success_mp(SoftmaxBandit((0.0, 0.0), frozenset({0})), [0, 0]))
     -0.6931471805599453
     """
+    prompts = _mixture(inst)
+    if prompts is not None:
+        total = mpmath.mpf(0)
+        for rho, feats, mask in prompts:
+            logits = [mpmath.fsum(mpmath.mpf(t) * float(f) for t, f in zip(theta, row, strict=True) if f != 0)
+                      for row in feats]
+            num = mpmath.fsum(mpmath.exp(z) for z, c in zip(logits, mask, strict=True) if c)
+            total += mpmath.mpf(rho) * num / mpmath.fsum(mpmath.exp(z) for z in logits)
+        return mpmath.log(total)
     total = mpmath.mpf(0)
     for feats, bias, correct, count in _mp_types(inst):
         logits = [mpmath.mpf(b) + mpmath.fsum(mpmath.mpf(t) * f for t, f in zip(theta, row, strict=True) if f != 0)
@@ -63,7 +104,15 @@ def eta_star(inst: Instance, w: Sequence[float], *, scan: int = 20000, s_min: fl
     >>> eta_star(SharedTokens((0.2,), ((0.,), (1.,), (2.,)), frozenset({1}), T=4), [-1.0]).value
     0.4
     """
-    model = dynamics.LogLinearModel.from_instance(inst)
+    prompts = _mixture(inst)
+    if prompts is None:
+        model = dynamics.LogLinearModel.from_instance(inst)
+
+        def log_J(thetas: np.ndarray) -> np.ndarray:
+            return dynamics.log_success_rate(model, thetas)
+    else:
+        def log_J(thetas: np.ndarray) -> np.ndarray:
+            return _log_success_mixture(prompts, np.atleast_2d(thetas))
     theta = np.asarray(inst.theta, dtype=float)
     wv = np.asarray([float(x) for x in w], dtype=float)
     if wv.shape != theta.shape:
@@ -73,8 +122,8 @@ def eta_star(inst: Instance, w: Sequence[float], *, scan: int = 20000, s_min: fl
     if norm == 0.0:
         return EtaStar(math.inf, math.inf, math.inf, 0)
     s = np.geomspace(s_min, s_max, scan) / norm
-    base = float(dynamics.log_success_rate(model, theta))
-    vals = dynamics.log_success_rate(model, theta[None, :] + s[:, None] * wv[None, :]) - base
+    base = float(np.reshape(log_J(theta), -1)[0])
+    vals = log_J(theta[None, :] + s[:, None] * wv[None, :]) - base
     # float64 cannot resolve differences below ~1e-13 |log J|: treat those as undecided, let mpmath decide
     tiny = 1e-11 * max(1.0, abs(base))
     mpmath.mp.dps = digits

@@ -219,19 +219,96 @@ def test_fixed_point_symbolic_root_zeroes_the_numeric_field(rule: str) -> None:
     assert_close("F'(theta_r)", "fd of numeric field vs SymPy derivative", at, slope, float(fp["slope"]), FD)
 
 
-def test_threshold_contextual_scan_is_a_first_crossing_of_the_numeric_success_rate() -> None:
+def test_threshold_contextual_is_a_certified_first_crossing_of_the_numeric_success_rate() -> None:
     out = io.StringIO()
     argv = ["threshold", "contextual", "--theta", "0.05", "--features", "[[[0],[1],[2]],[[0],[1],[3]]]",
             "--correct", "[[1],[1]]", "--json"]
     with contextlib.redirect_stdout(out):
         assert main(argv) == 0
-    eta = json.loads(out.getvalue())["eta_star"]
+    res = json.loads(out.getvalue())
+    eta = res["eta_star"]
+    assert res["certified"] and res["route"] == "ball"
+    lo, hi = res["eta_star_interval"]
+    assert lo <= eta <= hi
     u = float(np.sign(nc.gradient_gap(WORKED)[0]))
     J0 = nc.success_rate(WORKED)
     assert nc.success_rate(WORKED.with_theta((0.05 + 0.99 * eta * u,))) >= J0
     assert nc.success_rate(WORKED.with_theta((0.05 + 1.01 * eta * u,))) < J0
     grid = np.linspace(1e-6, 0.99 * eta, 200)
     assert all(nc.success_rate(WORKED.with_theta((0.05 + s * u,))) >= J0 for s in grid)
+
+
+def _random_threshold_case(seed: int) -> tuple[ContextualBandit, tuple[Any, ...]]:
+    from fractions import Fraction
+
+    rng = np.random.default_rng(seed)
+    P, A, d = (int(x) for x in (rng.integers(1, 4), rng.integers(2, 4), rng.integers(1, 3)))
+    feats = tuple(tuple(tuple(float(v) for v in rng.integers(-2, 3, d)) for _ in range(A)) for _ in range(P))
+    correct = tuple(frozenset(int(a) for a in rng.choice(A, int(rng.integers(1, A)), replace=False))
+                    for _ in range(P))
+    weights = None if seed % 2 else tuple(float(v) for v in rng.integers(1, 5, P))
+    inst = ContextualBandit(tuple(float(v) for v in rng.uniform(-3, 3, d)), feats, correct, weights=weights)
+    w = tuple(Fraction(int(v), 4) for v in rng.integers(-4, 5, d))
+    return inst, (w if any(w) else (Fraction(1),) * d)
+
+
+def _line_gap_50(inst: ContextualBandit, w: tuple[Any, ...], s: Any) -> Any:
+    """J(theta + s w) - J(theta) at 50 digits, from the features and correct sets directly."""
+    with mpmath.workdps(50):
+        rho = [mpmath.mpf(1)] * inst.P if inst.weights is None else [mpmath.mpf(x) for x in inst.weights]
+
+        def J(step: Any) -> Any:
+            th = [mpmath.mpf(t) + step * mpmath.mpf(x.numerator) / x.denominator
+                  for t, x in zip(inst.theta, w, strict=True)]
+            total = mpmath.mpf(0)
+            for r, rows, c in zip(rho, inst.features, inst.correct, strict=True):
+                ex = [mpmath.exp(mpmath.fsum(t * f for t, f in zip(th, row, strict=True))) for row in rows]
+                total += r * mpmath.fsum(ex[a] for a in c) / mpmath.fsum(ex)
+            return total / mpmath.fsum(rho)
+
+        return J(mpmath.mpf(s.numerator) / s.denominator) - J(mpmath.mpf(0))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_certified_eta_star_vs_numeric_twin_and_direct_50_digit_J(seed: int) -> None:
+    """The Arb enclosure of the mixture route (theory) against the numerics' scan and mpmath bisection, and
+    its two certified facts re-read from J itself: J above its start on (0, lo], below it at hi."""
+    from fractions import Fraction
+
+    from gradgap.numerics import one_step_threshold as nt
+    from gradgap.theory import one_step_threshold as ost
+
+    inst, w = _random_threshold_case(seed)
+    exact = ost.eta_star(inst, w)
+    twin = nt.eta_star(inst, [float(x) for x in w])
+    if math.isinf(exact.value) or math.isinf(twin.value):
+        assert exact.value == twin.value, (inst, w, exact, twin)
+        return
+    assert exact.certified, (inst, w, exact)
+    assert exact.lo <= twin.value <= exact.hi or math.isclose(twin.value, exact.value, rel_tol=1e-9), (exact, twin)
+    if exact.value == 0:  # certified slope of J at 0 below 0: J drops at once
+        assert _line_gap_50(inst, w, Fraction(1, 10**20)) < 0, (inst, w)
+        return
+    for k in range(1, 21):
+        assert _line_gap_50(inst, w, Fraction(exact.lo) * k / 20) > 0, (inst, w, k)
+    assert _line_gap_50(inst, w, Fraction(exact.hi)) < 0
+
+
+def test_eta_star_is_infinite_where_two_prompts_cancel_exactly() -> None:
+    """Prompts 1 and 2 have opposite logit gaps along w, so p_1 + p_2 = 1 on the whole line and J is constant:
+    rounding noise of the two per-prompt differences must not be read as a crossing (it once was, at s ~ 3)."""
+    from fractions import Fraction
+
+    from gradgap.numerics import one_step_threshold as nt
+    from gradgap.theory import one_step_threshold as ost
+
+    inst = ContextualBandit((-0.07155878409374083, 1.091358723291255),
+                            (((-2.0, 2.0), (-2.0, 2.0)), ((-2.0, 0.0), (-1.0, 2.0)), ((1.0, 2.0), (0.0, 0.0))),
+                            (frozenset({1}), frozenset({1}), frozenset({1})))
+    w = (Fraction(1), Fraction(-3, 4))
+    assert _line_gap_50(inst, w, Fraction(3)) == 0 or abs(_line_gap_50(inst, w, Fraction(3))) < 1e-45
+    assert ost.eta_star(inst, w).value == math.inf
+    assert nt.eta_star(inst, [1.0, -0.75]).value == math.inf
 
 
 def test_derive_contextual_proves_its_identities() -> None:

@@ -21,9 +21,10 @@ from typing import Any, Final
 
 import sympy as sp
 
-from gradgap.theory.instances import GradgapValueError, Instance
+from gradgap.theory.instances import ContextualForm, GradgapValueError, Instance, LogLinearForm
 
-__all__ = ["UNIT_FEATURES", "LineType", "Type", "is_product", "line_types", "log_J_expr", "n_parameters", "types"]
+__all__ = ["UNIT_FEATURES", "LineType", "Type", "is_product", "line_types", "log_J_expr", "mixture_line_types",
+           "n_parameters", "types"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,12 @@ def _sparse_positions(inst: Instance) -> tuple[list[_SparsePosition], int]:
             out.append((tuple(((offset + v, f(1)),) for v in range(V)), (f(0),) * V, correct, 1))
             offset += V
         return out, m
-    form = inst.structure()
+    return _form_positions(inst.structure())
+
+
+def _form_positions(form: LogLinearForm) -> tuple[list[_SparsePosition], int]:
+    """The positions of a product form as sparse rows, and its m."""
+    f = Fraction
     return [(tuple(tuple((j, f(x)) for j, x in enumerate(row) if x) for row in pos.features),
              tuple(f(b) for b in pos.bias), pos.correct, pos.count) for pos in form.positions], form.min_hits
 
@@ -97,15 +103,34 @@ UNIT_FEATURES: Final[dict[str, Callable[[Any], tuple[list[tuple[int, frozenset[i
 def line_types(inst: Instance, w: Sequence[Fraction]) -> tuple[tuple[LineType, ...], int]:
     r"""Logits :math:`z_v(\theta)` and slopes :math:`a_v = \langle w,\phi(v)\rangle` per position type, exact,
     and m, from the instance's log-linear description (sparse rows: cost linear in the non-zero features)."""
-    f = Fraction
-    theta = [f(x) for x in inst.theta]
     positions, m = _sparse_positions(inst)
+    return _restrict(positions, [Fraction(x) for x in inst.theta], w), m
+
+
+def _restrict(positions: Sequence[_SparsePosition], theta: Sequence[Fraction],
+              w: Sequence[Fraction]) -> tuple[LineType, ...]:
+    f = Fraction
     out = []
     for rows, bias, correct, count in positions:
         z = tuple(b + sum((theta[j] * x for j, x in row), f(0)) for row, b in zip(rows, bias, strict=True))
         a = tuple(sum((w[j] * x for j, x in row), f(0)) for row in rows)
         out.append(LineType(z, a, correct, count, rows))
-    return tuple(out), m
+    return tuple(out)
+
+
+def mixture_line_types(inst: Instance, w: Sequence[Fraction]) -> tuple[tuple[Fraction, LineType], ...] | None:
+    r"""For a mixture over prompts (a :class:`~gradgap.theory.instances.ContextualForm`): per prompt x its weight
+    :math:`\rho_x` (the form's float, read exactly) and its one position restricted to the line, so that
+    :math:`J(\theta+sw)=\sum_x\rho_x\,p_x(s)`; ``None`` for a product form (use :func:`line_types`)."""
+    form = inst.structure()
+    if not isinstance(form, ContextualForm):
+        return None
+    theta = [Fraction(x) for x in inst.theta]
+    out = []
+    for rho, prompt in zip(form.weights, form.prompts, strict=True):
+        (line,) = _restrict(_form_positions(prompt)[0], theta, w)
+        out.append((Fraction(rho), line))
+    return tuple(out)
 
 
 def is_product(counts: Sequence[int], m: int) -> bool:

@@ -62,7 +62,7 @@ from gradgap.theory.closed_forms import (
 )
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
-__all__ = [*forms.FAMILY_NAMES, "PromptForms", "angle_cosine", "eta_star_scan", "expected_group_update",
+__all__ = [*forms.FAMILY_NAMES, "PromptForms", "angle_cosine", "expected_group_update",
            "fixed_point", "per_prompt_closed_forms", "per_prompt_gradient_gap", "per_prompt_success_rate",
            "update_alignment"]
 
@@ -527,43 +527,3 @@ def fixed_point(inst: ContextualBandit, rule: str, G: int = 8, *, start: float |
         root = mpmath.findroot(F, mpmath.mpf(inst.theta[0] if start is None else start))
         slope = dF(root)
         return {"theta": root, "slope": slope, "J": J(root), "eta_crit": 2 / abs(slope)}
-
-
-@lru_cache(maxsize=16)
-def _line_J(features: Table, correct: tuple[frozenset[int], ...], weights: tuple[float, ...] | None
-            ) -> Callable[..., object]:
-    cf = _closed_forms(features, correct, weights)
-    return sp.lambdify(list(cf.theta), cf.success_rate, "mpmath")
-
-
-def eta_star_scan(inst: ContextualBandit, w: Iterable[float], *, s_max: float = 1e3, grid: int = 4000,
-                  digits: int = 40) -> dict[str, object]:
-    r"""The one-step threshold along the unit direction :math:`u=w/\|w\|`,
-    :math:`\eta^\star=\sup\{s>0: J(\theta+tu)\ge J(\theta)\ \forall t\in(0,s]\}`, by a scan of
-    :math:`J(\theta+su)` (closed form, ``digits`` digits) on a geometric grid of ``(0, s_max]`` and bisection of the
-    first crossing (50 halvings). Not certified: a dip narrower than the grid spacing can be missed; ``None`` when
-    no crossing is found up to ``s_max``.
-
-    Source: reconstruction §4.1-4.2 (the threshold), DERIVED; the scan is this project's.
-    """
-    wv = [float(x) for x in forms.check_direction(w, inst.d)]
-    fn = _line_J(inst.features, inst.correct, inst.weights)
-    with mpmath.workdps(digits):
-        norm = mpmath.sqrt(mpmath.fsum(x * x for x in wv))
-        u = [mpmath.mpf(x) / norm for x in wv]
-        theta = [mpmath.mpf(t) for t in inst.theta]
-
-        def J(s: object) -> object:
-            return fn(*[t + s * ui for t, ui in zip(theta, u, strict=True)])
-
-        J0 = J(mpmath.mpf(0))
-        prev = mpmath.mpf(0)
-        for s in (mpmath.mpf(s_max) * mpmath.mpf(10) ** (mpmath.mpf(i - grid) * 12 / grid) for i in range(1, grid + 1)):
-            if J(s) < J0:
-                lo, hi = prev, s
-                for _ in range(50):
-                    mid = (lo + hi) / 2
-                    lo, hi = (mid, hi) if J(mid) >= J0 else (lo, mid)
-                return {"eta_star": float(lo), "interval": [float(lo), float(hi)], "norm": float(norm)}
-            prev = s
-        return {"eta_star": None, "interval": None, "norm": float(norm)}

@@ -36,8 +36,8 @@ from flint import arb, ctx, fmpq
 from gradgap.theory import poisson_binomial
 from gradgap.theory._loglinear import LineType, is_product
 
-__all__ = ["PRECISION_BITS", "BallLine", "BoxCertificate", "Certificate", "ball", "certify_first_root", "certify_sign",
-           "certify_softmax3_one_step"]
+__all__ = ["PRECISION_BITS", "BallLine", "BoxCertificate", "Certificate", "MixtureBallLine", "ball",
+           "certify_first_root", "certify_sign", "certify_softmax3_one_step"]
 
 #: working precision of the balls (bits); the enclosures are rigorous at any precision
 PRECISION_BITS: Final[int] = 128
@@ -92,11 +92,13 @@ class BallLine:
     :math:`\sigma(s)`, a function with the sign of :math:`J(\theta+sw)-J(\theta)` for s > 0, over
     :math:`[s_1,s_2]`; point values are cached (adjacent boxes share their ends)."""
 
-    def __init__(self, lines: Sequence[LineType], m: int) -> None:
+    def __init__(self, lines: Sequence[LineType], m: int, *, quotient: bool = False) -> None:
         ctx.prec = PRECISION_BITS
         self.product = is_product([t.count for t in lines], m)
         self.m = m
-        self.single = len(lines) == 1 and self.product
+        #: one exact-match type: sigma is G itself (same sign as the difference); ``quotient`` asks for
+        #: :math:`(p(s)-p(0))/s=G/\delta` instead (a mixture's components must be on one scale)
+        self.single = len(lines) == 1 and self.product and not quotient
         if not self.single and any(t.count != 1 for t in lines):  # expand repeated types (small counts only)
             lines = [LineType(t.z, t.a, t.correct, 1) for t in lines for _ in range(t.count)]
         self.types = tuple(_type_balls(t) for t in lines)
@@ -206,6 +208,30 @@ class BallLine:
         return total
 
 
+class MixtureBallLine:
+    r"""A mixture over prompts along a line, :math:`J(\theta+sw)=\sum_x\rho_x p_x(s)`, in Arb balls:
+    :meth:`enclose` encloses :math:`\sigma(s)=\sum_x\rho_x\,(p_x(s)-p_x(0))/s`, which has the sign of
+    :math:`J(\theta+sw)-J(\theta)` for s > 0 (and is the slope of J at s = 0), each term the one-type quotient
+    :math:`G_x/\delta_x` of :class:`BallLine`."""
+
+    single = False  # no derivative bound: the quotients are not monotone
+
+    def __init__(self, components: Sequence[tuple[Fraction, LineType]]) -> None:
+        ctx.prec = PRECISION_BITS
+        self.weights = tuple(ball(rho) for rho, _ in components)
+        self.lines = tuple(BallLine([line], 1, quotient=True) for _, line in components)
+        self.cost = sum(line.cost for line in self.lines)
+
+    @property
+    def evaluations(self) -> int:
+        """Point evaluations so far, over all prompts."""
+        return sum(line.evaluations for line in self.lines)
+
+    def enclose(self, s1: Fraction, s2: Fraction) -> arb:
+        r"""An enclosure of :math:`\sigma` over :math:`[s_1,s_2]` (:math:`0\le s_1\le s_2`)."""
+        return sum((rho * line.enclose(s1, s2) for rho, line in zip(self.weights, self.lines, strict=True)), arb(0))
+
+
 @dataclass(frozen=True)
 class Certificate:
     r"""The outcome of :func:`certify_first_root`: ``certified`` when Arb proved :math:`\sigma>0` on
@@ -219,7 +245,7 @@ class Certificate:
     reason: str = ""
 
 
-def certify_sign(line: BallLine, s1: Fraction, s2: Fraction, *, max_boxes: int = 4000,
+def certify_sign(line: BallLine | MixtureBallLine, s1: Fraction, s2: Fraction, *, max_boxes: int = 4000,
                  deadline: float | None = None) -> tuple[int | None, int, str]:
     r"""Prove :math:`\sigma>0` on :math:`[s_1,s_2]` by adaptive subdivision: ``(1, boxes, "")`` on success,
     ``(-1, boxes, where)`` when a box is certainly negative there, ``(None, boxes, why)`` when undecided."""
@@ -257,7 +283,7 @@ def _dyadic_between(a: Fraction, b: Fraction, *, geometric: bool) -> Fraction:
     return mid if a < mid < b else (a + b) / 2
 
 
-def certify_first_root(line: BallLine, lo: Fraction, hi: Fraction, *, max_boxes: int = 4000,
+def certify_first_root(line: BallLine | MixtureBallLine, lo: Fraction, hi: Fraction, *, max_boxes: int = 4000,
                        seconds: float = 3.0) -> Certificate:
     r"""Prove :math:`\eta^\star\in[lo,hi]`: :math:`\sigma>0` on :math:`[0,lo]` (hence J above its start on
     :math:`(0,lo]`) and :math:`\sigma(hi)<0`. ``lo = 0`` proves only the second part (:math:`\eta^\star=0`

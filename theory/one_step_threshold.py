@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final
@@ -305,35 +305,81 @@ def _sigma_float(types: Sequence[_FloatType], m: int, s: np.ndarray) -> np.ndarr
         return np.where(np.abs(diff) > 1e-13 * tail_0, np.sign(diff), 0.0)
 
 
-def _eta_star_ball(lines: Sequence[ll.LineType], m: int, norm: float, seconds: float) -> EtaStar:
-    types = [_float_type(t) for t in lines]
-    size = sum(len(t.z) for t in lines)
-    scan = int(min(2000, max(200, 2e6 // size)))  # grid points: at most ~2e6 terms per scan
-    line = intervals.BallLine(lines, m)
-    affordable = line.cost <= CERTIFY_BUDGET
-    if affordable and line.enclose(Fraction(0), Fraction(0)) < 0:
-        return EtaStar(0.0, 0.0, 0.0, "ball", True, None, 1)
+def _first_crossing(sign: Callable[[np.ndarray], np.ndarray], scan: int, norm: float) -> tuple[float, float] | None:
+    """The first grid cell of (0, S_MAX] / norm where ``sign`` is negative, refined by float bisection (undecided
+    counts as not negative); ``None`` when there is none, ``(0, s_0)`` when the first grid point is negative."""
     s = np.geomspace(1e-9, S_MAX, scan) / norm
-    sig = _sigma_float(types, m, s)
-    neg = np.flatnonzero(sig < 0)
+    neg = np.flatnonzero(sign(s) < 0)
     if neg.size == 0:
-        return EtaStar(math.inf, math.inf, math.inf, "ball", False)
+        return None
     i = int(neg[0])
     if i == 0:
-        return EtaStar(0.0, 0.0, float(s[0]), "ball", False)
+        return 0.0, float(s[0])
     a, b = float(s[i - 1]), float(s[i])
-    for _ in range(200):  # float bisection on the sign (undecided counts as not negative)
+    for _ in range(200):
         mid = 0.5 * (a + b)
         if not a < mid < b:
             break
-        if _sigma_float(types, m, np.array([mid]))[0] < 0:
+        if sign(np.array([mid]))[0] < 0:
             b = mid
         else:
             a = mid
+    return a, b
+
+
+def _scan_and_certify(sign: Callable[[np.ndarray], np.ndarray], line: intervals.BallLine | intervals.MixtureBallLine,
+                      size: int, norm: float, seconds: float) -> EtaStar:
+    """The ball route on a sign function and its Arb line: certified 0 when the slope at 0 is certainly
+    negative, else the float crossing, certified when Arb affords it."""
+    scan = int(min(2000, max(200, 2e6 // size)))  # grid points: at most ~2e6 terms per scan
+    affordable = line.cost <= CERTIFY_BUDGET
+    if affordable and line.enclose(Fraction(0), Fraction(0)) < 0:
+        return EtaStar(0.0, 0.0, 0.0, "ball", True, None, 1)
+    cell = _first_crossing(sign, scan, norm)
+    if cell is None:
+        return EtaStar(math.inf, math.inf, math.inf, "ball", False)
+    a, b = cell
+    if a == 0.0:
+        return EtaStar(0.0, 0.0, b, "ball", False)
     if not affordable:
         return EtaStar(0.5 * (a + b), a, b, "ball", False)
     ok, lo, hi, boxes = _certify(line, a, b, seconds)
     return EtaStar(0.5 * (lo + hi), lo, hi, "ball", ok, None, boxes)
+
+
+def _eta_star_ball(lines: Sequence[ll.LineType], m: int, norm: float, seconds: float) -> EtaStar:
+    types = [_float_type(t) for t in lines]
+    return _scan_and_certify(lambda s: _sigma_float(types, m, s), intervals.BallLine(lines, m),
+                             sum(len(t.z) for t in lines), norm, seconds)
+
+
+def _sigma_float_mixture(prompts: Sequence[tuple[float, _FloatType]], s: np.ndarray) -> np.ndarray:
+    r"""Sign (-1, 0 undecided, 1) of :math:`\sum_x\rho_x(p_x(s)-p_x(0))` for s >= 0, in float64: per prompt
+    :math:`\rho_x(p_x(s)-p_x(0))/s=\rho_xG_x/\delta_x` with a rounding bound :math:`10^{-13}` times the sum of the
+    magnitudes of its terms; undecided where the total is within the summed bounds (prompts that cancel exactly,
+    a J constant along the line, are never read as a crossing)."""
+    x = s[:, None]
+    total = np.zeros(len(s))
+    bound = np.zeros(len(s))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for log_rho, t in prompts:
+            xa = x * t.a[None, :]
+            logs = t.log_c[None, :] + _logphi(xa)
+            lp = t.log_pi[None, :] + xa
+            top = np.max(lp, axis=-1, keepdims=True)
+            ldelta = np.log(np.sum(np.exp(lp - top), axis=-1)) + top[:, 0]
+            shift = (log_rho - ldelta)[:, None]  # G / delta * rho, term by term (each at most max|a_v|)
+            terms = t.sign_c[None, :] * np.exp(logs + shift)
+            total += np.sum(terms, axis=-1)
+            bound += 1e-13 * np.sum(np.abs(terms), axis=-1)
+    return np.where(np.abs(total) > bound, np.sign(total), 0.0)
+
+
+def _eta_star_mixture(prompts: Sequence[tuple[Fraction, ll.LineType]], norm: float, seconds: float) -> EtaStar:
+    """The ball route for a mixture over prompts (contextual bandits)."""
+    floats = [(math.log(float(rho)), _float_type(t)) for rho, t in prompts]
+    return _scan_and_certify(lambda s: _sigma_float_mixture(floats, s), intervals.MixtureBallLine(prompts),
+                             sum(len(t.z) for _, t in prompts), norm, seconds)
 
 
 def eta_star(inst: Instance, w: Sequence[object], *, digits: int = 40, max_degree: int = MAX_DEGREE,
@@ -360,6 +406,14 @@ def eta_star(inst: Instance, w: Sequence[object], *, digits: int = 40, max_degre
         raise GradgapValueError(f"w: largest entry {float(min(big, Fraction(10) ** 308)):.3g} is out of range "
                                 "[1e-300, 1e300]; rescale the direction", field="w", value=float(min(big, 10**308)))
     unit = wf if big == 1 else tuple(x / big for x in wf)  # exact rescaling: eta*(w) = eta*(w / |w|_inf) / |w|_inf
+    norm = math.sqrt(sum(float(x) ** 2 for x in unit))
+    prompts = ll.mixture_line_types(inst, unit)
+    if prompts is not None:  # a mixture over prompts: the ball route (J is a weighted sum of softmax masses)
+        if all(len(set(t.a)) == 1 for _, t in prompts):
+            return EtaStar(math.inf, math.inf, math.inf, "constant", True)
+        res = _eta_star_mixture(prompts, norm, seconds)
+        scale = float(big)
+        return EtaStar(res.value / scale, res.lo / scale, res.hi / scale, res.route, res.certified, None, res.boxes)
     lines, m = ll.line_types(inst, unit)
     if all(len(set(t.a)) == 1 for t in lines):  # every logit of a position moves alike: J is constant
         return EtaStar(math.inf, math.inf, math.inf, "constant", True)
@@ -368,7 +422,6 @@ def eta_star(inst: Instance, w: Sequence[object], *, digits: int = 40, max_degre
     if degree <= max_degree and spread <= _MAX_SPREAD:
         res = _eta_star_polynomial(lines, m, q, digits, seconds)
     else:
-        norm = math.sqrt(sum(float(x) ** 2 for x in unit))
         res = _eta_star_ball(lines, m, norm, seconds)
     scale = float(big)
     return EtaStar(res.value / scale, res.lo / scale, res.hi / scale, res.route, res.certified, res.degree,
@@ -393,32 +446,13 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
     flint_ctx.prec = int(3.33 * digits) + 32
     try:
         d = ll.n_parameters(inst)
-        lines, m = ll.line_types(inst, tuple(Fraction(0) for _ in range(d)))
-        probs, comps, dlogs = [], [], []  # per position: p_t, 1 - p_t (summed directly), sparse grad log p_t
-        for t in lines:
-            top = max(t.z)
-            ex = [intervals.ball(z - top).exp() for z in t.z]
-            den = sum(ex, arb(0))
-            pi = [e / den for e in ex]
-            p = sum((pi[v] for v in t.correct), arb(0))
-            probs.append(p)
-            comps.append(sum((pv for v, pv in enumerate(pi) if v not in t.correct), arb(0)))
-            dlogs.append(_grad_log_p(t, pi, p))
-        gradJ: dict[int, arb] = {}
-        if ll.is_product([t.count for t in lines], m):  # J = prod_t p_t^{n_t}: grad J = J sum_t n_t grad log p_t
-            logJ = sum((t.count * (-q).log1p() for q, t in zip(comps, lines, strict=True)), arb(0))
-            J, J_comp = logJ.exp(), -logJ.expm1()
-            for t, dl in zip(lines, dlogs, strict=True):
-                for k, v in dl.items():
-                    gradJ[k] = gradJ.get(k, arb(0)) + t.count * J * v
-        else:  # at least m correct (every count is 1): grad J = sum_t dJ/dp_t p_t grad log p_t
-            if len(probs) * m > DP_BUDGET:
-                raise GradgapValueError(f"min_correct={m}: T*m = {len(probs) * m} exceeds the budget {DP_BUDGET} of "
-                                        "the exact at-least-m DP; use a smaller T or m", field="min_correct", value=m)
-            J, J_comp, dJdp = _at_least(probs, comps, m)
-            for dp, p, dl in zip(dJdp, probs, dlogs, strict=True):
-                for k, v in dl.items():
-                    gradJ[k] = gradJ.get(k, arb(0)) + dp * p * v
+        zero = tuple(Fraction(0) for _ in range(d))
+        prompts = ll.mixture_line_types(inst, zero)
+        if prompts is not None:
+            J, J_comp, gradJ = _mixture_grad(prompts)
+        else:
+            lines, m = ll.line_types(inst, zero)
+            J, J_comp, gradJ = _product_grad(lines, m)
         if kind == "gap" and not (J > 0 and J_comp > 0):
             raise GradgapValueError("J: the Gradient Gap needs 0 < J < 1 (J or 1 - J is not resolved at "
                                     f"{digits} digits)", field="J", value=float(J.mid()))
@@ -431,6 +465,54 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
         return tuple(out)
     finally:
         flint_ctx.prec = saved
+
+
+def _position(t: ll.LineType) -> tuple[arb, arb, dict[int, arb]]:
+    r"""One position in balls: :math:`p_t`, :math:`1-p_t` (summed directly) and the sparse
+    :math:`\nabla\log p_t`."""
+    top = max(t.z)
+    ex = [intervals.ball(z - top).exp() for z in t.z]
+    den = sum(ex, arb(0))
+    pi = [e / den for e in ex]
+    p = sum((pi[v] for v in t.correct), arb(0))
+    comp = sum((pv for v, pv in enumerate(pi) if v not in t.correct), arb(0))
+    return p, comp, _grad_log_p(t, pi, p)
+
+
+def _product_grad(lines: Sequence[ll.LineType], m: int) -> tuple[arb, arb, dict[int, arb]]:
+    r"""(J, 1 - J, sparse :math:`\nabla J`) of independent positions with reward "at least m correct"."""
+    probs, comps, dlogs = zip(*(_position(t) for t in lines), strict=True)
+    gradJ: dict[int, arb] = {}
+    if ll.is_product([t.count for t in lines], m):  # J = prod_t p_t^{n_t}: grad J = J sum_t n_t grad log p_t
+        logJ = sum((t.count * (-q).log1p() for q, t in zip(comps, lines, strict=True)), arb(0))
+        J, J_comp = logJ.exp(), -logJ.expm1()
+        for t, dl in zip(lines, dlogs, strict=True):
+            for k, v in dl.items():
+                gradJ[k] = gradJ.get(k, arb(0)) + t.count * J * v
+        return J, J_comp, gradJ
+    # at least m correct (every count is 1): grad J = sum_t dJ/dp_t p_t grad log p_t
+    if len(probs) * m > DP_BUDGET:
+        raise GradgapValueError(f"min_correct={m}: T*m = {len(probs) * m} exceeds the budget {DP_BUDGET} of "
+                                "the exact at-least-m DP; use a smaller T or m", field="min_correct", value=m)
+    J, J_comp, dJdp = _at_least(probs, comps, m)
+    for dp, p, dl in zip(dJdp, probs, dlogs, strict=True):
+        for k, v in dl.items():
+            gradJ[k] = gradJ.get(k, arb(0)) + dp * p * v
+    return J, J_comp, gradJ
+
+
+def _mixture_grad(prompts: Sequence[tuple[Fraction, ll.LineType]]) -> tuple[arb, arb, dict[int, arb]]:
+    r"""(J, 1 - J, sparse :math:`\nabla J`) of a mixture over prompts: :math:`J=\sum_x\rho_xp_x`,
+    :math:`1-J=\sum_x\rho_x(1-p_x)`, :math:`\nabla J=\sum_x\rho_xp_x\nabla\log p_x`."""
+    J, J_comp, gradJ = arb(0), arb(0), {}
+    for rho, t in prompts:
+        r = intervals.ball(rho)
+        p, comp, dl = _position(t)
+        J += r * p
+        J_comp += r * comp
+        for k, v in dl.items():
+            gradJ[k] = gradJ.get(k, arb(0)) + r * p * v
+    return J, J_comp, gradJ
 
 
 def _grad_log_p(t: ll.LineType, pi: Sequence[arb], p: arb) -> dict[int, arb]:

@@ -73,8 +73,6 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
     from gradgap.theory import one_step_threshold
 
     inst = _instance(args)
-    if args.family == "contextual":
-        return _compute_contextual(args, inst)
     gap = one_step_threshold.gradient_gap_direction(inst, "gap", 30)
     w = _direction(inst, args.direction, gap)
     star = one_step_threshold.eta_star(inst, w)
@@ -87,31 +85,6 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
             "route": star.route, "certified": star.certified, "degree": star.degree, "boxes": star.boxes,
             "searched_to": one_step_threshold.S_MAX if math.isinf(eta_unit) and star.route == "ball" else None,
             "eta_theorem": eta_thm, "ratio": None if math.isinf(ratio) else ratio}
-
-
-def _compute_contextual(args: argparse.Namespace, inst: Any) -> dict[str, Any]:
-    """The contextual family: the threshold by a 40-digit scan of the closed form along u (not certified)."""
-    import mpmath
-
-    from gradgap.theory import contextual, one_step_threshold
-
-    gap = tuple(mpmath.mpf(str(x)) for x in contextual.gradient_gap(inst).evalf(30))
-    if args.direction == "grad":
-        gap_or_grad = tuple(mpmath.mpf(str(x)) for x in contextual.grad_success_rate(inst).evalf(30))
-        w = tuple(Fraction(float(x)) for x in gap_or_grad)
-        big = max(abs(x) for x in w)
-        if big == 0:
-            raise GradgapValueError("direction='grad': the direction is zero here", field="direction", value="grad")
-        w = tuple(x / big for x in w)
-    else:
-        w = _direction(inst, args.direction, gap)
-    star = contextual.eta_star_scan(inst, [float(x) for x in w])
-    eta_thm, _ = one_step_threshold.eta_theorem(inst, w, gap)
-    value = star["eta_star"]
-    ratio = None if value is None or eta_thm <= 0 else value / eta_thm
-    return {"family": "contextual", "direction": [_show(x) for x in w], "eta_star": value,
-            "eta_star_interval": star["interval"], "route": "scan", "certified": False, "degree": None,
-            "boxes": None, "searched_to": 1e3 if value is None else None, "eta_theorem": eta_thm, "ratio": ratio}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -139,5 +112,5 @@ def register(subparsers: Any) -> None:
     common.add_argument("--json", action="store_true", help="print JSON")
     add_family_parsers(fam, ("softmax", "tokens", "shared_tokens", "contextual"), parents=[common],
                        table_help=" (or rows: 0,1;1,0)",
-                       help_override={"contextual": "contextual log-linear bandit (40-digit scan)"})
+                       help_override={"contextual": "contextual log-linear bandit (mixture over prompts: ball route)"})
     p.set_defaults(func=_run)
