@@ -239,17 +239,26 @@ def test_threshold_contextual_is_a_certified_first_crossing_of_the_numeric_succe
 
 
 def _random_threshold_case(seed: int) -> tuple[ContextualBandit, tuple[Any, ...]]:
+    """A random contextual instance and rational direction; for two seeds in three, redrawn (up to 200 times) until
+    the numeric twin finds a finite positive eta* (prompts competing along w), the case that needs a certificate."""
     from fractions import Fraction
 
+    from gradgap.numerics import one_step_threshold as nt
+
     rng = np.random.default_rng(seed)
-    P, A, d = (int(x) for x in (rng.integers(1, 4), rng.integers(2, 4), rng.integers(1, 3)))
-    feats = tuple(tuple(tuple(float(v) for v in rng.integers(-2, 3, d)) for _ in range(A)) for _ in range(P))
-    correct = tuple(frozenset(int(a) for a in rng.choice(A, int(rng.integers(1, A)), replace=False))
-                    for _ in range(P))
-    weights = None if seed % 2 else tuple(float(v) for v in rng.integers(1, 5, P))
-    inst = ContextualBandit(tuple(float(v) for v in rng.uniform(-3, 3, d)), feats, correct, weights=weights)
-    w = tuple(Fraction(int(v), 4) for v in rng.integers(-4, 5, d))
-    return inst, (w if any(w) else (Fraction(1),) * d)
+    for _ in range(200):
+        P, A, d = (int(x) for x in (rng.integers(1, 4), rng.integers(2, 4), rng.integers(1, 3)))
+        feats = tuple(tuple(tuple(float(v) for v in rng.integers(-2, 3, d)) for _ in range(A)) for _ in range(P))
+        correct = tuple(frozenset(int(a) for a in rng.choice(A, int(rng.integers(1, A)), replace=False))
+                        for _ in range(P))
+        weights = None if seed % 2 else tuple(float(v) for v in rng.integers(1, 5, P))
+        inst = ContextualBandit(tuple(float(v) for v in rng.uniform(-3, 3, d)), feats, correct, weights=weights)
+        w = tuple(Fraction(int(v), 4) for v in rng.integers(-4, 5, d))
+        if not any(w):
+            continue
+        if seed % 3 == 0 or 0 < nt.eta_star(inst, [float(x) for x in w], scan=2000).value < math.inf:
+            break
+    return inst, w
 
 
 def _line_gap_50(inst: ContextualBandit, w: tuple[Any, ...], s: Any) -> Any:

@@ -208,11 +208,47 @@ class BallLine:
         return total
 
 
+class _DirectPrompt:
+    r"""One prompt's success mass along the line in balls, for the centred form
+    :math:`p(s)\in p(m)+p'(S)\,(S-m)` with :math:`p'=\sum_v\pi_v(s)(\mathbb 1_C(v)-p(s))\,a_v`."""
+
+    def __init__(self, line: LineType) -> None:
+        top = max(line.z)
+        ex = [ball(z - top).exp() for z in line.z]
+        den = sum(ex, arb(0))
+        self.pi = tuple(e / den for e in ex)
+        self.a = tuple(ball(a) for a in line.a)
+        self.correct = line.correct
+        self.p0 = sum((self.pi[v] for v in line.correct), arb(0))
+        self.q0 = sum((pv for v, pv in enumerate(self.pi) if v not in line.correct), arb(0))
+
+    def _weights(self, S: arb) -> tuple[arb, arb, list[arb]]:
+        w = [pv * (S * a).exp() for pv, a in zip(self.pi, self.a, strict=True)]
+        hit = sum((w[v] for v in self.correct), arb(0))
+        miss = sum((x for v, x in enumerate(w) if v not in self.correct), arb(0))
+        return hit, miss, w
+
+    def difference(self, S: arb) -> arb:
+        r""":math:`p(s)-p(0)=p(s)\,q(0)-p(0)\,q(s)` at a ball S (no subtraction of nearly equal masses)."""
+        hit, miss, _ = self._weights(S)
+        return (hit * self.q0 - self.p0 * miss) / (hit + miss)
+
+    def slope(self, S: arb) -> arb:
+        """An enclosure of p'(s) over the ball S."""
+        hit, miss, w = self._weights(S)
+        total = hit + miss
+        p = hit / total
+        return sum((x / total * ((1 - p) if v in self.correct else -p) * a
+                    for v, (x, a) in enumerate(zip(w, self.a, strict=True))), arb(0))
+
+
 class MixtureBallLine:
     r"""A mixture over prompts along a line, :math:`J(\theta+sw)=\sum_x\rho_x p_x(s)`, in Arb balls:
     :meth:`enclose` encloses :math:`\sigma(s)=\sum_x\rho_x\,(p_x(s)-p_x(0))/s`, which has the sign of
-    :math:`J(\theta+sw)-J(\theta)` for s > 0 (and is the slope of J at s = 0), each term the one-type quotient
-    :math:`G_x/\delta_x` of :class:`BallLine`."""
+    :math:`J(\theta+sw)-J(\theta)` for s > 0 (and is the slope of J at s = 0), as the intersection of two
+    enclosures: the one-type quotients :math:`G_x/\delta_x` of :class:`BallLine` (tight near s = 0) and, away
+    from 0, the centred form of the difference :math:`J(s)-J(0)` divided by s (tight near a crossing, where the
+    quotients' terms grow like :math:`1/\delta_x`)."""
 
     single = False  # no derivative bound: the quotients are not monotone
 
@@ -220,16 +256,28 @@ class MixtureBallLine:
         ctx.prec = PRECISION_BITS
         self.weights = tuple(ball(rho) for rho, _ in components)
         self.lines = tuple(BallLine([line], 1, quotient=True) for _, line in components)
-        self.cost = sum(line.cost for line in self.lines)
+        self.direct = tuple(_DirectPrompt(line) for _, line in components)
+        self.cost = sum(line.cost for line in self.lines) * 2
+        self._direct_evaluations = 0
 
     @property
     def evaluations(self) -> int:
         """Point evaluations so far, over all prompts."""
-        return sum(line.evaluations for line in self.lines)
+        return sum(line.evaluations for line in self.lines) + self._direct_evaluations
 
     def enclose(self, s1: Fraction, s2: Fraction) -> arb:
         r"""An enclosure of :math:`\sigma` over :math:`[s_1,s_2]` (:math:`0\le s_1\le s_2`)."""
-        return sum((rho * line.enclose(s1, s2) for rho, line in zip(self.weights, self.lines, strict=True)), arb(0))
+        quotient = sum((rho * line.enclose(s1, s2) for rho, line in zip(self.weights, self.lines, strict=True)),
+                       arb(0))
+        if s1 == 0 or quotient > 0 or quotient < 0:
+            return quotient
+        self._direct_evaluations += 1
+        mid = (s1 + s2) / 2
+        S = ball(s1).union(ball(s2))
+        offset = S - ball(mid)
+        diff = sum((rho * (p.difference(ball(mid)) + p.slope(S) * offset)
+                    for rho, p in zip(self.weights, self.direct, strict=True)), arb(0))
+        return quotient.intersection(diff / S)
 
 
 @dataclass(frozen=True)

@@ -354,25 +354,38 @@ def _eta_star_ball(lines: Sequence[ll.LineType], m: int, norm: float, seconds: f
 
 
 def _sigma_float_mixture(prompts: Sequence[tuple[float, _FloatType]], s: np.ndarray) -> np.ndarray:
-    r"""Sign (-1, 0 undecided, 1) of :math:`\sum_x\rho_x(p_x(s)-p_x(0))` for s >= 0, in float64: per prompt
-    :math:`\rho_x(p_x(s)-p_x(0))/s=\rho_xG_x/\delta_x` with a rounding bound :math:`10^{-13}` times the sum of the
-    magnitudes of its terms; undecided where the total is within the summed bounds (prompts that cancel exactly,
-    a J constant along the line, are never read as a crossing)."""
+    r"""Sign (-1, 0 undecided, 1) of :math:`\sum_x\rho_x(p_x(s)-p_x(0))` for s >= 0, in float64, by two sums,
+    each with a rounding bound of :math:`10^{-13}` times the sum of the magnitudes of its terms (undecided within
+    it, so prompts that cancel exactly, a J constant along the line, are never read as a crossing):
+
+    * :math:`\rho_x(p_x(s)-p_x(0))/s=\rho_xG_x/\delta_x`, term by term (resolves small s);
+    * :math:`\rho_x(p_x(s)\,q_x(0)-p_x(0)\,q_x(s))`, :math:`q=1-p` summed directly (resolves large s, where the
+      first sum's terms grow like :math:`1/\delta_x`).
+
+    The first decided sign is returned."""
     x = s[:, None]
-    total = np.zeros(len(s))
-    bound = np.zeros(len(s))
+    small, small_bound = np.zeros(len(s)), np.zeros(len(s))
+    large, large_bound = np.zeros(len(s)), np.zeros(len(s))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for log_rho, t in prompts:
             xa = x * t.a[None, :]
-            logs = t.log_c[None, :] + _logphi(xa)
             lp = t.log_pi[None, :] + xa
             top = np.max(lp, axis=-1, keepdims=True)
             ldelta = np.log(np.sum(np.exp(lp - top), axis=-1)) + top[:, 0]
-            shift = (log_rho - ldelta)[:, None]  # G / delta * rho, term by term (each at most max|a_v|)
-            terms = t.sign_c[None, :] * np.exp(logs + shift)
-            total += np.sum(terms, axis=-1)
-            bound += 1e-13 * np.sum(np.abs(terms), axis=-1)
-    return np.where(np.abs(total) > bound, np.sign(total), 0.0)
+            terms = t.sign_c[None, :] * np.exp(t.log_c[None, :] + _logphi(xa) + (log_rho - ldelta)[:, None])
+            small += np.sum(terms, axis=-1)
+            small_bound += 1e-13 * np.sum(np.abs(terms), axis=-1)
+            hit = np.where(t.correct[None, :], np.exp(lp - top), 0.0).sum(axis=-1)
+            miss = np.where(t.correct[None, :], 0.0, np.exp(lp - top)).sum(axis=-1)
+            norm = hit + miss
+            pi = np.exp(t.log_pi)
+            p0, q0 = float(np.sum(pi[t.correct])), float(np.sum(pi[~t.correct]))
+            up, down = math.exp(log_rho) * hit / norm * q0, math.exp(log_rho) * p0 * miss / norm
+            large += up - down
+            large_bound += 1e-13 * (up + down)
+    first = np.where(np.abs(small) > small_bound, np.sign(small), 0.0)
+    second = np.where(np.abs(large) > large_bound, np.sign(large), 0.0)
+    return np.where(first != 0, first, second)
 
 
 def _eta_star_mixture(prompts: Sequence[tuple[Fraction, ll.LineType]], norm: float, seconds: float) -> EtaStar:
