@@ -8,8 +8,8 @@ id                                     statement / evidence
                                        :math:`\eta\in[0,10]` (CERTIFIED on that box, with its subdivision)
 ``theorem1-step-below-eta-star``       Theorem 1's step is below the exact one-step threshold,
                                        :math:`\eta_{\rm thm}\le\eta^\star`, on the pinned instances of the
-                                       threshold-ratio experiment (CERTIFIED: Arb enclosures of
-                                       :math:`\eta^\star`)
+                                       threshold-ratio experiment, contextual bandits included
+                                       (CERTIFIED: Arb enclosures of :math:`\eta^\star`)
 =====================================  =====================================================================
 
 Each has a mutant that must fail: the one-step constant below the sharp :math:`G_o^2/8` (refuted at a
@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any, Final
 
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
-from gradgap.theory.instances import Instance, SharedTokens, SoftmaxBandit, TokenSequence
+from gradgap.theory.instances import ContextualBandit, Instance, SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["PINNED_THRESHOLD_CASES", "claims"]
 
@@ -36,6 +36,11 @@ PINNED_THRESHOLD_CASES: Final[tuple[tuple[Instance, tuple[float, ...]], ...]] = 
     (TokenSequence(((0.0, 0.0, 0.0), (0.5, 0.0, -0.5)), target=(0, 0)), (0.2, 1.0, -1.0, 0.5, 0.0, 0.0)),
     (SharedTokens((0.2,), ((0.0,), (1.0,), (2.0,)), frozenset({1}), T=4), (-1.0,)),
     (SharedTokens((0.0, 0.0), ((1.0, 0.0), (0.0, 1.0), (-1.0, -1.0)), frozenset({0}), T=3), (0.2, 1.0)),
+    # contextual: prompts compete for theta along w (J first rises, then falls below its start)
+    (ContextualBandit((2.5, -2.75), (((2.0, -1.0), (1.0, -2.0)), ((-1.0, 2.0), (0.0, 0.0)), ((-1.0, -2.0), (0.0, 1.0))),
+                      (frozenset({0}), frozenset({1}), frozenset({0}))), (0.25, 0.5)),
+    (ContextualBandit((-0.3, -0.07), (((-2.0, 0.0), (-2.0, 1.0)), ((1.0, -2.0), (-2.0, -2.0))),
+                      (frozenset({0}), frozenset({1})), weights=(4.0, 2.0)), (-1.0, 0.25)),
 )
 
 
