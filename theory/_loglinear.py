@@ -121,7 +121,10 @@ def _restrict(positions: Sequence[_SparsePosition], theta: Sequence[Fraction],
 def mixture_line_types(inst: Instance, w: Sequence[Fraction]) -> tuple[tuple[Fraction, LineType], ...] | None:
     r"""For a mixture over prompts (a :class:`~gradgap.theory.instances.ContextualForm`): per prompt x its weight
     :math:`\rho_x` (the form's float, read exactly) and its one position restricted to the line, so that
-    :math:`J(\theta+sw)=\sum_x\rho_x\,p_x(s)`; ``None`` for a product form (use :func:`line_types`)."""
+    :math:`J(\theta+sw)=\sum_x\rho_x\,p_x(s)`; ``None`` for a product form (use :func:`line_types`). The
+    tabular families (:data:`UNIT_FEATURES`) are products: their dense ``structure()`` is never built here."""
+    if type(inst).FAMILY in UNIT_FEATURES:
+        return None
     form = inst.structure()
     if not isinstance(form, ContextualForm):
         return None
