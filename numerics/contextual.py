@@ -44,7 +44,8 @@ from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
 __all__ = [*_routes.PUBLIC_NAMES, "angle_degrees", "expected_group_update", "group_gain",
-           "per_prompt_gradient_gap", "per_prompt_success_rate", "prompt_policy", "rule_update", "simulate"]
+           "per_prompt_gradient_gap", "per_prompt_log_odds", "per_prompt_success_rate", "prompt_gap_weights",
+           "prompt_policy", "rule_update", "simulate"]
 
 Array = NDArray[np.float64]
 
@@ -328,6 +329,27 @@ def per_prompt_success_rate(inst: ContextualBandit) -> Array:
     Source: reconstruction §5 (contextual bandits), INFERRED.
     """
     return np.exp(_prompt_logs(inst, _relative(inst))[2])
+
+
+def per_prompt_log_odds(inst: ContextualBandit) -> Array:
+    r""":math:`(\ell_x)_{x<P}`, :math:`\ell_x=\log\frac{J_x}{1-J_x}=\operatorname{lse}z_C-\operatorname{lse}z_{\bar C}`
+    (no rounding of :math:`1-J_x` near 1).
+
+    Source: reconstruction §2.1 item 2 applied to each prompt, DERIVED.
+    """
+    lse_c, lse_n, _, _ = _prompt_logs(inst, _relative(inst))
+    return lse_c - lse_n
+
+
+def prompt_gap_weights(inst: ContextualBandit) -> Array:
+    r""":math:`(\omega_x)_{x<P}`, :math:`\omega_x=\rho_xJ_x(1-J_x)/(J(1-J))` (:math:`g=\sum_x\omega_xg_x`), in log
+    space: each factor from its own log-sum-exp.
+
+    Source: reconstruction §2.1 applied to prompts, DERIVED.
+    """
+    _, _, log_p, log_q = _prompt_logs(inst, _relative(inst))
+    log_J, log_F = _log_parts(inst, np.zeros(inst.d))
+    return np.exp(_log_rho(inst) + log_p + log_q - log_J - log_F)
 
 
 def per_prompt_gradient_gap(inst: ContextualBandit) -> Array:

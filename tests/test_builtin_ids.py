@@ -94,6 +94,8 @@ BUILTIN_IDS: tuple[str, ...] = (
     "contextual-adam-stagnation",
     "contextual-sgd-no-stagnation",
     "contextual-no-aligned-collapse",
+    "aligned-potential-inequality",
+    "aligned-no-collapse",
 )
 
 

@@ -219,6 +219,39 @@ def test_fixed_point_symbolic_root_zeroes_the_numeric_field(rule: str) -> None:
     assert_close("F'(theta_r)", "fd of numeric field vs SymPy derivative", at, slope, float(fp["slope"]), FD)
 
 
+@settings(max_examples=10)
+@given(contextual_instances())
+def test_per_prompt_log_odds_and_gap_weights_symbolic_vs_numeric(inst: ContextualBandit) -> None:
+    """l_x and omega_x (numerics, log-sum-exp) against the closed forms; sum_x omega_x g_x is the joint gap, and
+    the potential bound of aligned steps lies above <theta, g> (numerics both sides)."""
+    ell_sym = [sym_scalar(sp.log(j / (1 - j))) for j in tc.per_prompt_success_rate(inst)]
+    omega_sym = [sym_scalar(w) for w in tc.potential_weights(inst)]
+    assert_close("l_x", "symbolic vs log-sum-exp", inst, nc.per_prompt_log_odds(inst), ell_sym, EXACT)
+    omega = nc.prompt_gap_weights(inst)
+    assert_close("omega_x", "symbolic vs log-space", inst, omega, omega_sym, EXACT)
+    assert_close("g", "sum_x omega_x g_x vs joint gap", inst, omega @ nc.per_prompt_gradient_gap(inst),
+                 nc.gradient_gap(inst), EXACT)
+    assert float(np.sum(omega)) <= 1 + 1e-12
+    bound = omega @ (nc.per_prompt_log_odds(inst) + np.log([inst.A - len(c) for c in inst.correct]))
+    assert float(np.dot(inst.theta, nc.gradient_gap(inst))) <= bound + 1e-9 * (1 + abs(bound))
+    assert_close("B", "symbolic vs numeric", inst, bound, sym_scalar(tc.potential_bound(inst)), EXACT)
+
+
+def test_aligned_steps_on_the_worked_1d_example_end_in_a_near_2_cycle_with_mean_log_J_minus_eta_over_2() -> None:
+    """Features (0, 1, 2), C = {1}: g = -tanh(theta) and J(theta) = J(-theta) = 1/(e^-theta + 1 + e^theta), so
+    theta -> theta - eta tanh(theta) settles into near 2-cycles (a, a - eta) with 0 < a < eta (tanh = +-1 up to
+    e^{-2|theta|}); log J(a) + log J(a - eta) = -eta - O(e^{-a} + e^{a - eta}): J falls low but stays bounded
+    away from 0 (no collapse), the mean of log J over a cycle is -eta/2."""
+    inst = ContextualBandit((0.3,), (((0.0,), (1.0,), (2.0,)),), (frozenset({1}),))
+    assert abs(float(nc.gradient_gap(inst)[0]) + math.tanh(0.3)) <= 1e-12
+    eta = 20.0
+    log_J = nc.simulate(inst, [eta], rule="gap", steps=200)["log_J"][:, 0]
+    a, b = sorted(log_J[-2:])  # the two points of the last cycle
+    assert b - a > 5  # a genuine 2-cycle, not a fixed point
+    assert abs((a + b) / 2 + eta / 2) <= math.exp(b) + 1e-9, (a, b)
+    assert log_J.min() >= -eta - 1
+
+
 def test_threshold_contextual_is_a_certified_first_crossing_of_the_numeric_success_rate() -> None:
     out = io.StringIO()
     argv = ["threshold", "contextual", "--theta", "0.05", "--features", "[[[0],[1],[2]],[[0],[1],[3]]]",

@@ -17,6 +17,7 @@ from gradgap.proofs_check.builtin import (
     contextual,
     core,
     dynamics,
+    no_collapse,
     one_step,
     sampling,
     theorem1,
@@ -29,7 +30,7 @@ __all__ = ["BUILTIN_MODULES", "builtin_claims"]
 
 #: modules of built-in claims, in report order
 BUILTIN_MODULES: Final[tuple[ModuleType, ...]] = (core, sampling, algorithms, one_step, theorem1, dynamics, certified,
-                                                  autoregressive, contextual)
+                                                  autoregressive, contextual, no_collapse)
 
 
 def builtin_claims(modules: tuple[ModuleType, ...] = BUILTIN_MODULES) -> list[Claim]:

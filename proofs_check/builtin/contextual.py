@@ -14,7 +14,8 @@ id                                     statement
 ``contextual-grpo-biased-fixed-point`` GRPO's fixed point is not the maximiser of J: it settles below max J
 ``contextual-adam-stagnation``         Adam at a fixed step settles at J = 2/3 on a realizable instance
 ``contextual-sgd-no-stagnation``       no fixed-step SGD plateau below the best J in realizable searches
-``contextual-no-aligned-collapse``     no aligned (w = g) run decreasing J at every step to 0 was found
+``contextual-no-aligned-collapse``     no aligned (w = g) run decreasing J at every step to 0 was found (why:
+                                       ``no_collapse``, docs/no_collapse.md)
 =====================================  ======================================================================
 
 The joint identities (``score-mean-zero``, ``gap-conditional-scores``, ``grad-J-variance-gap``,

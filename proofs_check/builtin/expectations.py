@@ -110,4 +110,6 @@ REQUIRED: Final[dict[str, Strength]] = {
     "contextual-adam-stagnation": Strength.SIMULATED,
     "contextual-sgd-no-stagnation": Strength.SIMULATED,
     "contextual-no-aligned-collapse": Strength.SIMULATED,
+    "aligned-potential-inequality": Strength.TESTED,
+    "aligned-no-collapse": Strength.SIMULATED,
 }
