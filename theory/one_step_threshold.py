@@ -22,6 +22,11 @@ Two routes, chosen *before* any large object is built (:func:`estimate_degree`):
                 scan of the sign function of :mod:`gradgap.theory.intervals` locates the first sign change,
                 float bisection refines it.
 
+A mixture over prompts (``contextual``: :math:`J(\theta+sw)=\sum_x\rho_xp_x(s)`, no product form) always takes
+the ball route: the float sign is read from two sums with rounding bounds (the per-prompt quotients
+:math:`G_x/\delta_x` near s = 0, :math:`p_x(s)q_x(0)-p_x(0)q_x(s)` further out) and Arb encloses the sign function
+by :class:`gradgap.theory.intervals.MixtureBallLine`.
+
 Either way ``certified`` is true only when Arb balls (:func:`gradgap.theory.intervals.certify_first_root`)
 proved :math:`J>J(\theta)` on :math:`(0,lo]` and :math:`J(\theta+hi\,w)<J(\theta)` for the *true* J, so that
 :math:`\eta^\star\in[lo,hi]`. An infinite value on the ball route means "no crossing for
