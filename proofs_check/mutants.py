@@ -32,10 +32,10 @@ import numpy as np
 from gradgap.proofs_check import expressions as ex
 from gradgap.proofs_check import search
 from gradgap.proofs_check.claims import Claim, ClaimResult, Profile, Relation, Status, get_profile
+from gradgap.proofs_check.families import instance_strategy
 from gradgap.proofs_check.report import run_all
 from gradgap.proofs_check.search import relation_claim
 from gradgap.proofs_check.tolerances import SCREEN_RTOL
-from gradgap.theory.instances import SharedTokens, SoftmaxBandit, TokenSequence
 
 __all__ = ["MutationOutcome", "format_outcome", "generate", "mutants_of", "outcome_json", "run_mutation"]
 
@@ -130,48 +130,39 @@ def generate(text: str) -> list[tuple[str, str]]:
 
 
 def _sample_envs(relation: Relation, n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Float environments at random points of the family that satisfy the hypotheses."""
+    """Float environments at random points of the family that satisfy the hypotheses: instances from the
+    family's registry strategy within the relation's sizes (derandomised draws), a seeded direction and step."""
 
     comp = search._compile(relation)
     rng = np.random.default_rng(seed)
     envs: list[dict[str, Any]] = []
-    for _ in range(20 * n):
+    for inst in _random_instances(relation, 20 * n, seed):
         if len(envs) >= n:
             break
-        case = _random_case(relation, rng)
-        if case is None:
-            continue
+        case = search.Case(inst, tuple(rng.normal(size=len(inst.theta))), float(rng.uniform()))
         env = search._float_env(comp, case)
         if env is not None and search._given_hold_float(comp, env):
             envs.append(env)
     return envs
 
 
-def _random_case(relation: Relation, rng: np.random.Generator) -> Any:
-    def size(key: str) -> int:
-        lo, hi = relation.sizes[key]
-        return int(rng.integers(lo, min(hi, max(lo, 4)) + 1))
+def _random_instances(relation: Relation, n: int, seed: int) -> list[Any]:
+    """Up to ``n`` distinct instances of the relation's family and sizes, drawn by the registry's strategy."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
 
-    fam = relation.family
-    if fam == "softmax":
-        k = size("K")
-        correct = frozenset(int(i) for i in rng.choice(k, size=int(rng.integers(1, k)), replace=False))
-        inst: Any = SoftmaxBandit(tuple(rng.uniform(-3, 3, k)), correct)
-    elif fam == "tokens":
-        t, v = size("T"), size("V")
-        if v**t > search.MAX_RESPONSES:
-            return None
-        rows = tuple(tuple(r) for r in rng.uniform(-3, 3, (t, v)))
-        inst = TokenSequence(rows, tuple(int(x) for x in rng.integers(0, v, t)))
-    else:
-        d, t, v = size("d"), size("T"), size("V")
-        if v**t > search.MAX_RESPONSES:
-            return None
-        feats = tuple(tuple(float(x) for x in r) for r in rng.integers(-2, 3, (v, d)))
-        correct = frozenset(int(i) for i in rng.choice(v, size=int(rng.integers(1, v)), replace=False))
-        inst = SharedTokens(tuple(rng.uniform(-1.5, 1.5, d)), feats, correct, t)
-    raw = tuple(rng.normal(size=len(inst.theta)))
-    return search.Case(inst, raw, float(rng.uniform()))
+    out: list[Any] = []
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=n, database=None, deadline=None, phases=(Phase.generate,), print_blob=False,
+              suppress_health_check=list(HealthCheck))
+    @given(instance_strategy(relation.family, relation.sizes, cap=4))
+    def collect(inst: Any) -> None:
+        if inst not in out:
+            out.append(inst)
+
+    collect()
+    return out
 
 
 def _unsafe(original: ex.ParsedRelation, mutant: ex.ParsedRelation, envs: Sequence[dict[str, Any]]) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gradgap.proofs_check.builtin import builtin_claims
 from gradgap.proofs_check.claims import Relation, Status
 from gradgap.proofs_check.mutants import generate, mutants_of, run_mutation
@@ -19,6 +21,18 @@ def test_only_unsafe_variants_are_kept():
     assert "J * (1 - J) <= 1 / 8" in texts  # the constant halved: stronger, must be rejected
     assert "J * (1 - J) <= 1 / 2" not in texts  # the constant doubled is weaker: not a wrong variant
     assert "J * (1 - J) >= 1 / 4" in texts
+
+
+@pytest.mark.parametrize("family, sizes", [("contextual", {"P": (1, 2), "A": (2, 3), "d": (1, 2)}),
+                                           ("autoregressive", {"T": (1, 2), "V": (2, 2)}),
+                                           ("tokens", {"T": (1, 2), "V": (2, 3)}),
+                                           ("shared_tokens", {"d": (1, 2), "T": (1, 2), "V": (2, 3)})])
+def test_generated_mutants_are_screened_on_instances_of_every_family(family, sizes):
+    """The screen draws its instances through the registry (it once re-described three families and raised
+    KeyError on a contextual claim file with --mutants)."""
+    claim = relation_claim("var", Relation("J*(1 - J) <= 1/4", family, sizes=sizes))
+    texts = {m.relation.claim for m in mutants_of(claim)}
+    assert "J * (1 - J) <= 1 / 8" in texts and "J * (1 - J) <= 1 / 2" not in texts
 
 
 def test_expected_failures_get_no_generated_mutants():
