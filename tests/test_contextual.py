@@ -336,6 +336,24 @@ def test_certified_eta_star_vs_numeric_twin_and_direct_50_digit_J(seed: int) -> 
     assert _line_gap_50(inst, w, Fraction(exact.hi)) < 0
 
 
+@pytest.mark.parametrize("theta", [800.0, -700.0, 1e16, 40.0, -35.0, 0.05])
+def test_eta_star_at_extreme_parameters_agrees_with_the_numeric_twin(theta: float) -> None:
+    """Masses below e^-700 per prompt: the float sign works in log space (p_0 and 1 - p_0 from their own
+    log-sum-exps, rounding bounds that grow with the size of the logs), so no crossing is invented where the
+    twin (mpmath bisection of log J) finds none (at theta = 800 one once was, at s ~ 29)."""
+    from gradgap.numerics import one_step_threshold as nt
+    from gradgap.theory import one_step_threshold as ost
+
+    inst = ContextualBandit((theta,), (((0.0,), (1.0,), (2.0,)), ((0.0,), (1.0,), (3.0,))),
+                            (frozenset({1}), frozenset({1})))
+    for w in (-1.0, 1.0):
+        exact, twin = ost.eta_star(inst, (w,)), nt.eta_star(inst, [w])
+        if math.isinf(exact.value) or math.isinf(twin.value):
+            assert exact.value == twin.value, (theta, w, exact, twin)
+        else:
+            assert math.isclose(exact.value, twin.value, rel_tol=1e-9, abs_tol=1e-12), (theta, w, exact, twin)
+
+
 def test_eta_star_is_infinite_where_two_prompts_cancel_exactly() -> None:
     """Prompts 1 and 2 have opposite logit gaps along w, so p_1 + p_2 = 1 on the whole line and J is constant:
     rounding noise of the two per-prompt differences must not be read as a crossing (it once was, at s ~ 3)."""

@@ -50,6 +50,7 @@ import numpy as np
 import sympy as sp
 from flint import arb
 from flint import ctx as flint_ctx
+from scipy.special import logsumexp
 
 from gradgap.theory import _loglinear as ll
 from gradgap.theory import intervals, poisson_binomial
@@ -247,6 +248,16 @@ class _FloatType:
     sign_c: np.ndarray
     p0: float
     count: int
+    log_p0: float  # log p0 and log (1 - p0), each from its own log-sum-exp (no underflow of p0 or 1 - p0)
+    log_q0: float
+
+
+def _lse(x: np.ndarray) -> float:
+    """log sum exp of a 1-d array (-inf when empty or all -inf)."""
+    if x.size == 0 or not np.any(np.isfinite(x)):
+        return -math.inf
+    top = float(np.max(x))
+    return top + math.log(float(np.sum(np.exp(x - top))))
 
 
 def _float_type(t: ll.LineType) -> _FloatType:
@@ -258,14 +269,11 @@ def _float_type(t: ll.LineType) -> _FloatType:
     log_pi = zs - lse
     mask = np.zeros(len(zs), dtype=bool)
     mask[list(t.correct)] = True
-    pi = np.exp(log_pi)
-    p0 = float(np.sum(pi[mask]))
-    one_minus = float(np.sum(pi[~mask]))
+    log_p0, log_q0 = _lse(log_pi[mask]), _lse(log_pi[~mask])
     with np.errstate(divide="ignore"):
-        log_c = np.where(mask, math.log(one_minus) if one_minus > 0 else -np.inf,
-                         math.log(p0) if p0 > 0 else -np.inf) + log_pi + np.log(np.abs(a))
+        log_c = np.where(mask, log_q0, log_p0) + log_pi + np.log(np.abs(a))
     sign_c = np.where(mask, 1.0, -1.0) * np.sign(a)
-    return _FloatType(log_pi, a, mask, log_c, sign_c, p0, t.count)
+    return _FloatType(log_pi, a, mask, log_c, sign_c, math.exp(log_p0), t.count, log_p0, log_q0)
 
 
 def _signed_lse(logs: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,11 +304,11 @@ def _sigma_float(types: Sequence[_FloatType], m: int, s: np.ndarray) -> np.ndarr
         parts.append((sg, lG - ldelta))  # sign and log|p(s) - p0| - log s
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         logs = np.log(np.where(s > 0, s, 1.0))
-        ys = [sg * np.exp(np.minimum(ld + logs - math.log(t.p0), 700.0)) for t, (sg, ld) in zip(types, parts,
+        ys = [sg * np.exp(np.minimum(ld + logs - t.log_p0, 700.0)) for t, (sg, ld) in zip(types, parts,
                                                                                                strict=True)]
         if ll.is_product([t.count for t in types], m):
             total = sum(t.count * np.log1p(np.maximum(y, -1 + 1e-300)) for t, y in zip(types, ys, strict=True))
-            d0 = sum(t.count * sg * np.exp(ld - math.log(t.p0)) for t, (sg, ld) in zip(types, parts, strict=True))
+            d0 = sum(t.count * sg * np.exp(ld - t.log_p0) for t, (sg, ld) in zip(types, parts, strict=True))
             total = np.where(s > 0, total, d0)
             return np.sign(total)
         ps = [t.p0 * (1 + y) for t, y in zip(types, ys, strict=True)]
@@ -358,10 +366,27 @@ def _eta_star_ball(lines: Sequence[ll.LineType], m: int, norm: float, seconds: f
                              sum(len(t.z) for t in lines), norm, seconds)
 
 
+def _bounded_sign(logs: Sequence[np.ndarray], signs: Sequence[np.ndarray],
+                  sizes: Sequence[np.ndarray]) -> np.ndarray:
+    r"""Sign (-1, 0 undecided, 1) of :math:`\sum_i\mathrm{sign}_ie^{\log_i}` along the last axis (terms of all
+    arrays together), scale-free (shifted by the largest term). Undecided within the rounding bound
+    :math:`\sum_i e^{\log_i}(10^{-13}+10^{-15}m_i)`: a log computed from parts of magnitude :math:`m_i` (``sizes``)
+    carries an absolute error of about :math:`m_i` ulps, a relative one in :math:`e^{\log_i}`."""
+    lg, sg = np.concatenate(logs, axis=-1), np.concatenate(signs, axis=-1)
+    mag = np.concatenate(sizes, axis=-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = np.max(np.where(sg != 0, lg, -np.inf), axis=-1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)
+        terms = np.where(sg != 0, sg * np.exp(lg - top), 0.0)
+        bound = np.sum(np.abs(terms) * (1e-13 + 1e-15 * np.where(np.isfinite(mag), mag, 0.0)), axis=-1)
+    total = np.sum(terms, axis=-1)
+    return np.where(np.abs(total) > bound, np.sign(total), 0.0)
+
+
 def _sigma_float_mixture(prompts: Sequence[tuple[float, _FloatType]], s: np.ndarray) -> np.ndarray:
-    r"""Sign (-1, 0 undecided, 1) of :math:`\sum_x\rho_x(p_x(s)-p_x(0))` for s >= 0, in float64, by two sums,
-    each with a rounding bound of :math:`10^{-13}` times the sum of the magnitudes of its terms (undecided within
-    it, so prompts that cancel exactly, a J constant along the line, are never read as a crossing):
+    r"""Sign (-1, 0 undecided, 1) of :math:`\sum_x\rho_x(p_x(s)-p_x(0))` for s >= 0, in float64 and in log space,
+    by two sums, each undecided within a rounding bound (so prompts that cancel exactly, a J constant along the
+    line, are never read as a crossing):
 
     * :math:`\rho_x(p_x(s)-p_x(0))/s=\rho_xG_x/\delta_x`, term by term (resolves small s);
     * :math:`\rho_x(p_x(s)\,q_x(0)-p_x(0)\,q_x(s))`, :math:`q=1-p` summed directly (resolves large s, where the
@@ -369,27 +394,27 @@ def _sigma_float_mixture(prompts: Sequence[tuple[float, _FloatType]], s: np.ndar
 
     The first decided sign is returned."""
     x = s[:, None]
-    small, small_bound = np.zeros(len(s)), np.zeros(len(s))
-    large, large_bound = np.zeros(len(s)), np.zeros(len(s))
+    small_logs, small_signs, small_sizes, large_logs, large_signs, large_sizes = [], [], [], [], [], []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for log_rho, t in prompts:
             xa = x * t.a[None, :]
             lp = t.log_pi[None, :] + xa
             top = np.max(lp, axis=-1, keepdims=True)
-            ldelta = np.log(np.sum(np.exp(lp - top), axis=-1)) + top[:, 0]
-            terms = t.sign_c[None, :] * np.exp(t.log_c[None, :] + _logphi(xa) + (log_rho - ldelta)[:, None])
-            small += np.sum(terms, axis=-1)
-            small_bound += 1e-13 * np.sum(np.abs(terms), axis=-1)
-            hit = np.where(t.correct[None, :], np.exp(lp - top), 0.0).sum(axis=-1)
-            miss = np.where(t.correct[None, :], 0.0, np.exp(lp - top)).sum(axis=-1)
-            norm = hit + miss
-            pi = np.exp(t.log_pi)
-            p0, q0 = float(np.sum(pi[t.correct])), float(np.sum(pi[~t.correct]))
-            up, down = math.exp(log_rho) * hit / norm * q0, math.exp(log_rho) * p0 * miss / norm
-            large += up - down
-            large_bound += 1e-13 * (up + down)
-    first = np.where(np.abs(small) > small_bound, np.sign(small), 0.0)
-    second = np.where(np.abs(large) > large_bound, np.sign(large), 0.0)
+            rel = np.exp(lp - top)
+            ldelta = np.log(np.sum(rel, axis=-1)) + top[:, 0]
+            phi = _logphi(xa)
+            small_logs.append(t.log_c[None, :] + phi + (log_rho - ldelta)[:, None])
+            small_signs.append(np.broadcast_to(t.sign_c[None, :], xa.shape))
+            small_sizes.append(np.abs(t.log_c)[None, :] + np.abs(phi) + np.abs(xa) + np.abs(ldelta)[:, None]
+                               + abs(log_rho))
+            log_hit = logsumexp(np.where(t.correct[None, :], lp, -np.inf), axis=-1) - ldelta
+            log_miss = logsumexp(np.where(t.correct[None, :], -np.inf, lp), axis=-1) - ldelta
+            large_logs.append(np.stack([log_rho + log_hit + t.log_q0, log_rho + t.log_p0 + log_miss], axis=-1))
+            large_signs.append(np.broadcast_to(np.array([1.0, -1.0]), (len(s), 2)))
+            size = 2 * np.abs(top[:, 0]) + abs(log_rho) + abs(t.log_p0) + abs(t.log_q0) + float(np.max(np.abs(xa)))
+            large_sizes.append(np.stack([size, size], axis=-1))
+    first = _bounded_sign(small_logs, small_signs, small_sizes)
+    second = _bounded_sign(large_logs, large_signs, large_sizes)
     return np.where(first != 0, first, second)
 
 
