@@ -341,7 +341,7 @@ def check_policy(policy: CustomPolicy, path: str, *, points: int = 200, radius: 
     theta0 = np.asarray(policy.theta, dtype=np.float64)
     for c in claims:
         rng = np.random.default_rng([seed, len(c.id)])
-        evaluated, worst, counter = 0, math.inf, None
+        evaluated, undefined, worst, counter = 0, 0, math.inf, None
         for k in range(points):
             theta = theta0 if k == 0 else theta0 + radius * rng.uniform(-1.0, 1.0, policy.d)
             raw_w = rng.standard_normal(policy.d)
@@ -349,19 +349,23 @@ def check_policy(policy: CustomPolicy, path: str, *, points: int = 200, radius: 
             env = _env_at(policy, c, theta, raw_w, u)
             if env is None or not all(_holds(g, env) for g in c.given):
                 continue
-            evaluated += 1
             tol = (SCREEN_EQ_RTOL if c.claim.op == "==" else SCREEN_RTOL) * float(ex.scale(c.claim, env))
             margin = float(ex.margin(c.claim, env))
+            if margin != margin:  # NaN: the claim cannot be evaluated here (counted, never read as holding)
+                undefined += 1
+                continue
+            evaluated += 1
             worst = min(worst, margin / tol if tol else margin)
             if margin < -tol:
                 counter = {"theta": theta.tolist(), "w": env["_w"].tolist(), "eta": env["eta"],
                            "values": {k2: v for k2, v in env.items() if k2 != "_w"},
                            "lhs": float(ex.evaluate(c.claim.lhs, env)), "rhs": float(ex.evaluate(c.claim.rhs, env))}
                 break
-        figures = {"points": points, "evaluated": evaluated, "radius": radius,
+        figures = {"points": points, "evaluated": evaluated, "undefined": undefined, "radius": radius,
                    "min_margin_over_tolerance": None if worst == math.inf else float(f"{worst:.3e}")}
         if counter is None and evaluated == 0:
-            raise _claim_error(path, c.id, "no point satisfied the hypotheses; widen radius or ranges")
+            raise _claim_error(path, c.id, "no point satisfied the hypotheses with a defined margin"
+                               f"{f' ({undefined} gave NaN)' if undefined else ''}; widen radius or ranges")
         out.append(PolicyClaimResult(c.id, c.expect, "HOLDS" if counter is None else "FAILS", figures, counter))
     return out
 

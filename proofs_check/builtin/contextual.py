@@ -213,7 +213,7 @@ def _centred_enumerated(profile: Profile, dr_grpo_factor: Callable[[int], float]
             err = float(np.max(np.abs(nc.expected_group_update(inst, algorithm, G) - c * grad)))
             worst[0] = max(worst[0], err)
             count[0] += 1
-            if err > EXACT[1] + EXACT[0] * float(np.max(np.abs(grad))):
+            if not err <= EXACT[1] + EXACT[0] * float(np.max(np.abs(grad))):  # NaN fails
                 bad.append({"instance": instance_dict(inst), "algorithm": algorithm, "G": G, "error": err})
                 raise AssertionError("refuted")
 
@@ -420,7 +420,7 @@ def _adam_matches_torch(profile: Profile, steps: int = 30) -> Evidence:
         theirs = p.detach().numpy()
         err = float(np.max(np.abs(ours - theirs)) / (1.0 + float(np.max(np.abs(theirs)))))
         worst = max(worst, err)
-        if err > 1e-9:
+        if not err <= 1e-9:  # NaN fails
             return Evidence.fails(Strength.CHECKED, {"instance": instance_dict(inst), "eta": eta, "steps": steps,
                                                      "simulator": ours.tolist(), "torch": theirs.tolist()},
                                   {"adam_cases": len(_ADAM_CASES)}, detail="the simulator's Adam is not torch's")

@@ -77,7 +77,8 @@ def _theory_margin(inst: ContextualBandit, w_scale: float) -> mpmath.mpf:
         shift = sp.Add(*(omega * sp.log(inst.A - len(c))
                          for omega, c in zip(tc.potential_weights(inst), inst.correct, strict=True)))
         bound = bound - (1 - sp.nsimplify(w_scale)) * shift
-    dot = (sp.Matrix(inst.theta).T * tc.gradient_gap(inst))[0]
+    theta = sp.Matrix([sp.Rational(x) for x in inst.theta])  # exact binary values (a Float product would round)
+    dot = (theta.T * tc.gradient_gap(inst))[0]
     with mpmath.workdps(50):
         return mpmath.mpf(str(sp.N(bound - dot, 50)))
 
@@ -105,7 +106,7 @@ def _potential_search(w_scale: float) -> Callable[[Profile], Evidence]:
             scale = 1.0 + abs(ell) + abs(dot)
             target(-margin / scale, label="violation")
             worst[0] = min(worst[0], margin / scale)
-            if margin < 1e-9 * scale:
+            if not margin >= 1e-9 * scale:  # a candidate (a NaN margin too): re-checked at 50 digits
                 exact = _theory_margin(inst, w_scale)
                 if exact < -_FLOOR * scale:  # below the 50-digit evaluation's floor: a true violation
                     bad.append({"instance": instance_dict(inst), "margin_50_digits": mpmath.nstr(exact, 20)})
@@ -182,7 +183,7 @@ def _trajectories(with_square: bool) -> Callable[[Profile], Evidence]:
                     theta = theta + eta * np.asarray(nc.gradient_gap(cur), dtype=float)
                     slack = budget - float(theta @ theta)
                     tightest = min(tightest, slack / (1.0 + budget))
-                    if slack < -1e-9 * (1.0 + abs(budget)):
+                    if not slack >= -1e-9 * (1.0 + abs(budget)):  # NaN fails
                         return Evidence.fails(Strength.SIMULATED,
                                               {"instance": instance_dict(inst), "eta": eta, "step": k + 1,
                                                "norm_sq": float(theta @ theta), "budget": budget},

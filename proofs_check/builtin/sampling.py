@@ -85,12 +85,14 @@ def _check(scale: float) -> Any:
                     ratio = got[resolved] / (scale * se[resolved])
                     ratios.extend(ratio.tolist())
                     where = {"instance": repr(inst), "quantity": name, "seed": seed}
-                    if np.any(np.abs(ratio - 1) > MC_STDERR_RTOL):
+                    # written so that a NaN (a negative variance, say) fails: comparisons with NaN are False
+                    if not (np.all(np.isfinite(got)) and np.all(np.abs(ratio - 1) <= MC_STDERR_RTOL)):
                         return Evidence.fails(Strength.TESTED, {**where, "stderr": got.tolist(),
                                                                 "exact_stderr": (scale * se).tolist()},
                                               detail=f"{name}: reported standard error off the exact one "
                                                      f"(ratio {ratio[np.argmax(np.abs(ratio - 1))]:.3g})")
-                    if np.any(np.abs(mean - value)[resolved] > z * scale * se[resolved]):
+                    if not (np.all(np.isfinite(mean))
+                            and np.all(np.abs(mean - value)[resolved] <= z * scale * se[resolved])):
                         return Evidence.fails(Strength.TESTED, {**where, "estimate": mean.tolist(),
                                                                 "exact": value.tolist(), "z": z},
                                               detail=f"{name}: the estimate misses the exact value by more than "
