@@ -75,6 +75,8 @@ PINS: Final[dict[str, tuple[tuple[Instance, tuple[float, ...]], ...]]] = {
                           (frozenset({0}),)), (0.0, 1.0, -1.0)),
         (ContextualBandit((0.0, 0.0, 0.0), (((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),),
                           (frozenset({0}),)), (1.0, -0.5, -0.5)),
+        (ContextualBandit((0.0, 0.0, 0.0), (((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),),
+                          (frozenset({0}),)), (0.01, 1.0, -1.0)),  # small positive alignment (as for softmax)
         (ContextualBandit((0.0, 0.0, 0.0), (((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
                                             ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))),
                           (frozenset({0}), frozenset({0}))), (0.0, 1.0, -1.0)),
