@@ -348,8 +348,8 @@ def prompt_gap_weights(inst: ContextualBandit) -> Array:
     Source: reconstruction §2.1 applied to prompts, DERIVED.
     """
     _, _, log_p, log_q = _prompt_logs(inst, _relative(inst))
-    log_J, log_F = _log_parts(inst, np.zeros(inst.d))
-    return np.exp(_log_rho(inst) + log_p + log_q - log_J - log_F)
+    rho = _log_rho(inst)
+    return np.exp(rho + log_p + log_q - float(logsumexp(rho + log_p)) - float(logsumexp(rho + log_q)))
 
 
 def per_prompt_gradient_gap(inst: ContextualBandit) -> Array:

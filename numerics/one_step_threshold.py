@@ -19,6 +19,7 @@ import mpmath
 import numpy as np
 
 from gradgap.numerics import dynamics
+from gradgap.numerics.logspace import logsumexp
 from gradgap.theory.instances import (  # noqa: F401 (doctests)
     ContextualForm,
     GradgapValueError,
@@ -61,8 +62,6 @@ def _mixture(inst: Instance) -> list[tuple[float, np.ndarray, np.ndarray]] | Non
 
 def _log_success_mixture(prompts: list[tuple[float, np.ndarray, np.ndarray]], thetas: np.ndarray) -> np.ndarray:
     r""":math:`\log\sum_x\rho_x\pi_\theta(C_x\mid x)` for each row of ``thetas`` (float64, log-sum-exp)."""
-    from scipy.special import logsumexp
-
     parts = []
     for rho, feats, mask in prompts:
         z = thetas @ feats.T

@@ -151,18 +151,17 @@ def _random_instances(relation: Relation, n: int, seed: int) -> list[Any]:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
-    out: list[Any] = []
+    out: dict[Any, None] = {}  # insertion-ordered set
 
     @hypothesis_seed(seed)
     @settings(max_examples=n, database=None, deadline=None, phases=(Phase.generate,), print_blob=False,
               suppress_health_check=list(HealthCheck))
     @given(instance_strategy(relation.family, relation.sizes, cap=4))
     def collect(inst: Any) -> None:
-        if inst not in out:
-            out.append(inst)
+        out.setdefault(inst)
 
     collect()
-    return out
+    return list(out)
 
 
 def _unsafe(original: ex.ParsedRelation, mutant: ex.ParsedRelation, envs: Sequence[dict[str, Any]]) -> bool:

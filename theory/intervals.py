@@ -37,7 +37,7 @@ from gradgap.theory import poisson_binomial
 from gradgap.theory._loglinear import LineType, is_product
 
 __all__ = ["PRECISION_BITS", "BallLine", "BoxCertificate", "Certificate", "MixtureBallLine", "ball",
-           "certify_first_root", "certify_sign", "certify_softmax3_one_step"]
+           "certify_first_root", "certify_sign", "certify_softmax3_one_step", "softmax_masses"]
 
 #: working precision of the balls (bits); the enclosures are rigorous at any precision
 PRECISION_BITS: Final[int] = 128
@@ -60,12 +60,19 @@ class _TypeBalls:
     slope0: arb  # G(0) = sum_v k_v
 
 
-def _type_balls(t: LineType) -> _TypeBalls:
+def softmax_masses(t: LineType) -> tuple[tuple[arb, ...], arb, arb]:
+    r"""One position in balls at s = 0: :math:`\pi=\mathrm{softmax}(z)`, the correct mass :math:`p` and the wrong
+    mass :math:`1-p`, each summed directly (neither is lost to cancellation near 0 or 1)."""
     top = max(t.z)
     ex = [ball(z - top).exp() for z in t.z]
     den = sum(ex, arb(0))
-    pi = [e / den for e in ex]
-    p0 = sum((pi[v] for v in t.correct), arb(0))
+    pi = tuple(e / den for e in ex)
+    return (pi, sum((pi[v] for v in t.correct), arb(0)),
+            sum((pv for v, pv in enumerate(pi) if v not in t.correct), arb(0)))
+
+
+def _type_balls(t: LineType) -> _TypeBalls:
+    pi, p0, _ = softmax_masses(t)
     terms = []
     for v, (a, pv) in enumerate(zip(t.a, pi, strict=True)):
         if a == 0:
@@ -213,14 +220,9 @@ class _DirectPrompt:
     :math:`p(s)\in p(m)+p'(S)\,(S-m)` with :math:`p'=\sum_v\pi_v(s)(\mathbb 1_C(v)-p(s))\,a_v`."""
 
     def __init__(self, line: LineType) -> None:
-        top = max(line.z)
-        ex = [ball(z - top).exp() for z in line.z]
-        den = sum(ex, arb(0))
-        self.pi = tuple(e / den for e in ex)
+        self.pi, self.p0, self.q0 = softmax_masses(line)
         self.a = tuple(ball(a) for a in line.a)
         self.correct = line.correct
-        self.p0 = sum((self.pi[v] for v in line.correct), arb(0))
-        self.q0 = sum((pv for v, pv in enumerate(self.pi) if v not in line.correct), arb(0))
 
     def _weights(self, S: arb) -> tuple[arb, arb, list[arb]]:
         w = [pv * (S * a).exp() for pv, a in zip(self.pi, self.a, strict=True)]

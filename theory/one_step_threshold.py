@@ -252,14 +252,6 @@ class _FloatType:
     log_q0: float
 
 
-def _lse(x: np.ndarray) -> float:
-    """log sum exp of a 1-d array (-inf when empty or all -inf)."""
-    if x.size == 0 or not np.any(np.isfinite(x)):
-        return -math.inf
-    top = float(np.max(x))
-    return top + math.log(float(np.sum(np.exp(x - top))))
-
-
 def _float_type(t: ll.LineType) -> _FloatType:
     top = max(t.z)
     zs = np.array([float(z - top) if z - top > -10**300 else -1e300 for z in t.z])
@@ -269,7 +261,7 @@ def _float_type(t: ll.LineType) -> _FloatType:
     log_pi = zs - lse
     mask = np.zeros(len(zs), dtype=bool)
     mask[list(t.correct)] = True
-    log_p0, log_q0 = _lse(log_pi[mask]), _lse(log_pi[~mask])
+    log_p0, log_q0 = float(logsumexp(log_pi[mask])), float(logsumexp(log_pi[~mask]))
     with np.errstate(divide="ignore"):
         log_c = np.where(mask, log_q0, log_p0) + log_pi + np.log(np.abs(a))
     sign_c = np.where(mask, 1.0, -1.0) * np.sign(a)
@@ -455,17 +447,16 @@ def eta_star(inst: Instance, w: Sequence[object], *, digits: int = 40, max_degre
         if all(len(set(t.a)) == 1 for _, t in prompts):
             return EtaStar(math.inf, math.inf, math.inf, "constant", True)
         res = _eta_star_mixture(prompts, norm, seconds)
-        scale = float(big)
-        return EtaStar(res.value / scale, res.lo / scale, res.hi / scale, res.route, res.certified, None, res.boxes)
-    lines, m = ll.line_types(inst, unit)
-    if all(len(set(t.a)) == 1 for t in lines):  # every logit of a position moves alike: J is constant
-        return EtaStar(math.inf, math.inf, math.inf, "constant", True)
-    degree, q = estimate_degree(lines, m, limit=max_degree)
-    spread = max(max(t.z) - min(t.z) for t in lines)  # e^{-spread} would be rationalised: keep it moderate
-    if degree <= max_degree and spread <= _MAX_SPREAD:
-        res = _eta_star_polynomial(lines, m, q, digits, seconds)
     else:
-        res = _eta_star_ball(lines, m, norm, seconds)
+        lines, m = ll.line_types(inst, unit)
+        if all(len(set(t.a)) == 1 for t in lines):  # every logit of a position moves alike: J is constant
+            return EtaStar(math.inf, math.inf, math.inf, "constant", True)
+        degree, q = estimate_degree(lines, m, limit=max_degree)
+        spread = max(max(t.z) - min(t.z) for t in lines)  # e^{-spread} would be rationalised: keep it moderate
+        if degree <= max_degree and spread <= _MAX_SPREAD:
+            res = _eta_star_polynomial(lines, m, q, digits, seconds)
+        else:
+            res = _eta_star_ball(lines, m, norm, seconds)
     scale = float(big)
     return EtaStar(res.value / scale, res.lo / scale, res.hi / scale, res.route, res.certified, res.degree,
                    res.boxes)
@@ -513,12 +504,7 @@ def gradient_gap_direction(inst: Instance, kind: str = "gap", digits: int = 50) 
 def _position(t: ll.LineType) -> tuple[arb, arb, dict[int, arb]]:
     r"""One position in balls: :math:`p_t`, :math:`1-p_t` (summed directly) and the sparse
     :math:`\nabla\log p_t`."""
-    top = max(t.z)
-    ex = [intervals.ball(z - top).exp() for z in t.z]
-    den = sum(ex, arb(0))
-    pi = [e / den for e in ex]
-    p = sum((pi[v] for v in t.correct), arb(0))
-    comp = sum((pv for v, pv in enumerate(pi) if v not in t.correct), arb(0))
+    pi, p, comp = intervals.softmax_masses(t)
     return p, comp, _grad_log_p(t, pi, p)
 
 

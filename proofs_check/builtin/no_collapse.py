@@ -59,14 +59,17 @@ _STEPS: Final[int] = 60
 _ETAS: Final[tuple[float, ...]] = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-def _numeric_parts(inst: ContextualBandit) -> tuple[float, float, float]:
-    r"""(:math:`\langle\theta,g\rangle`, :math:`\sum_x\omega_x\ell_x`, :math:`\sum_x\omega_x\log|W_x|`) from the
-    numerics (per-prompt log-odds and weights from log-sum-exps, the structured joint Gradient Gap)."""
+def _numeric_parts(inst: ContextualBandit) -> tuple[float, float, float, np.ndarray] | None:
+    r"""(:math:`\langle\theta,g\rangle`, :math:`\sum_x\omega_x\ell_x`, :math:`\sum_x\omega_x\log|W_x|`, g) from the
+    numerics (per-prompt log-odds and weights from log-sum-exps, the structured joint Gradient Gap); ``None``
+    where a per-prompt log-odds or weight is not finite in float64 (J or 1 - J not resolved)."""
     omega = nc.prompt_gap_weights(inst)
     ell = nc.per_prompt_log_odds(inst)
+    if not (np.all(np.isfinite(omega)) and np.all(np.isfinite(ell))):
+        return None
     log_W = np.log([inst.A - len(c) for c in inst.correct])
-    dot = float(np.dot(inst.theta, nc.gradient_gap(inst)))
-    return dot, float(omega @ ell), float(omega @ log_W)
+    g = np.asarray(nc.gradient_gap(inst), dtype=float)
+    return float(np.dot(inst.theta, g)), float(omega @ ell), float(omega @ log_W), g
 
 
 def _theory_margin(inst: ContextualBandit, w_scale: float) -> mpmath.mpf:
@@ -83,11 +86,6 @@ def _theory_margin(inst: ContextualBandit, w_scale: float) -> mpmath.mpf:
         return mpmath.mpf(str(sp.N(bound - dot, 50)))
 
 
-def _usable(inst: ContextualBandit) -> bool:
-    """Every per-prompt log-odds and weight finite in float64 (J and 1 - J resolved)."""
-    return bool(np.all(np.isfinite(nc.per_prompt_log_odds(inst))) and np.all(np.isfinite(nc.prompt_gap_weights(inst))))
-
-
 def _potential_search(w_scale: float) -> Callable[[Profile], Evidence]:
     """Hypothesis search of the potential inequality (constant ``w_scale * log|W_x|``), targeted at the numeric
     margin; a float candidate is re-checked with the theory at 50 digits before it is reported."""
@@ -98,10 +96,11 @@ def _potential_search(w_scale: float) -> Callable[[Profile], Evidence]:
         worst = [np.inf]
 
         def body(inst: ContextualBandit) -> None:
-            if not _usable(inst):
+            parts = _numeric_parts(inst)
+            if parts is None:
                 return
             seen.add(inst)
-            dot, ell, log_w = _numeric_parts(inst)
+            dot, ell, log_w, _ = parts
             margin = ell + w_scale * log_w - dot
             scale = 1.0 + abs(ell) + abs(dot)
             target(-margin / scale, label="violation")
@@ -175,12 +174,13 @@ def _trajectories(with_square: bool) -> Callable[[Profile], Evidence]:
                 budget = float(theta @ theta)
                 for k in range(_STEPS):
                     cur = inst.with_theta(tuple(float(x) for x in theta))
-                    if not _usable(cur):
+                    parts = _numeric_parts(cur)
+                    if parts is None:
                         break
-                    _, ell, log_w = _numeric_parts(cur)
+                    _, ell, log_w, g = parts
                     lowest = min(lowest, float(np.log(nc.success_rate(cur))))
                     budget += 2 * eta * (ell + log_w) + (eta * G_o) ** 2 * with_square
-                    theta = theta + eta * np.asarray(nc.gradient_gap(cur), dtype=float)
+                    theta = theta + eta * g
                     slack = budget - float(theta @ theta)
                     tightest = min(tightest, slack / (1.0 + budget))
                     if not slack >= -1e-9 * (1.0 + abs(budget)):  # NaN fails
