@@ -656,7 +656,7 @@ def _plot(name: str, data: dict[str, Any], path: Path) -> None:
         ax.set_title(f"tabular: no stagnation; shared-family search: {data['outcome']}")
         ax.legend(fontsize=7)
     elif name == "contextual":
-        fig = plt.figure(figsize=(11, 4))
+        fig = plt.figure(figsize=(11, 8 if data.get("lengths") else 4))
         contextual_experiment.plot_contextual(data, fig)
     else:  # pragma: no cover - guarded by run()
         raise GradgapValueError(f"experiment={name!r}: no figure", field="experiment", value=name)

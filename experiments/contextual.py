@@ -29,7 +29,7 @@ from gradgap.numerics import contextual as nc
 from gradgap.theory import contextual as tc
 from gradgap.theory.instances import ContextualBandit
 
-__all__ = ["WORKED", "ContextualConfig", "bisect_critical_step", "run_contextual"]
+__all__ = ["WORKED", "ContextualConfig", "bisect_critical_step", "bisect_length_critical_step", "run_contextual"]
 
 #: the worked contextual instance: two prompts, one shared parameter, the middle action correct
 WORKED: Final[ContextualBandit] = ContextualBandit(
@@ -65,6 +65,10 @@ class ContextualConfig:
     """large aligned steps of the collapse search."""
     seed: int = 0
     """seed of the random instances."""
+    length_cases: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (4, 4), (8, 8), (1, 4))
+    """response lengths (T_0, T_1) of the token-response runs (each token drawn from the prompt's policy)."""
+    curve_lengths: tuple[int, int] = (1, 4)
+    """the lengths of the learning curves with and without length normalisation."""
 
 
 def _converged(inst: ContextualBandit, eta: float, rule: str, G: int, steps: int, target: float) -> bool:
@@ -79,6 +83,51 @@ def bisect_critical_step(inst: ContextualBandit, rule: str, G: int, target: floa
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if _converged(inst, mid, rule, G, steps, target) else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+def _converged_lengths(inst: ContextualBandit, lengths: tuple[int, ...], normalise: bool, eta: float, steps: int,
+                       target: float) -> bool:
+    r = nc.simulate_lengths(inst, lengths, [eta], normalise=normalise, steps=steps)
+    return bool(abs(float(r["theta"][0, 0]) - target) < 1e-6)
+
+
+def bisect_length_critical_step(inst: ContextualBandit, lengths: tuple[int, ...], normalise: bool, target: float,
+                                lo: float, hi: float, steps: int, iters: int) -> float:
+    """:func:`bisect_critical_step` for responses of ``lengths`` tokens (summed or length-normalised update)."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _converged_lengths(inst, lengths, normalise, mid, steps, target) else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _length_runs(cfg: ContextualConfig) -> dict[str, Any]:
+    r"""Responses of :math:`T_x` tokens at the worked instance: per length pair and update (summed over tokens,
+    or divided by :math:`|o|`), the closed-form fixed point and :math:`\eta_{crit}` against the simulated one;
+    learning curves at ``cfg.curve_lengths`` for both updates."""
+    cases = []
+    for lengths in cfg.length_cases:
+        for normalise in (False, True):
+            fp = tc.length_fixed_point(WORKED, lengths, normalise=normalise, start=-0.1)
+            theta_r, eta_c = float(fp["theta"]), float(fp["eta_crit"])
+            sim = bisect_length_critical_step(WORKED, lengths, normalise, theta_r, 0.5 * eta_c, 2.0 * eta_c,
+                                              cfg.bisect_steps, cfg.bisect_iters)
+            cases.append({"lengths": list(lengths), "normalise": normalise, "theta_fixed": theta_r,
+                          "J_fixed": float(fp["J"]), "eta_crit_closed": eta_c, "eta_crit_simulated": sim,
+                          "rel_error": abs(sim - eta_c) / eta_c})
+    curves = {}
+    for normalise in (False, True):
+        fp = tc.length_fixed_point(WORKED, cfg.curve_lengths, normalise=normalise, start=-0.1)
+        eta_c = float(fp["eta_crit"])
+        r = nc.simulate_lengths(WORKED, cfg.curve_lengths, [f * eta_c for f in cfg.factors], normalise=normalise,
+                                steps=cfg.steps)
+        entry: dict[str, Any] = {
+            "eta_crit_closed": eta_c, "J_fixed": float(fp["J"]), "curves": r["J"].T.tolist(),
+            "converged": [bool(abs(float(t[0]) - float(fp["theta"])) < 1e-6) for t in r["theta"]]}
+        for c in cases:
+            if tuple(c["lengths"]) == tuple(cfg.curve_lengths) and c["normalise"] == normalise:
+                entry["eta_crit_simulated"] = c["eta_crit_simulated"]
+        curves["normalised" if normalise else "summed"] = entry
+    return {"cases": cases, "curve_lengths": list(cfg.curve_lengths), "curves": curves}
 
 
 def _random_instance(rng: np.random.Generator, d_max: int = 2) -> ContextualBandit:
@@ -164,21 +213,32 @@ def run_contextual(cfg: ContextualConfig, progress: Callable[[str], None] | None
     collapse = _collapse_search(cfg)
     if progress:
         progress("collapse search")
+    lengths = _length_runs(cfg)
+    if progress:
+        progress("token responses")
     gap, grpo = by_rule.get("gap"), by_rule.get("grpo")
     return {"instance": inst.as_dict(), "factors": list(cfg.factors), "G": cfg.group_size, "by_rule": by_rule,
             "grpo_plateau_below_max": None if not (gap and grpo) else gap["J_fixed"] - grpo["J_fixed"],
-            "search": search, "collapse": collapse}
+            "search": search, "collapse": collapse, "lengths": lengths}
 
 
 def plot_contextual(data: dict[str, Any], fig: Any) -> None:
-    """Two panels of learning curves J_k, one per rule, for the step sizes around the critical one."""
-    axes = fig.subplots(1, len(data["by_rule"]))
-    for ax, (rule, e) in zip(np.atleast_1d(axes), data["by_rule"].items(), strict=True):
+    """Learning curves J_k for the step sizes around the critical one: one panel per rule (one-action responses),
+    then, when present, the token responses of ``curve_lengths`` summed over tokens and length-normalised."""
+    panels = [("joint gap g" if rule == "gap" else f"{rule}, G={data['G']} per prompt", e)
+              for rule, e in data["by_rule"].items()]
+    lengths = data.get("lengths")
+    if lengths:
+        T = tuple(lengths["curve_lengths"])
+        panels += [(f"T = {T}, {'1/|o|-normalised' if key == 'normalised' else 'summed over tokens'}", e)
+                   for key, e in lengths["curves"].items()]
+    axes = np.atleast_1d(fig.subplots(2, 2) if len(panels) == 4 else fig.subplots(1, len(panels))).reshape(-1)
+    for ax, (name, e) in zip(axes, panels, strict=True):
         for f, curve, ok in zip(data["factors"], e["curves"], e["converged"], strict=True):
             ax.plot(np.arange(len(curve)), curve, label=f"eta = {f:g} eta_c ({'converges' if ok else 'no'})")
         ax.axhline(e["J_fixed"], color="k", lw=0.6, ls=":")
         ax.set_xlabel("step k")
         ax.set_ylabel("J_k")
-        name = "joint gap g" if rule == "gap" else f"{rule}, G={data['G']} per prompt"
-        ax.set_title(f"{name}: eta_c = {e['eta_crit_closed']:.4g} (sim. {e['eta_crit_simulated']:.4g})", fontsize=9)
+        sim = f" (sim. {e['eta_crit_simulated']:.4g})" if "eta_crit_simulated" in e else ""
+        ax.set_title(f"{name}: eta_c = {e['eta_crit_closed']:.4g}{sim}", fontsize=9)
         ax.legend(fontsize=7)

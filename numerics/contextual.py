@@ -44,6 +44,7 @@ from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
 __all__ = [*_routes.PUBLIC_NAMES, "angle_degrees", "expected_group_update", "group_gain",
+           "length_success_rate", "length_update", "simulate_lengths",
            "per_prompt_gradient_gap", "per_prompt_log_odds", "per_prompt_success_rate", "prompt_gap_weights",
            "prompt_policy", "rule_update", "simulate"]
 
@@ -463,3 +464,93 @@ def simulate(inst: ContextualBandit, etas: ArrayLike, *, rule: str = "gap", G: i
             theta = theta + eta * u
         final[j] = theta
     return {"J": out_J, "log_J": out_log, "theta": final}
+
+
+# ------------------------------------------------------------------ responses of several tokens per prompt
+
+#: the most token strings one prompt's response space may hold (A^T, enumerated)
+MAX_STRINGS = 1 << 16
+
+
+def _token_strings(inst: ContextualBandit, x: int, T: int) -> tuple[Array, NDArray[np.bool_]]:
+    r"""All :math:`A^T` responses of prompt ``x``: their features :math:`\sum_t\phi(x,o_t)` ``(A^T, d)`` and rewards
+    (every token in :math:`C_x`), enumerated with ``itertools.product`` order."""
+    if not (isinstance(T, int) and not isinstance(T, bool) and T >= 1 and inst.A**T <= MAX_STRINGS):
+        raise GradgapValueError(f"length={T!r} at prompt {x}: need an integer T >= 1 with A^T <= {MAX_STRINGS} "
+                                f"(A = {inst.A})", field="lengths", value=T)
+    phi = _phi(inst)[x]
+    good = _masks(inst)[x]
+    idx = np.indices((inst.A,) * T).reshape(T, -1).T  # (A^T, T) token indices
+    return phi[idx].sum(axis=1), good[idx].all(axis=1)
+
+
+def _check_lengths(inst: ContextualBandit, lengths: ArrayLike) -> tuple[int, ...]:
+    out = tuple(int(t) if isinstance(t, int | np.integer) and not isinstance(t, bool) else t
+                for t in np.atleast_1d(np.asarray(lengths, dtype=object)).tolist())
+    if len(out) != inst.P:
+        raise GradgapValueError(f"lengths={out!r}: need one response length per prompt (P={inst.P})",
+                                field="lengths", value=out)
+    return out
+
+
+def _length_moments(tables: list[tuple[Array, NDArray[np.bool_]]], theta: Array) -> list[tuple[float, Array]]:
+    r"""Per prompt :math:`(J_x^{(T_x)},\ \mathbb E_x[r\,\Phi-r\,\bar\Phi])` over the enumerated strings
+    ``tables`` (:func:`_token_strings`), probabilities from a log-sum-exp of :math:`\langle\theta,\Phi(o)\rangle`."""
+    out = []
+    for feats, rew in tables:
+        z = feats @ theta
+        p = np.exp(z - logsumexp(z))
+        mean = p @ feats
+        out.append((float(p[rew].sum()), (p * rew) @ (feats - mean)))
+    return out
+
+
+def _tables(inst: ContextualBandit, lengths: tuple[int, ...]) -> list[tuple[Array, NDArray[np.bool_]]]:
+    return [_token_strings(inst, x, T) for x, T in enumerate(lengths)]
+
+
+def _length_step(tables: list[tuple[Array, NDArray[np.bool_]]], rho: tuple[float, ...], lengths: tuple[int, ...],
+                 theta: Array, normalise: bool) -> tuple[float, Array]:
+    """:math:`J^{(T)}` and the expected update at ``theta``."""
+    moments = _length_moments(tables, theta)
+    J = math.fsum(r * j for r, (j, _) in zip(rho, moments, strict=True))
+    total = np.zeros(theta.size)
+    for r, t, (_, win) in zip(rho, lengths, moments, strict=True):
+        total += r * (win / t if normalise else win)
+    return J, total
+
+
+def length_success_rate(inst: ContextualBandit, lengths: ArrayLike) -> float:
+    r""":math:`J^{(T)}=\sum_x\rho_x\Pr(\text{every token of the }T_x\text{-token response is in }C_x)`, the
+    :math:`A^{T_x}` responses of each prompt enumerated."""
+    T = _check_lengths(inst, lengths)
+    return _length_step(_tables(inst, T), inst.prompt_weights, T, np.asarray(inst.theta, float), False)[0]
+
+
+def length_update(inst: ContextualBandit, lengths: ArrayLike, *, normalise: bool) -> Array:
+    r"""Expected REINFORCE update :math:`\sum_x\rho_x c_x\,\mathbb E_x[r(o)\sum_ts(o_t)]` over the enumerated
+    responses, :math:`c_x=1/T_x` when ``normalise`` (each response's score divided by its length), else 1."""
+    T = _check_lengths(inst, lengths)
+    return _length_step(_tables(inst, T), inst.prompt_weights, T, np.asarray(inst.theta, float), normalise)[1]
+
+
+def simulate_lengths(inst: ContextualBandit, lengths: ArrayLike, etas: ArrayLike, *, normalise: bool,
+                     steps: int = 200) -> dict[str, Array]:
+    r"""Fixed-step trajectories :math:`\theta_{k+1}=\theta_k+\eta\,` :func:`length_update` from ``inst.theta``,
+    one per step size: ``J`` ``(steps+1, len(etas))`` (:func:`length_success_rate`) and the final ``theta``."""
+    T = _check_lengths(inst, lengths)
+    tables = _tables(inst, T)
+    etas = np.atleast_1d(np.asarray(etas, dtype=float))
+    out_J = np.empty((steps + 1, etas.size))
+    final = np.empty((etas.size, inst.d))
+    for j, eta in enumerate(etas):
+        theta = np.asarray(inst.theta, dtype=float)
+        for k in range(steps + 1):
+            if not np.all(np.isfinite(theta)):
+                out_J[k:, j] = np.nan
+                break
+            out_J[k, j], update = _length_step(tables, inst.prompt_weights, T, theta, normalise)
+            if k < steps:
+                theta = theta + eta * update
+        final[j] = theta
+    return {"J": out_J, "theta": final}

@@ -12,7 +12,8 @@ numerics (``structured`` and ``enumerate`` routes for :math:`J,\ell,g`; ``autogr
 requires agreement within :data:`~gradgap.proofs_check.tolerances.EXACT`. At the random points it also compares
 the quantities no claim's search evaluates on every route (:data:`_SECOND_ROUTES`): the mean score
 :math:`\mathbb E_\pi[s]` (theory :math:`J\,\mathbb E_+[s]+(1-J)\,\mathbb E_-[s]`), the log-odds Hessian
-:math:`\nabla^2\ell` (theory: the closed form differentiated twice) and the alignment :math:`\langle w,g\rangle`
+:math:`\nabla^2\ell` (theory: the closed form differentiated twice), the conditional mean scores
+:math:`\mathbb E_\pm[s]` (``conditional_score``) and the alignment :math:`\langle w,g\rangle`
 along a seeded unit direction :math:`w` (theory: :math:`w` against the theory's :math:`g`), on the exact routes
 within :data:`~gradgap.proofs_check.tolerances.EXACT` and by finite differences within
 :data:`~gradgap.proofs_check.tolerances.FD`. Besides the random points, a few fixed
@@ -61,6 +62,8 @@ _SECOND_ROUTES: Final[dict[str, tuple[tuple[str, tuple[float, float]], ...]]] = 
     "expected_score": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT)),
     "hessian_log_odds": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
     "alignment": (("structured", EXACT), ("enumerate", EXACT), ("fd", FD)),
+    "conditional_score[success]": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
+    "conditional_score[failure]": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
 }
 #: digits of the theory's evaluation at the extreme instances (1 - J ~ e^-650 needs ~300 digits to resolve)
 EXTREME_DPS: Final[int] = 700
@@ -105,15 +108,15 @@ def _theory_values(inst: Instance, dps: int = 60) -> dict[str, list[Any]]:
 
 
 @functools.lru_cache(maxsize=32)
-def _second_forms(structure: Instance) -> tuple[Any, Any]:
-    """The theory's mean score and log-odds Hessian of ``structure``, compiled for mpmath (cached per structure:
-    the Hessian is the costliest closed form)."""
+def _second_forms(structure: Instance) -> tuple[Any, Any, Any, Any]:
+    r"""The theory's mean score, log-odds Hessian and conditional mean scores :math:`\mathbb E_\pm[s]` of
+    ``structure``, compiled for mpmath (cached per structure: the Hessian is the costliest closed form)."""
     import sympy
 
     cf = registry_entry(structure).theory.closed_forms(structure)
     args = list(cf.theta)
-    return (sympy.lambdify(args, list(cf.e_score), modules="mpmath"),
-            sympy.lambdify(args, list(cf.hessian_log_odds), modules="mpmath"))
+    return tuple(sympy.lambdify(args, list(form), modules="mpmath")
+                 for form in (cf.e_score, cf.hessian_log_odds, cf.e_score_success, cf.e_score_failure))
 
 
 def _direction(inst: Instance) -> np.ndarray:
@@ -128,19 +131,23 @@ def _second_disagreement(inst: Instance, exact_gap: list[Any]) -> dict[str, Any]
     from gradgap.proofs_check.search import _structure, instance_dict
 
     mod = registry_entry(inst).numerics
-    e_score, hessian = _second_forms(_structure(inst))
+    e_score, hessian, e_plus, e_minus = _second_forms(_structure(inst))
     w = _direction(inst)
     with mpmath.workdps(60):
         theta = [mpmath.mpf(x) for x in inst.theta]
         theory = {"expected_score": [mpmath.mpf(x) for x in e_score(*theta)],
                   "hessian_log_odds": [mpmath.mpf(x) for x in hessian(*theta)],
-                  "alignment": [mpmath.fsum(mpmath.mpf(float(a)) * b for a, b in zip(w, exact_gap, strict=True))]}
+                  "alignment": [mpmath.fsum(mpmath.mpf(float(a)) * b for a, b in zip(w, exact_gap, strict=True))],
+                  "conditional_score[success]": [mpmath.mpf(x) for x in e_plus(*theta)],
+                  "conditional_score[failure]": [mpmath.mpf(x) for x in e_minus(*theta)]}
     for name, routes in _SECOND_ROUTES.items():
         want = np.array([float(x) for x in theory[name]])
+        quantity, _, which = name.partition("[")
+        args: tuple[Any, ...] = {"alignment": (inst, w), "conditional_score": (inst, which == "success]")}.get(
+            quantity, (inst,))
         for route, (rtol, atol) in routes:
-            args = (inst, w) if name == "alignment" else (inst,)
             try:
-                got = np.asarray(getattr(mod, name)(*args, method=route), dtype=float).reshape(-1)
+                got = np.asarray(getattr(mod, quantity)(*args, method=route), dtype=float).reshape(-1)
             except NotImplementedError:
                 continue
             scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0

@@ -45,6 +45,7 @@ __all__ = [
     "SCREEN_RTOL",
     "Case",
     "evaluate_case",
+    "hypothesis_settings",
     "instance_strategy",
     "relation_claim",
     "search_check",
@@ -54,6 +55,19 @@ __all__ = [
 # the screens SCREEN_RTOL, SCREEN_EQ_RTOL and the 50-digit verdict HP_RTOL are in proofs_check.tolerances;
 # LOGIT_BOUND and MAX_RESPONSES (what a search draws) are the registry's, proofs_check.families
 _NEXT: Final[frozenset[str]] = frozenset({"J_next", "ell_next"})
+
+
+#: the phases of a search that hunts a violation: explicit seeds, random draws, then ``target()`` hill climbing
+SEARCH_PHASES: Final[tuple[Phase, ...]] = (Phase.explicit, Phase.generate, Phase.target)
+
+
+def hypothesis_settings(profile: Profile, *, examples: int | None = None,
+                        phases: Sequence[Phase] = SEARCH_PHASES) -> settings:
+    """Hypothesis settings of every gate search: ``examples`` (default the profile's), the profile's
+    derandomisation, no example database, no deadline or health checks (a claim's draw is slow by design)."""
+    return settings(max_examples=profile.examples if examples is None else examples,
+                    derandomize=profile.derandomize, database=None, deadline=None, print_blob=False,
+                    phases=tuple(phases), suppress_health_check=list(HealthCheck))
 
 
 class _Violation(Exception):
@@ -434,15 +448,7 @@ def search_relation(relation: Relation, profile: Profile) -> Evidence:
         raise _Violation(comp.claim.unparse())
 
     test = given(_case_strategy(comp, profile))(body)
-    test = settings(
-        max_examples=profile.examples,
-        derandomize=profile.derandomize,
-        database=None,
-        deadline=None,
-        print_blob=False,
-        phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
-        suppress_health_check=list(HealthCheck),
-    )(test)
+    test = hypothesis_settings(profile, phases=(*SEARCH_PHASES, Phase.shrink))(test)
     unsatisfiable = False
     try:
         test()

@@ -63,7 +63,8 @@ from gradgap.theory.closed_forms import (
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
 __all__ = [*forms.FAMILY_NAMES, "PromptForms", "angle_cosine", "expected_group_update",
-           "fixed_point", "per_prompt_closed_forms", "per_prompt_gradient_gap", "per_prompt_success_rate",
+           "fixed_point", "length_field", "length_fixed_point", "length_success_rate",
+           "per_prompt_closed_forms", "per_prompt_gradient_gap", "per_prompt_success_rate",
            "potential_bound", "potential_weights", "update_alignment"]
 
 _EXAMPLE = ContextualBandit(theta=(0.0,), features=(((1.0,), (0.0,)), ((0.0,), (1.0,))),
@@ -554,7 +555,82 @@ def fixed_point(inst: ContextualBandit, rule: str, G: int = 8, *, start: float |
     if inst.d != 1:
         raise GradgapValueError(f"d={inst.d}: fixed_point needs one parameter (d = 1)", field="d", value=inst.d)
     F, dF, J = _field_functions(inst.features, inst.correct, inst.weights, rule, G)
+    return _stable_root(F, dF, J, inst.theta[0] if start is None else start, digits)
+
+
+def _stable_root(F: Callable[..., object], dF: Callable[..., object], J: Callable[..., object], start: float,
+                 digits: int) -> dict[str, object]:
     with mpmath.workdps(digits + 10):
-        root = mpmath.findroot(F, mpmath.mpf(inst.theta[0] if start is None else start))
+        root = mpmath.findroot(F, mpmath.mpf(start))
         slope = dF(root)
         return {"theta": root, "slope": slope, "J": J(root), "eta_crit": 2 / abs(slope)}
+
+
+# ------------------------------------------------------------------ responses of several tokens per prompt
+
+#: the longest response of the token-length forms (the closed forms are powers; this bounds the numerics'
+#: enumeration of A^T strings as well)
+MAX_RESPONSE_LENGTH = 64
+
+
+def _check_lengths(inst: ContextualBandit, lengths: Iterable[int]) -> tuple[int, ...]:
+    out = tuple(lengths)
+    if len(out) != inst.P or not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= MAX_RESPONSE_LENGTH
+                                     for t in out):
+        raise GradgapValueError(f"lengths={out!r}: need one response length per prompt (P={inst.P}), integers in "
+                                f"1..{MAX_RESPONSE_LENGTH}", field="lengths", value=out)
+    return out
+
+
+def length_success_rate(inst: ContextualBandit, lengths: Iterable[int]) -> sp.Expr:
+    r"""Prompt :math:`x` answered by :math:`T_x` tokens drawn independently from :math:`\pi_\theta(\cdot\mid x)`,
+    rewarded iff every token is in :math:`C_x`: :math:`J^{(T)}=\sum_x\rho_xJ_x^{T_x}` (the response is a log-linear
+    action with features :math:`\sum_t\phi(x,o_t)`; independence makes its success a power), exact.
+
+    Source: DERIVED here (the shared-tokens product law per prompt).
+
+    >>> length_success_rate(_EXAMPLE, (1, 2)).subs(parameters(_EXAMPLE)[0], 0)
+    3/8
+    """
+    T = _check_lengths(inst, lengths)
+    pf = per_prompt_closed_forms(inst)
+    return sp.Add(*(r * J_x**t for r, J_x, t in zip(pf.weights, pf.success_rates, T, strict=True)))
+
+
+def length_field(inst: ContextualBandit, lengths: Iterable[int], *, normalise: bool) -> sp.ImmutableMatrix:
+    r"""Expected REINFORCE update with responses of :math:`T_x` tokens, summed over tokens or length-normalised
+    (each response's score divided by :math:`|o|=T_x`, GRPO's per-sequence mean):
+
+    .. math::  F(\theta)=\sum_x\rho_x\,c_x\,\nabla\bigl(J_x^{T_x}\bigr),\qquad
+               c_x=\begin{cases}1/T_x&\text{normalised}\\1&\text{summed}\end{cases}
+
+    (:math:`\mathbb E[r\,\sum_ts_t]=\nabla J_x^{T_x}`), so the summed field is :math:`\nabla J^{(T)}` and the
+    normalised one reweights the prompts by :math:`1/T_x`. Exact.
+
+    Source: DERIVED here (reconstruction §4.3 length normalisation, applied per prompt).
+    """
+    T = _check_lengths(inst, lengths)
+    pf = per_prompt_closed_forms(inst)
+    theta = parameters(inst)
+    total = sp.zeros(inst.d, 1)
+    for r, J_x, t in zip(pf.weights, pf.success_rates, T, strict=True):
+        c = sp.Rational(1, t) if normalise else sp.S.One
+        total += r * c * sp.Matrix([sp.diff(J_x**t, th) for th in theta])
+    return sp.ImmutableMatrix(total)
+
+
+def length_fixed_point(inst: ContextualBandit, lengths: Iterable[int], *, normalise: bool,
+                       start: float | None = None, digits: int = 50) -> dict[str, object]:
+    r"""For one parameter (d = 1): the zero :math:`\theta_r` of :func:`length_field`, its slope, :math:`J^{(T)}`
+    there and the critical fixed step :math:`\eta_{crit}=2/|F'(\theta_r)|` (as :func:`fixed_point`); the summed
+    field's zero is a stationary point of :math:`J^{(T)}`, the normalised one's in general is not.
+
+    Source: DERIVED here (linear stability of the fixed-step iteration).
+    """
+    if inst.d != 1:
+        raise GradgapValueError(f"d={inst.d}: length_fixed_point needs one parameter (d = 1)", field="d",
+                                value=inst.d)
+    (t,) = parameters(inst)
+    F = length_field(inst, lengths, normalise=normalise)[0]
+    fns = [sp.lambdify(t, e, "mpmath") for e in (F, sp.diff(F, t), length_success_rate(inst, lengths))]
+    return _stable_root(*fns, inst.theta[0] if start is None else start, digits)

@@ -119,6 +119,30 @@ def _eta_star_check(factor: float) -> Any:
     return run
 
 
+def _numeric_twin(profile: Profile) -> Evidence:
+    r"""The numerics' own :math:`\eta^\star` (``gradgap.numerics.one_step_threshold.eta_star``: a float64 scan of
+    :math:`\log J` along the line, bisected with mpmath; no intervals) against the Arb enclosure on every pinned
+    case: it must lie in :math:`[lo, hi]` (or within :math:`10^{-9}` relative of the enclosure's midpoint, the
+    twin's own bisection width). A disagreement is an ``ERROR`` (one side is wrong; the gate goes red).
+    ``CHECKED`` on the pinned instances."""
+    import math
+
+    from gradgap.numerics import one_step_threshold as twin
+    from gradgap.theory import one_step_threshold as ost
+
+    for inst, raw in PINNED_THRESHOLD_CASES:
+        big = max(abs(Fraction(x)) for x in raw)
+        w = tuple(Fraction(x) / big for x in raw)
+        star, num = ost.eta_star(inst, w), twin.eta_star(inst, [float(x) for x in w])
+        inside = star.lo <= num.value <= star.hi or math.isclose(num.value, star.value, rel_tol=1e-9)
+        if not (math.isfinite(num.value) == math.isfinite(star.value) and (math.isinf(star.value) or inside)):
+            return Evidence.error(f"eta* of the numerics ({num.value!r}) outside the Arb enclosure "
+                                  f"[{star.lo!r}, {star.hi!r}] at {inst!r}, w={[str(x) for x in w]}")
+    return Evidence.checked(Status.HOLDS, len(PINNED_THRESHOLD_CASES), "pinned instances",
+                            {"twin_points": len(PINNED_THRESHOLD_CASES)},
+                            detail="the numerics' eta* lies in every Arb enclosure")
+
+
 def _theorem_step_formula(profile: Profile) -> Evidence:
     r"""Theorem 1's step as the theory module computes it (``eta_theorem``, the step the certified comparison
     uses) against the statement's formula :math:`[\Delta\mu]_+/(2(L_o+8G_o^2))` evaluated here: the constant
@@ -176,7 +200,8 @@ def claims() -> list[Claim]:
                        r"pinned instances of the threshold-ratio experiment."),
             source=_SOURCE,
             checks=(named_check("arb-eta-star", _eta_star_check(1.0)),
-                    named_check("eta-theorem-formula", _theorem_step_formula)),
+                    named_check("eta-theorem-formula", _theorem_step_formula),
+                    named_check("eta-star-numeric-twin", _numeric_twin)),
             mutants=lambda: [mutant_claim("theorem1-step-below-eta-star", "step_x1e4",
                                           named_check("arb-eta-star", _eta_star_check(1e4)))],
         ),

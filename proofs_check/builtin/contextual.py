@@ -31,19 +31,21 @@ enumerated groups.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
 import mpmath
 import numpy as np
 import sympy as sp
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import Phase, given
 from hypothesis import strategies as st
 
 from gradgap.numerics import contextual as nc
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.families import contextual_structures, instance_strategy
-from gradgap.proofs_check.search import instance_dict
+from gradgap.proofs_check.search import hypothesis_settings, instance_dict
 from gradgap.proofs_check.tolerances import EXACT
 from gradgap.theory import algorithms as ta
 from gradgap.theory import contextual as tc
@@ -64,9 +66,8 @@ _GROUP_SIZES: Final[tuple[int, ...]] = (2, 3, 4)
 
 def _hypothesis(strategy: st.SearchStrategy[Any], body: Callable[[Any], None], examples: int,
                 profile: Profile) -> None:
-    settings(max_examples=examples, derandomize=profile.derandomize, database=None, deadline=None,
-             print_blob=False, suppress_health_check=list(HealthCheck),
-             phases=(Phase.explicit, Phase.generate))(given(strategy)(body))()
+    hypothesis_settings(profile, examples=examples, phases=(Phase.explicit, Phase.generate))(
+        given(strategy)(body))()
 
 
 def _vec(matrix: Any) -> np.ndarray:
@@ -284,6 +285,12 @@ def _grpo_refutation(algorithm: str) -> Callable[[Profile], Evidence]:
                    "per_prompt_J": [float(j) for j in nc.per_prompt_success_rate(inst)],
                    "J": float(nc.success_rate(inst)), "J_after_step_1": float(nc.success_rate(nxt)),
                    "angle_to_grad_J_deg": nc.angle_degrees(inst, algorithm, G)}
+        # the angle to grad J on both sides: theory's exact cosine, numerics' enumerated update in degrees
+        cosine = float(sp.N(tc.angle_cosine(inst, algorithm, G), 30))
+        figures["angle_cosine_theory"] = cosine
+        if not abs(cosine - math.cos(math.radians(figures["angle_to_grad_J_deg"]))) <= 1e-9:
+            return Evidence.error(f"cos angle(E[w], grad J): theory {cosine!r}, numerics "
+                                  f"cos({figures['angle_to_grad_J_deg']!r} deg)", figures)
         agree = (enumerated < 0) == (float(closed) < 0) == (enclosure.b < 0)
         if enclosure.b < 0 and agree:
             return Evidence.fails(Strength.CERTIFIED, figures, {"interval_digits": 50},
@@ -322,12 +329,17 @@ def _grpo_search(profile: Profile) -> Evidence:
 # ------------------------------------------------------------------ dynamics: critical step, plateaus, collapse
 
 
+#: the length cases of the quick and ci profiles (A^T <= 81 strings per prompt)
+_LIGHT_LENGTHS: Final[tuple[tuple[int, int], ...]] = ((1, 1), (2, 2), (4, 4), (1, 4))
+
+
 def _experiment(profile: Profile) -> dict[str, Any]:
     from gradgap.experiments import contextual as ce
 
     light = profile.name in ("quick", "ci")
     cfg = ce.ContextualConfig(steps=200, bisect_iters=8 if light else 16, bisect_steps=1000 if light else 4000,
-                              search_instances=12 if light else 40, collapse_instances=40 if light else 200)
+                              search_instances=12 if light else 40, collapse_instances=40 if light else 200,
+                              length_cases=_LIGHT_LENGTHS if light else ce.ContextualConfig.length_cases)
     return _cached_experiment(cfg)
 
 
@@ -380,6 +392,78 @@ def _biased_fixed_point(profile: Profile, margin: float = 0.0) -> Evidence:
         return Evidence.holds(Strength.SIMULATED, figures,
                               detail=f"GRPO settles {mpmath.nstr(dJ, 3)} below max J (50-digit roots; simulated)")
     return Evidence.fails(Strength.SIMULATED, figures, figures, detail="GRPO's fixed point is the maximiser")
+
+
+def _length_critical_step(factor_ok: float, factor_bad: float) -> Callable[[Profile], Evidence]:
+    r"""Token responses: on every length case and both updates the iteration converges at ``factor_ok`` times the
+    closed-form :math:`\eta_{crit}` (theory, 50-digit root), not at ``factor_bad`` times it (numerics' enumerated
+    updates), and the bisected step agrees within :data:`~gradgap.proofs_check.tolerances.AGREEMENT`."""
+
+    def run(profile: Profile) -> Evidence:
+        from gradgap.experiments import contextual as ce
+        from gradgap.proofs_check.tolerances import AGREEMENT
+
+        cases = _experiment(profile)["lengths"]["cases"]
+        for c in cases:
+            lengths, norm, eta_c = tuple(c["lengths"]), c["normalise"], c["eta_crit_closed"]
+            below = ce._converged_lengths(ce.WORKED, lengths, norm, factor_ok * eta_c, 2000, c["theta_fixed"])
+            above = ce._converged_lengths(ce.WORKED, lengths, norm, factor_bad * eta_c, 2000, c["theta_fixed"])
+            if not below or above or not c["rel_error"] <= AGREEMENT:
+                return Evidence.fails(Strength.SIMULATED, {**c, "converges_below": below, "converges_above": above},
+                                      {"cases": len(cases)},
+                                      detail="the token-response iteration does not switch at 2/|F'(theta_r)|")
+        return Evidence.holds(Strength.SIMULATED, {"cases": len(cases), "lengths": [c["lengths"] for c in cases],
+                                                   "max_rel_error": max(c["rel_error"] for c in cases)},
+                              detail=f"{len(cases)} length cases x update: converges at {factor_ok:g} eta_c, "
+                                     f"not at {factor_bad:g} eta_c")
+
+    return run
+
+
+def _length_threshold_shrinks(profile: Profile) -> Evidence:
+    r"""The paper's length law read at a fixed per-token policy: :math:`\eta_{crit}` of the summed update should
+    fall as :math:`T` grows. Refuted when some :math:`T<T'` (equal lengths) has :math:`\eta_{crit}(T')>
+    \eta_{crit}(T)` on both the closed form and the simulated bisection."""
+    cases = [c for c in _experiment(profile)["lengths"]["cases"]
+             if not c["normalise"] and c["lengths"][0] == c["lengths"][1]]
+    cases.sort(key=lambda c: c["lengths"][0])
+    table = {c["lengths"][0]: {"eta_crit": c["eta_crit_closed"], "simulated": c["eta_crit_simulated"],
+                               "J_fixed": c["J_fixed"]} for c in cases}
+    for a, b in itertools.pairwise(cases):
+        if b["eta_crit_closed"] > a["eta_crit_closed"] and b["eta_crit_simulated"] > a["eta_crit_simulated"]:
+            return Evidence.fails(Strength.SIMULATED, {"T": a["lengths"][0], "T_next": b["lengths"][0],
+                                                       "eta_crit": [a["eta_crit_closed"], b["eta_crit_closed"]],
+                                                       "simulated": [a["eta_crit_simulated"],
+                                                                     b["eta_crit_simulated"]]},
+                                  {"by_T": table},
+                                  detail=f"eta_crit grows from T={a['lengths'][0]} to T={b['lengths'][0]} "
+                                         f"({a['eta_crit_closed']:.4g} -> {b['eta_crit_closed']:.4g}): J falls as p^T")
+    return Evidence.holds(Strength.SIMULATED, {"by_T": table}, detail="eta_crit decreases with T on every case")
+
+
+def _length_biased_fixed_point(profile: Profile, margin: float = 0.0) -> Evidence:
+    r"""Unequal lengths (1, 4): the normalised update's zero is not the maximiser of :math:`J^{(T)}` and its
+    :math:`J` is below the maximum (50-digit roots, theory); the simulated normalised run settles on that zero
+    (numerics). Equal lengths: both zeros coincide (the normalised field is the summed one over T)."""
+    from gradgap.experiments import contextual as ce
+
+    lengths = (1, 4)
+    best = tc.length_fixed_point(ce.WORKED, lengths, normalise=False, start=-0.1)
+    norm = tc.length_fixed_point(ce.WORKED, lengths, normalise=True, start=-0.1)
+    equal = [tc.length_fixed_point(ce.WORKED, (2, 2), normalise=n, start=-0.1) for n in (False, True)]
+    with mpmath.workdps(60):
+        dJ = best["J"] - norm["J"]
+        same = abs(equal[0]["theta"] - equal[1]["theta"])
+    sim = nc.simulate_lengths(ce.WORKED, lengths, [0.5 * float(norm["eta_crit"])], normalise=True, steps=400)
+    settled = float(sim["theta"][0, 0])
+    figures = {"lengths": list(lengths), "theta_argmax_J": mpmath.nstr(best["theta"], 15),
+               "theta_normalised": mpmath.nstr(norm["theta"], 15), "J_max": mpmath.nstr(best["J"], 15),
+               "J_normalised_fixed_point": mpmath.nstr(norm["J"], 15), "J_gap_below_max": mpmath.nstr(dJ, 6),
+               "normalised_simulated_theta": settled, "equal_lengths_theta_difference": mpmath.nstr(same, 3)}
+    if dJ > margin and same < mpmath.mpf(10) ** -40 and abs(settled - float(norm["theta"])) < 1e-8:
+        return Evidence.holds(Strength.SIMULATED, figures,
+                              detail=f"length-normalised updates settle {mpmath.nstr(dJ, 3)} below max J")
+    return Evidence.fails(Strength.SIMULATED, figures, figures, detail="the normalised fixed point is the maximiser")
 
 
 def _adam_stagnation(profile: Profile, optimizer: str = "adam") -> Evidence:
@@ -524,6 +608,42 @@ def claims() -> list[Claim]:
             mutants=lambda: [mutant_claim("contextual-grpo-biased-fixed-point", "gap_above_1e-6",
                                           named_check("roots-and-simulation",
                                                       lambda p: _biased_fixed_point(p, 1e-6)), family="contextual")],
+        ),
+        Claim(
+            id="contextual-length-critical-step",
+            title="Token responses per prompt: the critical fixed step is 2/|F'(theta_r)|, summed or length-normalised",
+            family="contextual",
+            statement=(r"J^{(T)}=\sum_x\rho_xJ_x^{T_x},\ F=\sum_x\rho_xc_x\nabla J_x^{T_x}\ (c_x\in\{1,1/T_x\}):\ "
+                       r"\theta_k\to\theta_r\iff\eta<2/|F'(\theta_r)|\ \text{(worked example, }T\in\{1,2,4\},\ "
+                       r"(1,4))"),
+            source="DERIVED here (linear stability; reconstruction §4.3 length normalisation)",
+            checks=(named_check("simulation", _length_critical_step(0.9, 1.1)),),
+            mutants=lambda: [mutant_claim("contextual-length-critical-step", "eta_crit_x2",
+                                          named_check("simulation", _length_critical_step(1.8, 2.2)),
+                                          family="contextual")],
+        ),
+        Claim(
+            id="contextual-length-threshold-shrinks",
+            title="The critical step falls with response length at a fixed per-token policy (contextual)",
+            family="contextual",
+            statement=(r"T<T'\Rightarrow\eta_{crit}(T')\le\eta_{crit}(T)\ \text{for the summed update, "
+                       r"same features (worked example)}"),
+            source="reconstruction §4.3 (threshold shrinks with length, QUOTED abstract); tested here",
+            checks=(named_check("closed-form-and-simulation", _length_threshold_shrinks),),
+            expect="fails",
+        ),
+        Claim(
+            id="contextual-length-normalised-biased-fixed-point",
+            title="Length normalisation with unequal lengths moves the fixed point off the maximiser of J",
+            family="contextual",
+            statement=(r"T=(1,4):\ F_{1/|o|}(\theta_n)=0,\ J^{(T)}(\theta_n)<\max J^{(T)};\ "
+                       r"T=(2,2):\ \theta_n=\arg\max J^{(T)}"),
+            source="DERIVED here (reconstruction §4.3: 1/|o| reweights prompts by their lengths)",
+            checks=(named_check("roots-and-simulation", _length_biased_fixed_point),),
+            mutants=lambda: [mutant_claim("contextual-length-normalised-biased-fixed-point", "gap_above_1e-3",
+                                          named_check("roots-and-simulation",
+                                                      lambda p: _length_biased_fixed_point(p, 1e-3)),
+                                          family="contextual")],
         ),
         Claim(
             id="contextual-adam-stagnation",

@@ -32,12 +32,12 @@ from typing import Any, Final
 import mpmath
 import numpy as np
 import sympy as sp
-from hypothesis import HealthCheck, Phase, example, given, settings, target
+from hypothesis import example, given, target
 
 from gradgap.numerics import contextual as nc
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.families import instance_strategy
-from gradgap.proofs_check.search import instance_dict
+from gradgap.proofs_check.search import hypothesis_settings, instance_dict
 from gradgap.theory import contextual as tc
 from gradgap.theory.instances import ContextualBandit
 
@@ -118,9 +118,7 @@ def _potential_search(w_scale: float) -> Callable[[Profile], Evidence]:
                                                       ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))),
                                         (frozenset({0}), frozenset({1, 2}))))(test)
         try:
-            settings(max_examples=profile.examples, derandomize=profile.derandomize, database=None, deadline=None,
-                     print_blob=False, suppress_health_check=list(HealthCheck),
-                     phases=(Phase.explicit, Phase.generate, Phase.target))(test)()
+            hypothesis_settings(profile)(test)()
         except (AssertionError, ExceptionGroup):
             if not bad:
                 raise

@@ -19,7 +19,9 @@ sampler:
 (the last with the expected numbers of successes and failures). Each reported standard error must be within
 :data:`~gradgap.proofs_check.tolerances.MC_STDERR_RTOL` of the exact one, and each estimate within
 :math:`z_{1-\alpha/2m}` exact standard errors of the exact value (:data:`~gradgap.proofs_check.tolerances.MC_ALPHA`,
-Bonferroni over the :math:`m` coordinates). Sampled, so TESTED.
+Bonferroni over the :math:`m` coordinates). The numerics' own simultaneous interval
+(:func:`gradgap.numerics.montecarlo.confidence_interval`) must be the estimate :math:`\mp z_{1-\alpha/2m}` times
+its reported standard error. Sampled, so TESTED.
 
 Source: reconstruction §2.1 (the quantities); the Welch form of the Gradient Gap's error (DERIVED).
 """
@@ -32,6 +34,7 @@ from typing import Any, Final
 import numpy as np
 
 from gradgap.numerics import algorithms as na
+from gradgap.numerics import montecarlo as mc
 from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.tolerances import MC_ALPHA, MC_STDERR_RTOL
@@ -91,6 +94,18 @@ def _check(scale: float) -> Any:
                                                                 "exact_stderr": (scale * se).tolist()},
                                               detail=f"{name}: reported standard error off the exact one "
                                                      f"(ratio {ratio[np.argmax(np.abs(ratio - 1))]:.3g})")
+                    # the numerics' simultaneous interval must be mean -/+ z_{1-alpha/2m} reported se (m: all
+                    # coordinates), z from the normal quantile here
+                    lo, hi = mc.confidence_interval(est, MC_ALPHA)
+                    z_all = NormalDist().inv_cdf(1 - MC_ALPHA / (2 * mean.size))
+                    half, slack = z_all * got, 1e-12 * (np.abs(mean) + z_all * got)  # slack: rounding of mean +- half
+                    if not (np.all(np.abs(np.reshape(hi, -1) - mean - half) <= slack)
+                            and np.all(np.abs(mean - np.reshape(lo, -1) - half) <= slack)):
+                        return Evidence.fails(Strength.TESTED, {**where, "interval": [np.reshape(lo, -1).tolist(),
+                                                                                      np.reshape(hi, -1).tolist()],
+                                                                "estimate": mean.tolist(), "half_width": half.tolist()},
+                                              detail=f"{name}: confidence_interval is not the estimate -/+ "
+                                                     f"{z_all:.3f} standard errors")
                     if not (np.all(np.isfinite(mean))
                             and np.all(np.abs(mean - value)[resolved] <= z * scale * se[resolved])):
                         return Evidence.fails(Strength.TESTED, {**where, "estimate": mean.tolist(),
