@@ -85,48 +85,48 @@ def bisect_critical_step(inst: ContextualBandit, rule: str, G: int, target: floa
     return 0.5 * (lo + hi)
 
 
-def _converged_lengths(inst: ContextualBandit, lengths: tuple[int, ...], normalise: bool, eta: float, steps: int,
+def _converged_lengths(inst: ContextualBandit, lengths: tuple[int, ...], update: str, eta: float, steps: int,
                        target: float) -> bool:
-    r = nc.simulate_lengths(inst, lengths, [eta], normalise=normalise, steps=steps)
+    r = nc.simulate_lengths(inst, lengths, [eta], update=update, steps=steps)
     return bool(abs(float(r["theta"][0, 0]) - target) < 1e-6)
 
 
-def bisect_length_critical_step(inst: ContextualBandit, lengths: tuple[int, ...], normalise: bool, target: float,
+def bisect_length_critical_step(inst: ContextualBandit, lengths: tuple[int, ...], update: str, target: float,
                                 lo: float, hi: float, steps: int, iters: int) -> float:
-    """:func:`bisect_critical_step` for responses of ``lengths`` tokens (summed or length-normalised update)."""
+    """:func:`bisect_critical_step` for responses of ``lengths`` tokens (``update``: summed, normalised, gap)."""
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _converged_lengths(inst, lengths, normalise, mid, steps, target) else (lo, mid)
+        lo, hi = (mid, hi) if _converged_lengths(inst, lengths, update, mid, steps, target) else (lo, mid)
     return 0.5 * (lo + hi)
 
 
 def _length_runs(cfg: ContextualConfig) -> dict[str, Any]:
-    r"""Responses of :math:`T_x` tokens at the worked instance: per length pair and update (summed over tokens,
-    or divided by :math:`|o|`), the closed-form fixed point and :math:`\eta_{crit}` against the simulated one;
-    learning curves at ``cfg.curve_lengths`` for both updates."""
+    r"""Responses of :math:`T_x` tokens at the worked instance: per length pair and update (REINFORCE summed over
+    tokens or divided by :math:`|o|`, the joint Gradient Gap), the closed-form fixed point and :math:`\eta_{crit}`
+    against the simulated one; learning curves at ``cfg.curve_lengths`` for the two REINFORCE updates."""
     cases = []
     for lengths in cfg.length_cases:
-        for normalise in (False, True):
-            fp = tc.length_fixed_point(WORKED, lengths, normalise=normalise, start=-0.1)
+        for update in tc.LENGTH_UPDATES:
+            fp = tc.length_fixed_point(WORKED, lengths, update=update, start=-0.1)
             theta_r, eta_c = float(fp["theta"]), float(fp["eta_crit"])
-            sim = bisect_length_critical_step(WORKED, lengths, normalise, theta_r, 0.5 * eta_c, 2.0 * eta_c,
+            sim = bisect_length_critical_step(WORKED, lengths, update, theta_r, 0.5 * eta_c, 2.0 * eta_c,
                                               cfg.bisect_steps, cfg.bisect_iters)
-            cases.append({"lengths": list(lengths), "normalise": normalise, "theta_fixed": theta_r,
+            cases.append({"lengths": list(lengths), "update": update, "theta_fixed": theta_r,
                           "J_fixed": float(fp["J"]), "eta_crit_closed": eta_c, "eta_crit_simulated": sim,
                           "rel_error": abs(sim - eta_c) / eta_c})
     curves = {}
-    for normalise in (False, True):
-        fp = tc.length_fixed_point(WORKED, cfg.curve_lengths, normalise=normalise, start=-0.1)
+    for update in ("summed", "normalised"):
+        fp = tc.length_fixed_point(WORKED, cfg.curve_lengths, update=update, start=-0.1)
         eta_c = float(fp["eta_crit"])
-        r = nc.simulate_lengths(WORKED, cfg.curve_lengths, [f * eta_c for f in cfg.factors], normalise=normalise,
+        r = nc.simulate_lengths(WORKED, cfg.curve_lengths, [f * eta_c for f in cfg.factors], update=update,
                                 steps=cfg.steps)
         entry: dict[str, Any] = {
             "eta_crit_closed": eta_c, "J_fixed": float(fp["J"]), "curves": r["J"].T.tolist(),
             "converged": [bool(abs(float(t[0]) - float(fp["theta"])) < 1e-6) for t in r["theta"]]}
         for c in cases:
-            if tuple(c["lengths"]) == tuple(cfg.curve_lengths) and c["normalise"] == normalise:
+            if tuple(c["lengths"]) == tuple(cfg.curve_lengths) and c["update"] == update:
                 entry["eta_crit_simulated"] = c["eta_crit_simulated"]
-        curves["normalised" if normalise else "summed"] = entry
+        curves[update] = entry
     return {"cases": cases, "curve_lengths": list(cfg.curve_lengths), "curves": curves}
 
 

@@ -43,7 +43,7 @@ from gradgap.numerics.logspace import logsumexp, softplus
 from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
-__all__ = [*_routes.PUBLIC_NAMES, "angle_degrees", "expected_group_update", "group_gain",
+__all__ = [*_routes.PUBLIC_NAMES, "LENGTH_UPDATES", "angle_degrees", "expected_group_update", "group_gain",
            "length_success_rate", "length_update", "simulate_lengths",
            "per_prompt_gradient_gap", "per_prompt_log_odds", "per_prompt_success_rate", "prompt_gap_weights",
            "prompt_policy", "rule_update", "simulate"]
@@ -493,15 +493,17 @@ def _check_lengths(inst: ContextualBandit, lengths: ArrayLike) -> tuple[int, ...
     return out
 
 
-def _length_moments(tables: list[tuple[Array, NDArray[np.bool_]]], theta: Array) -> list[tuple[float, Array]]:
-    r"""Per prompt :math:`(J_x^{(T_x)},\ \mathbb E_x[r\,\Phi-r\,\bar\Phi])` over the enumerated strings
-    ``tables`` (:func:`_token_strings`), probabilities from a log-sum-exp of :math:`\langle\theta,\Phi(o)\rangle`."""
+def _length_moments(tables: list[tuple[Array, NDArray[np.bool_]]], theta: Array
+                    ) -> list[tuple[float, Array, Array]]:
+    r"""Per prompt :math:`(J_x^{(T_x)},\ \mathbb E_x[r\,s],\ \mathbb E_x[(1-r)\,s])` with the response score
+    :math:`s=\Phi(o)-\mathbb E\Phi`, over the enumerated strings ``tables`` (:func:`_token_strings`), probabilities
+    from a log-sum-exp of :math:`\langle\theta,\Phi(o)\rangle`."""
     out = []
     for feats, rew in tables:
         z = feats @ theta
         p = np.exp(z - logsumexp(z))
-        mean = p @ feats
-        out.append((float(p[rew].sum()), (p * rew) @ (feats - mean)))
+        s = feats - p @ feats
+        out.append((float(p[rew].sum()), (p * rew) @ s, (p * ~rew) @ s))
     return out
 
 
@@ -509,14 +511,29 @@ def _tables(inst: ContextualBandit, lengths: tuple[int, ...]) -> list[tuple[Arra
     return [_token_strings(inst, x, T) for x, T in enumerate(lengths)]
 
 
+#: the updates of :func:`length_update`
+LENGTH_UPDATES = ("summed", "normalised", "gap")
+
+
 def _length_step(tables: list[tuple[Array, NDArray[np.bool_]]], rho: tuple[float, ...], lengths: tuple[int, ...],
-                 theta: Array, normalise: bool) -> tuple[float, Array]:
-    """:math:`J^{(T)}` and the expected update at ``theta``."""
+                 theta: Array, update: str) -> tuple[float, Array]:
+    r""":math:`J^{(T)}` and the expected update at ``theta``; ``gap`` is :math:`\mathbb E[s\mid r=1]-\mathbb E[s\mid
+    r=0]` over the pairs (x, o), from the success and failure moments separately."""
+    if update not in LENGTH_UPDATES:
+        raise GradgapValueError(f"update={update!r}: choose one of {', '.join(LENGTH_UPDATES)}", field="update",
+                                value=update)
     moments = _length_moments(tables, theta)
-    J = math.fsum(r * j for r, (j, _) in zip(rho, moments, strict=True))
+    J = math.fsum(r * j for r, (j, _, _) in zip(rho, moments, strict=True))
     total = np.zeros(theta.size)
-    for r, t, (_, win) in zip(rho, lengths, moments, strict=True):
-        total += r * (win / t if normalise else win)
+    if update == "gap":
+        if not 0.0 < J < 1.0:
+            raise GradgapValueError(f"J = {J!r} at theta = {theta.tolist()!r}: the Gradient Gap needs 0 < J < 1",
+                                    field="theta", value=tuple(theta.tolist()))
+        win = sum(r * w for r, (_, w, _) in zip(rho, moments, strict=True))
+        lose = sum(r * v for r, (_, _, v) in zip(rho, moments, strict=True))
+        return J, win / J - lose / (1.0 - J)
+    for r, t, (_, win, _) in zip(rho, lengths, moments, strict=True):
+        total += r * (win / t if update == "normalised" else win)
     return J, total
 
 
@@ -524,17 +541,18 @@ def length_success_rate(inst: ContextualBandit, lengths: ArrayLike) -> float:
     r""":math:`J^{(T)}=\sum_x\rho_x\Pr(\text{every token of the }T_x\text{-token response is in }C_x)`, the
     :math:`A^{T_x}` responses of each prompt enumerated."""
     T = _check_lengths(inst, lengths)
-    return _length_step(_tables(inst, T), inst.prompt_weights, T, np.asarray(inst.theta, float), False)[0]
+    return _length_step(_tables(inst, T), inst.prompt_weights, T, np.asarray(inst.theta, float), "summed")[0]
 
 
-def length_update(inst: ContextualBandit, lengths: ArrayLike, *, normalise: bool) -> Array:
-    r"""Expected REINFORCE update :math:`\sum_x\rho_x c_x\,\mathbb E_x[r(o)\sum_ts(o_t)]` over the enumerated
-    responses, :math:`c_x=1/T_x` when ``normalise`` (each response's score divided by its length), else 1."""
+def length_update(inst: ContextualBandit, lengths: ArrayLike, *, update: str) -> Array:
+    r"""Expected update over the enumerated responses: REINFORCE :math:`\sum_x\rho_x c_x\,\mathbb E_x[r(o)
+    \sum_ts(o_t)]` with :math:`c_x=1` (``summed``) or :math:`1/T_x` (``normalised``: each response's score divided by
+    its length), or the joint Gradient Gap (``gap``) over the pairs (x, o)."""
     T = _check_lengths(inst, lengths)
-    return _length_step(_tables(inst, T), inst.prompt_weights, T, np.asarray(inst.theta, float), normalise)[1]
+    return _length_step(_tables(inst, T), inst.prompt_weights, T, np.asarray(inst.theta, float), update)[1]
 
 
-def simulate_lengths(inst: ContextualBandit, lengths: ArrayLike, etas: ArrayLike, *, normalise: bool,
+def simulate_lengths(inst: ContextualBandit, lengths: ArrayLike, etas: ArrayLike, *, update: str,
                      steps: int = 200) -> dict[str, Array]:
     r"""Fixed-step trajectories :math:`\theta_{k+1}=\theta_k+\eta\,` :func:`length_update` from ``inst.theta``,
     one per step size: ``J`` ``(steps+1, len(etas))`` (:func:`length_success_rate`) and the final ``theta``."""
@@ -549,8 +567,8 @@ def simulate_lengths(inst: ContextualBandit, lengths: ArrayLike, etas: ArrayLike
             if not np.all(np.isfinite(theta)):
                 out_J[k:, j] = np.nan
                 break
-            out_J[k, j], update = _length_step(tables, inst.prompt_weights, T, theta, normalise)
+            out_J[k, j], u = _length_step(tables, inst.prompt_weights, T, theta, update)
             if k < steps:
-                theta = theta + eta * update
+                theta = theta + eta * u
         final[j] = theta
     return {"J": out_J, "theta": final}

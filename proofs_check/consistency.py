@@ -24,7 +24,9 @@ compared on every deterministic route (``structured``, ``enumerate``, ``autograd
 formula (:math:`J(1-J)g`, :math:`\mathbb E[r\,s]`, torch), so a factor dropped from one of them is seen; for
 ``tokens`` the array-level evaluator ``gap_arrays`` runs on the raw (unshifted) logits as well. A disagreement
 is an ``ERROR`` of the claim (a closed form or a twin is wrong; which one is for a person to find), so it turns
-the gate red.
+the gate red. Once per family and run, the theory's public per-instance functions (``success_rate(inst)`` ...
+``score(inst, o)``, ``reward(inst, o)``: what ``derive`` and users call, not the closed forms the claims read) are
+compared with the numerics at a seeded point (:func:`public_disagreement`).
 
 Source: docs/DESIGN.md (the two sides share only the instance types); reconstruction §1-§2.1 (quantities).
 """
@@ -52,8 +54,8 @@ __all__ = ["EXTREME", "POINTS", "cross_check_claim", "cross_check_family", "rand
 POINTS: Final[dict[str, int]] = {"quick": 2, "ci": 3, "thorough": 10}
 #: numeric routes compared with the theory, per quantity
 _ROUTES: Final[dict[str, tuple[str, ...]]] = {
-    "success_rate": ("structured", "enumerate"),
-    "log_odds": ("structured", "enumerate"),
+    "success_rate": ("structured", "enumerate", "autograd"),
+    "log_odds": ("structured", "enumerate", "autograd"),
     "gradient_gap": ("structured", "enumerate"),
     "grad_success_rate": ("structured", "enumerate", "autograd"),
 }
@@ -62,6 +64,8 @@ _SECOND_ROUTES: Final[dict[str, tuple[tuple[str, tuple[float, float]], ...]]] = 
     "expected_score": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT)),
     "hessian_log_odds": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
     "alignment": (("structured", EXACT), ("enumerate", EXACT), ("fd", FD)),
+    "grad_success_rate[fd]": (("fd", FD),),
+    "grad_log_odds": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
     "conditional_score[success]": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
     "conditional_score[failure]": (("structured", EXACT), ("enumerate", EXACT), ("autograd", EXACT), ("fd", FD)),
 }
@@ -126,7 +130,7 @@ def _direction(inst: Instance) -> np.ndarray:
     return w / np.linalg.norm(w)
 
 
-def _second_disagreement(inst: Instance, exact_gap: list[Any]) -> dict[str, Any] | None:
+def _second_disagreement(inst: Instance, exact_gap: list[Any], exact_grad: list[Any]) -> dict[str, Any] | None:
     """The first of :data:`_SECOND_ROUTES` on which theory and numerics disagree at ``inst``."""
     from gradgap.proofs_check.search import _structure, instance_dict
 
@@ -138,11 +142,13 @@ def _second_disagreement(inst: Instance, exact_gap: list[Any]) -> dict[str, Any]
         theory = {"expected_score": [mpmath.mpf(x) for x in e_score(*theta)],
                   "hessian_log_odds": [mpmath.mpf(x) for x in hessian(*theta)],
                   "alignment": [mpmath.fsum(mpmath.mpf(float(a)) * b for a, b in zip(w, exact_gap, strict=True))],
+                  "grad_success_rate[fd]": list(exact_grad),
+                  "grad_log_odds": list(exact_gap),  # the theory's g: grad l = g (PROVED: gap-grad-log-odds)
                   "conditional_score[success]": [mpmath.mpf(x) for x in e_plus(*theta)],
                   "conditional_score[failure]": [mpmath.mpf(x) for x in e_minus(*theta)]}
     for name, routes in _SECOND_ROUTES.items():
         want = np.array([float(x) for x in theory[name]])
-        quantity, _, which = name.partition("[")
+        quantity, _, which = name.partition("[")  # "[fd]" only names a second entry of a quantity
         args: tuple[Any, ...] = {"alignment": (inst, w), "conditional_score": (inst, which == "success]")}.get(
             quantity, (inst,))
         for route, (rtol, atol) in routes:
@@ -190,12 +196,70 @@ def _disagreement(inst: Instance, dps: int = 60) -> dict[str, Any] | None:
                         "tolerance": list(EXACT)}
     if dps == EXTREME_DPS:  # the extreme instances test the guards of J, l, g and grad J only
         return None
-    return _second_disagreement(inst, exact["gradient_gap"])
+    return _second_disagreement(inst, exact["gradient_gap"], exact["grad_success_rate"])
+
+
+#: the theory's per-instance functions compared with the numerics at one seeded point per family (the gate's
+#: claims read the closed forms directly; these are what ``derive`` and users call)
+_PUBLIC: Final[tuple[str, ...]] = ("success_rate", "log_odds", "gradient_gap", "grad_success_rate", "grad_log_odds",
+                                   "expected_score", "conditional_score", "hessian_log_odds", "alignment", "score",
+                                   "reward")
+
+
+@functools.lru_cache(maxsize=8)
+def public_disagreement(family: str) -> dict[str, Any] | None:
+    r"""The theory module's public functions (``theory.<family>.success_rate(inst)``, ..., ``score(inst, o)``,
+    ``reward(inst, o)``) at one seeded random instance against the numerics' ``structured`` route (``enumerate``
+    for the Hessian; ``score`` and ``reward`` at two sampled responses), within
+    :data:`~gradgap.proofs_check.tolerances.EXACT`; the first disagreement, or ``None``."""
+    from gradgap.proofs_check.search import instance_dict
+
+    entry = registry_entry(family)
+    (inst,) = random_instances(family, 1, zlib.crc32(family.encode()))
+    theory, numerics = entry.theory, entry.numerics
+    w = _direction(inst)
+    responses = numerics.sample_responses(inst, 2, np.random.default_rng(0))
+    rtol, atol = EXACT
+    for name in _PUBLIC:
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [((inst,), {"method": "structured"})]
+        if name == "hessian_log_odds":
+            calls = [((inst,), {"method": "enumerate"})]
+        elif name == "conditional_score":
+            calls = [((inst, flag), {"method": "structured"}) for flag in (True, False)]
+        elif name == "alignment":
+            calls = [((inst, w), {"method": "structured"})]
+        elif name in ("score", "reward"):
+            calls = [((inst, tuple(int(v) for v in o)), {}) for o in responses]
+        for args, kwargs in calls:
+            want = np.array([float(_number(x)) for x in _entries(getattr(theory, name)(*args))], dtype=float)
+            got = np.asarray(getattr(numerics, name)(*args, **kwargs), dtype=float).reshape(-1)
+            if got.shape != want.shape or not np.all(np.abs(got - want) <= atol + rtol * np.abs(want)):
+                return {"family": family, "instance": instance_dict(inst), "quantity": f"theory.{name}",
+                        "route": kwargs.get("method", "direct"), "arguments": [repr(a) for a in args[1:]],
+                        "theory": want.tolist(), "numerics": got.tolist(), "tolerance": list(EXACT)}
+    return None
+
+
+def _entries(value: Any) -> list[Any]:
+    import sympy
+
+    return list(value) if isinstance(value, sympy.MatrixBase) else [value]
+
+
+def _number(x: Any) -> Any:
+    """A SymPy number at 30 digits (a Python int passes through)."""
+    import sympy
+
+    return sympy.N(x, 30) if isinstance(x, sympy.Basic) else x
 
 
 def cross_check_family(family: str, n: int, seed: int) -> tuple[int, dict[str, Any] | None]:
-    """Points checked and the first disagreement (``None`` when all agree)."""
-    checked = 0
+    """Points checked and the first disagreement (``None`` when all agree); the theory's public functions at one
+    seeded point per family (:func:`public_disagreement`, once per run) first."""
+    bad = public_disagreement(family)
+    if bad is not None:
+        return 1, bad
+    checked = 1
     points = [(inst, 60) for inst in random_instances(family, n, seed)]
     for inst, dps in [*points, *((inst, EXTREME_DPS) for inst in registry_entry(family).cross_check.extreme)]:
         bad = _disagreement(inst, dps)

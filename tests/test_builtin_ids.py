@@ -93,6 +93,7 @@ BUILTIN_IDS: tuple[str, ...] = (
     "contextual-grpo-biased-fixed-point",
     "contextual-length-critical-step",
     "contextual-length-threshold-shrinks",
+    "contextual-length-threshold-shrinks-gap",
     "contextual-length-normalised-biased-fixed-point",
     "contextual-adam-stagnation",
     "contextual-sgd-no-stagnation",

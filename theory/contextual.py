@@ -62,7 +62,7 @@ from gradgap.theory.closed_forms import (
 )
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
-__all__ = [*forms.FAMILY_NAMES, "PromptForms", "angle_cosine", "expected_group_update",
+__all__ = [*forms.FAMILY_NAMES, "LENGTH_UPDATES", "PromptForms", "angle_cosine", "expected_group_update",
            "fixed_point", "length_field", "length_fixed_point", "length_success_rate",
            "per_prompt_closed_forms", "per_prompt_gradient_gap", "per_prompt_success_rate",
            "potential_bound", "potential_weights", "update_alignment"]
@@ -571,6 +571,8 @@ def _stable_root(F: Callable[..., object], dF: Callable[..., object], J: Callabl
 #: the longest response of the token-length forms (the closed forms are powers; this bounds the numerics'
 #: enumeration of A^T strings as well)
 MAX_RESPONSE_LENGTH = 64
+#: the updates of the token-response forms: REINFORCE summed over tokens, divided by |o|, the joint Gradient Gap
+LENGTH_UPDATES = ("summed", "normalised", "gap")
 
 
 def _check_lengths(inst: ContextualBandit, lengths: Iterable[int]) -> tuple[int, ...]:
@@ -597,33 +599,46 @@ def length_success_rate(inst: ContextualBandit, lengths: Iterable[int]) -> sp.Ex
     return sp.Add(*(r * J_x**t for r, J_x, t in zip(pf.weights, pf.success_rates, T, strict=True)))
 
 
-def length_field(inst: ContextualBandit, lengths: Iterable[int], *, normalise: bool) -> sp.ImmutableMatrix:
-    r"""Expected REINFORCE update with responses of :math:`T_x` tokens, summed over tokens or length-normalised
-    (each response's score divided by :math:`|o|=T_x`, GRPO's per-sequence mean):
+def _check_update(update: str) -> str:
+    if update not in LENGTH_UPDATES:
+        raise GradgapValueError(f"update={update!r}: choose one of {', '.join(LENGTH_UPDATES)}", field="update",
+                                value=update)
+    return update
 
-    .. math::  F(\theta)=\sum_x\rho_x\,c_x\,\nabla\bigl(J_x^{T_x}\bigr),\qquad
-               c_x=\begin{cases}1/T_x&\text{normalised}\\1&\text{summed}\end{cases}
+
+def length_field(inst: ContextualBandit, lengths: Iterable[int], *, update: str) -> sp.ImmutableMatrix:
+    r"""Expected update with responses of :math:`T_x` tokens: REINFORCE ``summed`` over tokens or ``normalised``
+    (each response's score divided by :math:`|o|=T_x`, GRPO's per-sequence mean), or the joint Gradient Gap
+    ``gap`` over the pairs (x, o):
+
+    .. math::  F(\theta)=\sum_x\rho_x\,c_x\,\nabla\bigl(J_x^{T_x}\bigr),\quad
+               c_x=\begin{cases}1&\text{summed}\\1/T_x&\text{normalised}\end{cases},\qquad
+               F_{\rm gap}=\frac{\nabla J^{(T)}}{J^{(T)}(1-J^{(T)})}=\nabla\ell^{(T)}
 
     (:math:`\mathbb E[r\,\sum_ts_t]=\nabla J_x^{T_x}`), so the summed field is :math:`\nabla J^{(T)}` and the
     normalised one reweights the prompts by :math:`1/T_x`. Exact.
 
-    Source: DERIVED here (reconstruction §4.3 length normalisation, applied per prompt).
+    Source: DERIVED here (reconstruction §4.3 length normalisation, applied per prompt; §2.1 for the gap).
     """
     T = _check_lengths(inst, lengths)
+    _check_update(update)
     pf = per_prompt_closed_forms(inst)
     theta = parameters(inst)
     total = sp.zeros(inst.d, 1)
     for r, J_x, t in zip(pf.weights, pf.success_rates, T, strict=True):
-        c = sp.Rational(1, t) if normalise else sp.S.One
+        c = sp.Rational(1, t) if update == "normalised" else sp.S.One
         total += r * c * sp.Matrix([sp.diff(J_x**t, th) for th in theta])
+    if update == "gap":
+        J = length_success_rate(inst, T)
+        total = total / (J * (1 - J))
     return sp.ImmutableMatrix(total)
 
 
-def length_fixed_point(inst: ContextualBandit, lengths: Iterable[int], *, normalise: bool,
+def length_fixed_point(inst: ContextualBandit, lengths: Iterable[int], *, update: str,
                        start: float | None = None, digits: int = 50) -> dict[str, object]:
     r"""For one parameter (d = 1): the zero :math:`\theta_r` of :func:`length_field`, its slope, :math:`J^{(T)}`
-    there and the critical fixed step :math:`\eta_{crit}=2/|F'(\theta_r)|` (as :func:`fixed_point`); the summed
-    field's zero is a stationary point of :math:`J^{(T)}`, the normalised one's in general is not.
+    there and the critical fixed step :math:`\eta_{crit}=2/|F'(\theta_r)|` (as :func:`fixed_point`); the zero of
+    the summed field (and of the gap) is a stationary point of :math:`J^{(T)}`, the normalised one's in general is not.
 
     Source: DERIVED here (linear stability of the fixed-step iteration).
     """
@@ -631,6 +646,6 @@ def length_fixed_point(inst: ContextualBandit, lengths: Iterable[int], *, normal
         raise GradgapValueError(f"d={inst.d}: length_fixed_point needs one parameter (d = 1)", field="d",
                                 value=inst.d)
     (t,) = parameters(inst)
-    F = length_field(inst, lengths, normalise=normalise)[0]
+    F = length_field(inst, lengths, update=update)[0]
     fns = [sp.lambdify(t, e, "mpmath") for e in (F, sp.diff(F, t), length_success_rate(inst, lengths))]
     return _stable_root(*fns, inst.theta[0] if start is None else start, digits)

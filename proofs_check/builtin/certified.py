@@ -119,18 +119,28 @@ def _eta_star_check(factor: float) -> Any:
     return run
 
 
+#: edge cases of the threshold routes for the numeric-twin comparison: J falls at once (eta* = 0) and J constant
+#: along w (eta* = infinity, both correct arms exchange mass)
+_EDGE_THRESHOLD_CASES: Final[tuple[tuple[Instance, tuple[float, ...]], ...]] = (
+    (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0})), (-1.0, 1.0, 0.0)),
+    (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0, 1})), (0.0, 1.0, -1.0)),
+    (SharedTokens((0.2,), ((0.0,), (1.0,), (2.0,)), frozenset({1}), T=4), (1.0,)),
+)
+
+
 def _numeric_twin(profile: Profile) -> Evidence:
     r"""The numerics' own :math:`\eta^\star` (``gradgap.numerics.one_step_threshold.eta_star``: a float64 scan of
     :math:`\log J` along the line, bisected with mpmath; no intervals) against the Arb enclosure on every pinned
     case: it must lie in :math:`[lo, hi]` (or within :math:`10^{-9}` relative of the enclosure's midpoint, the
     twin's own bisection width). A disagreement is an ``ERROR`` (one side is wrong; the gate goes red).
-    ``CHECKED`` on the pinned instances."""
+    ``CHECKED`` on the pinned instances and :data:`_EDGE_THRESHOLD_CASES`."""
     import math
 
     from gradgap.numerics import one_step_threshold as twin
     from gradgap.theory import one_step_threshold as ost
 
-    for inst, raw in PINNED_THRESHOLD_CASES:
+    cases = (*PINNED_THRESHOLD_CASES, *_EDGE_THRESHOLD_CASES)
+    for inst, raw in cases:
         big = max(abs(Fraction(x)) for x in raw)
         w = tuple(Fraction(x) / big for x in raw)
         star, num = ost.eta_star(inst, w), twin.eta_star(inst, [float(x) for x in w])
@@ -138,9 +148,9 @@ def _numeric_twin(profile: Profile) -> Evidence:
         if not (math.isfinite(num.value) == math.isfinite(star.value) and (math.isinf(star.value) or inside)):
             return Evidence.error(f"eta* of the numerics ({num.value!r}) outside the Arb enclosure "
                                   f"[{star.lo!r}, {star.hi!r}] at {inst!r}, w={[str(x) for x in w]}")
-    return Evidence.checked(Status.HOLDS, len(PINNED_THRESHOLD_CASES), "pinned instances",
-                            {"twin_points": len(PINNED_THRESHOLD_CASES)},
-                            detail="the numerics' eta* lies in every Arb enclosure")
+    return Evidence.checked(Status.HOLDS, len(cases), "pinned instances",
+                            {"twin_points": len(cases)},
+                            detail="the numerics' eta* lies in every Arb enclosure (eta* = 0 and infinity included)")
 
 
 def _theorem_step_formula(profile: Profile) -> Evidence:

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from gradgap.experiments import bandits as ex
+from gradgap.numerics import critical_step as numeric_step
 from gradgap.numerics import dynamics as nd
 from gradgap.proofs_check.claims import Check, Claim, Evidence, Profile, Strength, named_check
 from gradgap.proofs_check.tolerances import AGREEMENT, BISECT_RTOL, PREASYMPTOTIC_SLACK, SLOPE_SLACK
@@ -39,6 +40,11 @@ def _collapse_proved(factor: float) -> Callable[[Profile], Evidence]:
         diff = sp.simplify(law.eta_crit - claimed)
         per_T = {T: th.critical_step(th.worked_example(T)).eta_crit for T in (1, 2, 3)}
         ok_T = all(sp.simplify(v - claimed.subs(th.T_SYM, T)) == 0 for T, v in per_T.items())
+        # the numeric twin (central-difference Jacobian of the simulator's expected update) at the same optima
+        for T, v in per_T.items():
+            twin = numeric_step.critical_step(th.worked_example(T))
+            if not abs(twin - float(v)) <= 1e-6 * float(v):
+                return Evidence.error(f"eta_c at T={T}: theory {float(v)!r}, numerics' Jacobian {twin!r}")
         if diff == 0 and ok_T:
             return Evidence.holds(Strength.PROVED, {"law": str(law.eta_crit)}, "local stability, symbolic T")
         return Evidence.fails(Strength.PROVED, {"claimed": str(claimed), "derived": str(law.eta_crit)},

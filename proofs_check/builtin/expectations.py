@@ -109,6 +109,7 @@ REQUIRED: Final[dict[str, Strength]] = {
     "contextual-grpo-biased-fixed-point": Strength.SIMULATED,
     "contextual-length-critical-step": Strength.SIMULATED,
     "contextual-length-threshold-shrinks": Strength.SIMULATED,
+    "contextual-length-threshold-shrinks-gap": Strength.SIMULATED,
     "contextual-length-normalised-biased-fixed-point": Strength.SIMULATED,
     "contextual-adam-stagnation": Strength.SIMULATED,
     "contextual-sgd-no-stagnation": Strength.SIMULATED,
