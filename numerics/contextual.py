@@ -43,7 +43,7 @@ from gradgap.numerics.logspace import logsumexp, softplus
 from gradgap.numerics.montecarlo import Estimate
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
-__all__ = [*_routes.PUBLIC_NAMES, "LENGTH_UPDATES", "angle_degrees", "expected_group_update", "group_gain",
+__all__ = [*_routes.PUBLIC_NAMES, "angle_degrees", "expected_group_update", "group_gain",
            "length_success_rate", "length_update", "simulate_lengths",
            "per_prompt_gradient_gap", "per_prompt_log_odds", "per_prompt_success_rate", "prompt_gap_weights",
            "prompt_policy", "rule_update", "simulate"]

@@ -96,10 +96,10 @@ def test_cross_check_holds_for_the_real_closed_forms():
     from gradgap.proofs_check.consistency import EXTREME
 
     res = run_claim(_claim(_tested(), family="all", cross_check=True), QUICK)
-    # two points per family (quick) for softmax, tokens, shared_tokens, autoregressive and contextual, plus the
-    # extreme instances
+    # two points per family (quick) for softmax, tokens, shared_tokens, autoregressive and contextual, the point
+    # of the public functions per family, plus the extreme instances
     extreme = sum(len(v) for v in EXTREME.values())
-    assert res.ok and res.evidence.figures["cross_check_points"] == 10 + extreme
+    assert res.ok and res.evidence.figures["cross_check_points"] == 10 + 5 + extreme
     assert dict(res.checks)["theory-vs-numerics"].status is Status.HOLDS
 
 
@@ -143,3 +143,22 @@ def test_cross_check_turns_a_wrong_closed_form_red_even_without_a_float_violatio
     assert res.evidence.status is Status.ERROR and not res.ok
     assert "gradient_gap" in res.evidence.detail
     assert json.dumps(report.claim_record(res))  # JSON-ready
+
+
+@pytest.mark.parametrize(("family", "name"), [("tokens", "score"), ("contextual", "reward"),
+                                             ("shared_tokens", "conditional_score"), ("autoregressive", "log_odds")])
+def test_a_wrong_public_theory_function_turns_the_cross_check_red(monkeypatch, family, name):
+    """The theory's per-instance functions (what ``derive`` and users call) are compared with the numerics once
+    per family: one of them negated (a reward complemented) is an ERROR naming it."""
+    from gradgap.proofs_check import consistency, families
+
+    module = families.theory_module(family)
+    real = getattr(module, name)
+    wrong = (lambda *a: 1 - real(*a)) if name == "reward" else (lambda *a: -real(*a))
+    monkeypatch.setattr(module, name, wrong)
+    consistency.public_disagreement.cache_clear()
+    try:
+        bad = consistency.public_disagreement(family)
+    finally:
+        consistency.public_disagreement.cache_clear()
+    assert bad is not None and bad["quantity"] == f"theory.{name}", bad

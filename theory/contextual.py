@@ -62,7 +62,7 @@ from gradgap.theory.closed_forms import (
 )
 from gradgap.theory.instances import ContextualBandit, GradgapValueError
 
-__all__ = [*forms.FAMILY_NAMES, "LENGTH_UPDATES", "PromptForms", "angle_cosine", "expected_group_update",
+__all__ = [*forms.FAMILY_NAMES, "PromptForms", "angle_cosine", "expected_group_update",
            "fixed_point", "length_field", "length_fixed_point", "length_success_rate",
            "per_prompt_closed_forms", "per_prompt_gradient_gap", "per_prompt_success_rate",
            "potential_bound", "potential_weights", "update_alignment"]
