@@ -1,22 +1,24 @@
 r"""Built-in claims of the contextual bandit (reconstruction §5, the paper's own setting) and of group algorithms
 across prompts (§4.4 extended to prompts).
 
-=====================================  ======================================================================
-id                                     statement
-=====================================  ======================================================================
-``contextual-grad-J-per-prompt``       :math:`\nabla J=\sum_x\rho_xJ_x(1-J_x)\,g_x` (prompts reweight their gaps)
-``contextual-group-update``            one group of G per prompt: :math:`\mathbb E[w]=\sum_x\rho_x\gamma(J_x,G)g_x`
-``contextual-centred-parallel``        REINFORCE, RLOO: :math:`\mathbb E[w]=\nabla J`; Dr. GRPO:
-                                       :math:`\frac{G-1}G\nabla J` (they still ascend J)
-``contextual-grpo-ascends``            expect **fails**: "GRPO's expected update ascends J" -- refuted at
-                                       P = 2, A = 2, d = 1, G = 8 (ball arithmetic: CERTIFIED)
-``contextual-critical-step``           fixed steps converge iff :math:`\eta<2/|F_r'(\theta_r)|` (gap, GRPO)
-``contextual-grpo-biased-fixed-point`` GRPO's fixed point is not the maximiser of J: it settles below max J
-``contextual-adam-stagnation``         Adam at a fixed step settles at J = 2/3 on a realizable instance
-``contextual-sgd-no-stagnation``       no fixed-step SGD plateau below the best J in realizable searches
-``contextual-no-aligned-collapse``     no aligned (w = g) run decreasing J at every step to 0 was found (why:
-                                       ``no_collapse``, docs/no_collapse.md)
-=====================================  ======================================================================
+- ``contextual-grad-J-per-prompt``: :math:`\nabla J=\sum_x\rho_xJ_x(1-J_x)\,g_x` (prompts reweight their gaps)
+- ``contextual-group-update``: one group of G per prompt: :math:`\mathbb E[w]=\sum_x\rho_x\gamma(J_x,G)g_x`
+- ``contextual-centred-parallel``: REINFORCE, RLOO: :math:`\mathbb E[w]=\nabla J`; Dr. GRPO:
+  :math:`\frac{G-1}G\nabla J` (they still ascend J)
+- ``contextual-grpo-ascends``: expect **fails**: "GRPO's expected update ascends J" -- refuted at P = 2, A = 2, d =
+  1, G = 8 (ball arithmetic: CERTIFIED)
+- ``contextual-critical-step``: fixed steps converge iff :math:`\eta<2/|F_r'(\theta_r)|` (gap, GRPO)
+- ``contextual-grpo-biased-fixed-point``: GRPO's fixed point is not the maximiser of J: it settles below max J
+- ``contextual-length-critical-step``: responses of :math:`T_x` tokens (:math:`J^{(T)}=\sum_x\rho_xJ_x^{T_x}`):
+  REINFORCE summed, 1/|o|-normalised and Gradient-Gap steps converge iff :math:`\eta<2/|F'(\theta_r)|`
+- ``contextual-length-threshold-shrinks``: expect **fails**: REINFORCE's critical step falls with T -- it grows (J
+  falls as :math:`p^T`)
+- ``contextual-length-threshold-shrinks-gap``: with Gradient-Gap steps it falls (about 2/T)
+- ``contextual-length-normalised-biased-fixed-point``: unequal lengths: 1/|o| moves the fixed point off argmax J
+- ``contextual-adam-stagnation``: Adam at a fixed step settles at J = 2/3 on a realizable instance
+- ``contextual-sgd-no-stagnation``: no fixed-step SGD plateau below the best J in realizable searches
+- ``contextual-no-aligned-collapse``: no aligned (w = g) run decreasing J at every step to 0 was found (why:
+  ``no_collapse``, docs/no_collapse.md)
 
 The joint identities (``score-mean-zero``, ``gap-conditional-scores``, ``grad-J-variance-gap``,
 ``gap-grad-log-odds``) and the constants cover this family through the registry (``core``); so do the one-step
