@@ -36,6 +36,9 @@ PINNED_THRESHOLD_CASES: Final[tuple[tuple[Instance, tuple[float, ...]], ...]] = 
     (TokenSequence(((0.0, 0.0, 0.0), (0.5, 0.0, -0.5)), target=(0, 0)), (0.2, 1.0, -1.0, 0.5, 0.0, 0.0)),
     (SharedTokens((0.2,), ((0.0,), (1.0,), (2.0,)), frozenset({1}), T=4), (-1.0,)),
     (SharedTokens((0.0, 0.0), ((1.0, 0.0), (0.0, 1.0), (-1.0, -1.0)), frozenset({0}), T=3), (0.2, 1.0)),
+    # at least 2 of 3 positions correct: the Poisson-binomial polynomial route
+    (TokenSequence(((0.0, 0.5, 0.0), (0.2, 0.0, -0.3), (0.0, 0.0, 0.1)), target=(0, 0, 0), min_correct=2),
+     (0.2, 1.0, -1.0, 0.5, 0.0, 0.0, 0.0, 1.0, -1.0)),
     # contextual: prompts compete for theta along w (J first rises, then falls below its start)
     (ContextualBandit((2.5, -2.75), (((2.0, -1.0), (1.0, -2.0)), ((-1.0, 2.0), (0.0, 0.0)), ((-1.0, -2.0), (0.0, 1.0))),
                       (frozenset({0}), frozenset({1}), frozenset({0}))), (0.25, 0.5)),
@@ -133,13 +136,15 @@ def _numeric_twin(profile: Profile) -> Evidence:
     :math:`\log J` along the line, bisected with mpmath; no intervals) against the Arb enclosure on every pinned
     case: it must lie in :math:`[lo, hi]` (or within :math:`10^{-9}` relative of the enclosure's midpoint, the
     twin's own bisection width). A disagreement is an ``ERROR`` (one side is wrong; the gate goes red).
-    ``CHECKED`` on the pinned instances and :data:`_EDGE_THRESHOLD_CASES`."""
+    ``CHECKED`` on the pinned instances with product rewards and :data:`_EDGE_THRESHOLD_CASES`."""
     import math
 
     from gradgap.numerics import one_step_threshold as twin
     from gradgap.theory import one_step_threshold as ost
 
-    cases = (*PINNED_THRESHOLD_CASES, *_EDGE_THRESHOLD_CASES)
+    # the twin's simulator has product rewards only: at-least-m rewards are certified by the theory alone
+    cases = tuple((inst, raw) for inst, raw in (*PINNED_THRESHOLD_CASES, *_EDGE_THRESHOLD_CASES)
+                  if getattr(inst, "min_correct", None) is None)
     for inst, raw in cases:
         big = max(abs(Fraction(x)) for x in raw)
         w = tuple(Fraction(x) / big for x in raw)
