@@ -162,3 +162,19 @@ def test_a_wrong_public_theory_function_turns_the_cross_check_red(monkeypatch, f
     finally:
         consistency.public_disagreement.cache_clear()
     assert bad is not None and bad["quantity"] == f"theory.{name}", bad
+
+
+def test_symbolic_size_proofs_widen_the_scope_and_a_failed_one_is_an_error(monkeypatch):
+    """grad-J-variance-gap carries the theory's symbolic-K (softmax) and symbolic-T (tokens) proofs in its PROVED
+    scope; if one of them stops simplifying to 0 the claim is an ERROR, not a silent drop to the structures."""
+    from gradgap.theory import closed_forms, softmax
+
+    claim = next(c for c in builtin_claims() if c.id == "grad-J-variance-gap")
+    check = dict((c.name, c) for c in claim.checks)["symbolic-sizes"]
+    ev = check(QUICK)
+    assert ev.status is Status.HOLDS and ev.strength is Strength.PROVED
+    assert "softmax any K" in ev.figures["scope"] and "symbolic T" in ev.figures["scope"]
+    monkeypatch.setattr(softmax, "symbolic_K_proof",
+                        lambda: closed_forms.IdentityResult("grad J = J(1-J) g (symbolic K)", False, "residual x"))
+    bad = check(QUICK)
+    assert bad.status is Status.ERROR and "symbolic_K_proof" in bad.detail

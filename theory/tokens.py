@@ -381,17 +381,6 @@ _DETAIL = {
 }
 
 
-def _complement_proof(T: int, m: int) -> tuple[bool, str]:
-    """head(ps, k) + tail(ps, k) = 1 for symbolic target probabilities, for every count k the forms use."""
-    P = sp.symbols(f"P_0:{T}", positive=True)
-    cases = [(P, m), (P[1:], m - 1), (P[1:], m)]
-    for ps, k in cases:
-        if sp.expand(head(ps, k) + tail(ps, k) - 1) != 0:
-            return False, f"head + tail != 1 for {len(ps)} positions, k={k}"
-    return True, ("expand: the failure sums (head) used by the closed forms equal 1 - tail, so the block "
-                  "proofs may use 1 - J and 1 - Pr[r=1 | o_t]")
-
-
 @lru_cache(maxsize=32)
 def _prove(T: int, V: int, target: tuple[int, ...], m: int) -> tuple[IdentityResult, ...]:
     results: dict[str, list] = {}

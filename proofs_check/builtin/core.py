@@ -137,6 +137,8 @@ class IdentitySpec:
     residual: Callable[[Any], list[Any]]
     routes_text: str
     applies: Callable[[Instance], bool] = lambda inst: True
+    symbolic: tuple[tuple[str, str, str], ...] = ()
+    """proofs for symbolic sizes: (family, theory function without arguments, the scope it proves)."""
 
 
 def _res_unique(cf: Any) -> list[Any]:
@@ -177,7 +179,9 @@ IDENTITIES: Final[tuple[IdentitySpec, ...]] = (
                       float(_numerics(inst).success_rate(inst)) * (1 - float(_numerics(inst).success_rate(inst)))
                       * _vec(_numerics(inst).gradient_gap(inst, method="enumerate"))),
         lambda cf: list(cf.grad_success_rate - cf.success_rate * (1 - cf.success_rate) * cf.gradient_gap),
-        "autograd (grad J) vs enumerate (g)"),
+        "autograd (grad J) vs enumerate (g)",
+        symbolic=(("softmax", "symbolic_K_proof", "softmax any K >= 2, any C"),
+                  ("tokens", "symbolic_T_proof", "tokens exact match, symbolic T (one block, V = 3)"))),
     IdentitySpec(
         "gap-grad-log-odds", "The Gradient Gap is the gradient of the log-odds", "g = grad ell",
         r"g(\theta)=\nabla_\theta\,\ell(\theta),\qquad \ell=\log\frac{J}{1-J}",
@@ -199,7 +203,8 @@ IDENTITIES: Final[tuple[IdentitySpec, ...]] = (
         lambda inst: (_vec(_numerics(inst).score(inst, _unique_response(inst)))
                       / (1.0 - float(_numerics(inst).success_rate(inst))),
                       _vec(_numerics(inst).gradient_gap(inst, method="enumerate"))),
-        _res_unique, "score(o*)/(1-J) vs enumerate (g)", applies=_unique_applies),
+        _res_unique, "score(o*)/(1-J) vs enumerate (g)", applies=_unique_applies,
+        symbolic=(("tokens", "symbolic_T_proof", "tokens exact match, symbolic T (one block, V = 3)"),)),
 )
 
 
@@ -308,11 +313,30 @@ def _tested_identity(spec: IdentitySpec) -> Any:
                            lambda inst: _hp_residual(spec, inst))
 
 
+def _symbolic_check(proofs: tuple[tuple[str, str, str], ...]) -> Any:
+    r"""PROVED for symbolic sizes when every proof of ``proofs`` (``theory.<family>.<function>()``) simplifies to
+    exactly 0; a proof that does not is an ``ERROR`` (it was expected: the theory changed), never a silent drop."""
+
+    def run(profile: Profile) -> Evidence:
+        scopes = []
+        for family, function, scope in proofs:
+            res = getattr(families.theory_module(family), function)()
+            if not res.proved:
+                return Evidence.error(f"the symbolic-size proof {family}.{function} did not simplify to 0: "
+                                      f"{res.detail}")
+            scopes.append(scope)
+        return Evidence.holds(Strength.PROVED, {"identities": len(proofs), "scope": "; ".join(scopes)},
+                              detail=f"symbolic sizes: {'; '.join(scopes)}")
+
+    return named_check("symbolic-sizes", run)
+
+
 def _identity_claim(spec: IdentitySpec) -> Claim:
     family = "all" if set(spec.families) == set(FAMILY_ORDER) else ",".join(spec.families)
+    symbolic = (_symbolic_check(spec.symbolic),) if spec.symbolic else ()
     return Claim(
         id=spec.id, title=spec.title, family=family, statement=spec.statement, source=spec.source,
-        checks=(_proved_check(spec.theory_name, spec.families, spec.applies), _tested_identity(spec)),
+        checks=(_proved_check(spec.theory_name, spec.families, spec.applies), *symbolic, _tested_identity(spec)),
         mutants=lambda spec=spec: _identity_mutants(spec),
         closed_forms=lambda spec=spec: _closed_form_examples(spec),
     )
