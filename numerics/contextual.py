@@ -475,7 +475,9 @@ MAX_STRINGS = 1 << 16
 def _token_strings(inst: ContextualBandit, x: int, T: int) -> tuple[Array, NDArray[np.bool_]]:
     r"""All :math:`A^T` responses of prompt ``x``: their features :math:`\sum_t\phi(x,o_t)` ``(A^T, d)`` and rewards
     (every token in :math:`C_x`), enumerated with ``itertools.product`` order."""
-    if not (isinstance(T, int) and not isinstance(T, bool) and T >= 1 and inst.A**T <= MAX_STRINGS):
+    # T is bounded before A**T is formed: an absurd length must not build a huge integer
+    if not (isinstance(T, int) and not isinstance(T, bool) and 1 <= T <= MAX_STRINGS.bit_length()
+            and inst.A**T <= MAX_STRINGS):
         raise GradgapValueError(f"length={T!r} at prompt {x}: need an integer T >= 1 with A^T <= {MAX_STRINGS} "
                                 f"(A = {inst.A})", field="lengths", value=T)
     phi = _phi(inst)[x]
@@ -524,7 +526,6 @@ def _length_step(tables: list[tuple[Array, NDArray[np.bool_]]], rho: tuple[float
                                 value=update)
     moments = _length_moments(tables, theta)
     J = math.fsum(r * j for r, (j, _, _) in zip(rho, moments, strict=True))
-    total = np.zeros(theta.size)
     if update == "gap":
         if not 0.0 < J < 1.0:
             raise GradgapValueError(f"J = {J!r} at theta = {theta.tolist()!r}: the Gradient Gap needs 0 < J < 1",
@@ -532,6 +533,7 @@ def _length_step(tables: list[tuple[Array, NDArray[np.bool_]]], rho: tuple[float
         win = sum(r * w for r, (_, w, _) in zip(rho, moments, strict=True))
         lose = sum(r * v for r, (_, _, v) in zip(rho, moments, strict=True))
         return J, win / J - lose / (1.0 - J)
+    total = np.zeros(theta.size)
     for r, t, (_, win, _) in zip(rho, lengths, moments, strict=True):
         total += r * (win / t if update == "normalised" else win)
     return J, total

@@ -136,6 +136,8 @@ def test_bad_lengths_are_one_clear_error_on_both_sides(lengths) -> None:
 def test_too_many_strings_is_refused_before_allocating() -> None:
     with pytest.raises(GradgapError, match="A\\^T"):
         nc.length_success_rate(WORKED, (11, 1))  # 3^11 > 2^16 strings
+    with pytest.raises(GradgapError, match="A\\^T"):  # refused at once, without forming 3**(10**12)
+        nc.length_update(WORKED, (10**12, 1), update="summed")
 
 
 def test_unknown_update_and_a_gap_at_J_0_are_one_clear_error() -> None:
