@@ -71,33 +71,38 @@ class ContextualConfig:
     """the lengths of the learning curves with and without length normalisation."""
 
 
-def _converged(inst: ContextualBandit, eta: float, rule: str, G: int, steps: int, target: float) -> bool:
-    r = nc.simulate(inst, [eta], rule=rule, G=G, steps=steps)
+def _settles(r: dict[str, Any], target: float) -> bool:
+    """Whether the single simulated run ``r`` ended within 1e-6 of ``target``."""
     return bool(abs(float(r["theta"][0, 0]) - target) < 1e-6)
+
+
+def _converged(inst: ContextualBandit, eta: float, rule: str, G: int, steps: int, target: float) -> bool:
+    return _settles(nc.simulate(inst, [eta], rule=rule, G=G, steps=steps), target)
+
+
+def _converged_lengths(inst: ContextualBandit, lengths: tuple[int, ...], update: str, eta: float, steps: int,
+                       target: float) -> bool:
+    return _settles(nc.simulate_lengths(inst, lengths, [eta], update=update, steps=steps), target)
+
+
+def _bisect(converges: Callable[[float], bool], lo: float, hi: float, iters: int) -> float:
+    """The largest step that still converges (bisection between ``lo`` and ``hi``)."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if converges(mid) else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 def bisect_critical_step(inst: ContextualBandit, rule: str, G: int, target: float, lo: float, hi: float,
                          steps: int, iters: int) -> float:
     """The largest simulated step that still converges to ``target`` (bisection between ``lo`` and ``hi``)."""
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _converged(inst, mid, rule, G, steps, target) else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
-def _converged_lengths(inst: ContextualBandit, lengths: tuple[int, ...], update: str, eta: float, steps: int,
-                       target: float) -> bool:
-    r = nc.simulate_lengths(inst, lengths, [eta], update=update, steps=steps)
-    return bool(abs(float(r["theta"][0, 0]) - target) < 1e-6)
+    return _bisect(lambda eta: _converged(inst, eta, rule, G, steps, target), lo, hi, iters)
 
 
 def bisect_length_critical_step(inst: ContextualBandit, lengths: tuple[int, ...], update: str, target: float,
                                 lo: float, hi: float, steps: int, iters: int) -> float:
     """:func:`bisect_critical_step` for responses of ``lengths`` tokens (``update``: summed, normalised, gap)."""
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _converged_lengths(inst, lengths, update, mid, steps, target) else (lo, mid)
-    return 0.5 * (lo + hi)
+    return _bisect(lambda eta: _converged_lengths(inst, lengths, update, eta, steps, target), lo, hi, iters)
 
 
 def _length_runs(cfg: ContextualConfig) -> dict[str, Any]:
