@@ -237,7 +237,7 @@ def enumerate_parts(fam: Family, inst: Any, *, second_moments: bool = False) -> 
             p2 += (S[sb].T * wb[sb]) @ S[sb]
             m2 += (S[~sb].T * wb[~sb]) @ S[~sb]
             if fam.log_prob_hessians is not None:
-                for c, d in _batches(b - a, n * n):
+                for c, d in _batches(len(R), n * n):  # rows of this batch, n^2 at a time
                     H, wc, sc = fam.log_prob_hessians(inst, R[c:d]), wb[c:d], sb[c:d]
                     p2 += np.einsum("i,ijk->jk", wc[sc], H[sc])
                     m2 += np.einsum("i,ijk->jk", wc[~sc], H[~sc])

@@ -110,8 +110,6 @@ def log_geometric_sum(log_p: float, T: int) -> float:
     >>> round(log_geometric_sum(float(np.log(0.5)), 2), 12) == round(float(np.log(1.5)), 12)
     True
     """
-    if T == 1:
-        return 0.0
-    if abs(T * log_p) < 1e-8:
+    if abs(T * log_p) < 1e-8:  # also T = 1 (log 1 + 0 = 0) and p = 1
         return float(np.log(T) + 0.5 * (T - 1) * log_p)
     return float(log1mexp(T * log_p) - log1mexp(log_p))

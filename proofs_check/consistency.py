@@ -210,7 +210,7 @@ _PUBLIC: Final[tuple[str, ...]] = ("success_rate", "log_odds", "gradient_gap", "
 def public_disagreement(family: str) -> dict[str, Any] | None:
     r"""The theory module's public functions (``theory.<family>.success_rate(inst)``, ..., ``score(inst, o)``,
     ``reward(inst, o)``) at one seeded random instance against the numerics' ``structured`` route (``enumerate``
-    for the Hessian; ``score`` and ``reward`` at two sampled responses), within
+    for the Hessian; ``score`` (structured and autograd) and ``reward`` at two sampled responses), within
     :data:`~gradgap.proofs_check.tolerances.EXACT`; the first disagreement, or ``None``."""
     from gradgap.proofs_check.search import instance_dict
 
@@ -228,7 +228,10 @@ def public_disagreement(family: str) -> dict[str, Any] | None:
             calls = [((inst, flag), {"method": "structured"}) for flag in (True, False)]
         elif name == "alignment":
             calls = [((inst, w), {"method": "structured"})]
-        elif name in ("score", "reward"):
+        elif name == "score":
+            calls = [((inst, tuple(int(v) for v in o)), {"method": m}) for o in responses
+                     for m in ("structured", "autograd")]
+        elif name == "reward":
             calls = [((inst, tuple(int(v) for v in o)), {}) for o in responses]
         for args, kwargs in calls:
             want = np.array([float(_number(x)) for x in _entries(getattr(theory, name)(*args))], dtype=float)

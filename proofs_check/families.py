@@ -186,9 +186,12 @@ def tokens_structures(big: bool) -> tuple[TokenSequence, ...]:
 
 
 def shared_tokens_structures(big: bool) -> tuple[SharedTokens, ...]:
-    """d = 2, features (0,1), (1,0), (1,1); (T, C) = (1, {0}), (2, {0,1}) (and (3, {1}) with ``big``)."""
+    """d = 2, features (0,1), (1,0), (1,1); (T, C) = (1, {0}), (2, {0,1}), (5, {1}) (and (3, {1}) with ``big``).
+
+    T = 5 has V^T = 243 responses, more than the theory's enumeration limit: its response-level decomposition
+    is proved by counting the in-C tokens, the other route of ``theory.shared_tokens.prove_identities``."""
     feats = ((0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
-    shapes = [(1, {0}), (2, {0, 1})] + ([(3, {1})] if big else [])
+    shapes = [(1, {0}), (2, {0, 1}), (5, {1})] + ([(3, {1})] if big else [])
     return tuple(SharedTokens((0.0, 0.0), feats, frozenset(c), t) for t, c in shapes)
 
 

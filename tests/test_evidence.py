@@ -164,6 +164,27 @@ def test_a_wrong_public_theory_function_turns_the_cross_check_red(monkeypatch, f
     assert bad is not None and bad["quantity"] == f"theory.{name}", bad
 
 
+@pytest.mark.parametrize("family", ["softmax", "tokens", "shared_tokens", "contextual"])
+def test_a_wrong_autograd_score_route_turns_the_cross_check_red(monkeypatch, family):
+    """``score(inst, o, method="autograd")`` (the numerics' torch log-probability of one response) is set against
+    the theory's score too: a doubled log-probability is an ERROR naming the autograd route."""
+    import dataclasses
+    import importlib
+
+    from gradgap.proofs_check import consistency
+
+    module = importlib.import_module(f"gradgap.numerics.{family}")
+    real = module.FAMILY.torch_log_prob
+    monkeypatch.setattr(module, "FAMILY", dataclasses.replace(
+        module.FAMILY, torch_log_prob=lambda inst, delta, response: 2 * real(inst, delta, response)))
+    consistency.public_disagreement.cache_clear()
+    try:
+        bad = consistency.public_disagreement(family)
+    finally:
+        consistency.public_disagreement.cache_clear()
+    assert bad is not None and (bad["quantity"], bad["route"]) == ("theory.score", "autograd"), bad
+
+
 def test_symbolic_size_proofs_widen_the_scope_and_a_failed_one_is_an_error(monkeypatch):
     """grad-J-variance-gap carries the theory's symbolic-K (softmax) and symbolic-T (tokens) proofs in its PROVED
     scope; if one of them stops simplifying to 0 the claim is an ERROR, not a silent drop to the structures."""

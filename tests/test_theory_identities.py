@@ -141,17 +141,6 @@ def test_tokens_gap_equals_log_likelihood_gradient_over_one_minus_J_at_instance(
         assert abs(sp.N(a - b, 50)) < sp.Float("1e-45", 50)
 
 
-def test_tokens_hessian_chain_rule_equals_double_differentiation() -> None:
-    # two routes: the stored Hessian (sympy.diff twice) and the chain rule through the target probabilities
-    inst = TokenSequence(logits=((0.5, -0.25, 0.0), (1.0, 0.0, -1.0)), target=(0, 2), min_correct=1)
-    cf = tokens.closed_forms(inst)
-    chain = tokens._hessian_by_chain_rule(cf.probabilities, inst.target, inst.m)
-    values = {t: sp.Rational(x) for t, x in zip(cf.theta, inst.theta, strict=True)}
-    for i, j in [(0, 0), (0, 1), (1, 4), (5, 2), (3, 3)]:
-        diff = (cf.hessian_log_odds[i, j] - chain[i, j]).xreplace(values)
-        assert abs(sp.N(diff, 50)) < sp.Float("1e-45", 50)
-
-
 def test_log_odds_stays_exact_at_extreme_logits() -> None:
     # failure rate written as a sum over failures: no 1 - J cancellation even in fixed precision
     inst = SoftmaxBandit(logits=(1000.0, -1000.0, 0.0), correct=frozenset({0}))

@@ -461,7 +461,7 @@ def _prove(P: int, A: int, d: int, correct: tuple[frozenset[int], ...]) -> tuple
     F = sp.Add(*(rho[x] * parts[x][1] for x in range(P)))
     win = sum((rho[x] * parts[x][2] for x in range(P)), sp.zeros(d, 1))
     lose = sum((rho[x] * parts[x][3] for x in range(P)), sp.zeros(d, 1))
-    mean = sum((rho[x] * parts[x][4] for x in range(P)), sp.zeros(d, 1))
+    means = sp.Matrix.vstack(*(parts[x][4] for x in range(P)))  # E_pi[s | x] for every prompt, stacked
     g = win / J - lose / F
     ell = sp.log(J) - sp.log(F)
     g_x = [parts[x][2] / parts[x][0] - parts[x][3] / parts[x][1] for x in range(P)]
@@ -481,7 +481,7 @@ def _prove(P: int, A: int, d: int, correct: tuple[frozenset[int], ...]) -> tuple
 
     per_prompt = sum((rho[x] * parts[x][0] * parts[x][1] * g_x[x] for x in range(P)), sp.zeros(d, 1))
     checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
-        ("E_pi[score] = 0", lambda: forms.prove_zero_matrix(mean)),
+        ("E_pi[score] = 0", lambda: forms.prove_zero_matrix(means)),  # per prompt, hence for every rho
         ("g = E_+[s] - E_-[s]", enumerated),
         ("grad J = J(1-J) g", lambda: forms.prove_zero_matrix(grad(J) - J * (1 - J) * g)),
         ("g = grad ell", lambda: forms.prove_zero_matrix(g - grad(ell))),
@@ -497,7 +497,8 @@ def _prove(P: int, A: int, d: int, correct: tuple[frozenset[int], ...]) -> tuple
 
 
 def prove_identities(inst: ContextualBandit) -> tuple[IdentityResult, ...]:
-    r"""Prove, for (P, A, d, C) of ``inst`` with symbolic features and prompt weights: :math:`\mathbb E_\pi[s]=0`,
+    r"""Prove, for (P, A, d, C) of ``inst`` with symbolic features and prompt weights:
+    :math:`\mathbb E_\pi[s\mid x]=0` for every x (hence :math:`\mathbb E_\pi[s]=0`),
     :math:`g=\mathbb E_+[s]-\mathbb E_-[s]` (pairs enumerated), :math:`\nabla J=J(1-J)g`, :math:`g=\nabla\ell`
     and :math:`\nabla J=\sum_x\rho_xJ_x(1-J_x)g_x`.
 

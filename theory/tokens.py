@@ -102,42 +102,6 @@ def _position_probs(theta: Sequence[sp.Expr], T: int, V: int) -> tuple[tuple[sp.
     return tuple(rows)
 
 
-def _hessian_by_chain_rule(probs: Sequence[Sequence[sp.Expr]], target: Sequence[int], m: int
-                           ) -> sp.ImmutableMatrix:
-    r""":math:`\nabla^2\ell` through the target probabilities :math:`p_t` (:math:`\ell=L(p_1,\dots,p_T)`):
-
-    .. math:: \nabla^2\ell=\sum_{s,t}\partial_{st}L\,\nabla p_s\nabla p_t^\top+\sum_t\partial_tL\,\nabla^2p_t,
-       \quad \nabla p_t=p_t(e_\star-\pi_t),\quad
-       \nabla^2p_t=p_t\big[(e_\star-\pi_t)(e_\star-\pi_t)^\top-(\mathrm{diag}\,\pi_t-\pi_t\pi_t^\top)\big]
-
-    (blocks of position t). Much smaller than differentiating :math:`\ell` twice in all :math:`TV` logits.
-
-    Source: reconstruction §4.1 (second-order form), DERIVED.
-    """
-    T, V = len(probs), len(probs[0])
-    P = sp.symbols(f"P_0:{T}", positive=True)
-    L = sp.log(tail(P, m)) - sp.log(head(P, m))
-    dL = [sp.diff(L, a) for a in P]
-    ddL = [[sp.diff(dL[s], P[t]) for t in range(T)] for s in range(T)]
-    values = {P[t]: probs[t][target[t]] for t in range(T)}
-    n = T * V
-    grads, hess_blocks = [], []
-    for t in range(T):
-        pi = column(probs[t])
-        d = column(1 if v == target[t] else 0 for v in range(V)) - pi
-        p = probs[t][target[t]]
-        grads.append(_embed(p * d, t, T, V))
-        hess_blocks.append(p * (d * d.T - (sp.diag(*probs[t]) - pi * pi.T)))
-    H = sp.zeros(n, n)
-    for s in range(T):
-        for t in range(T):
-            H = H + ddL[s][t].xreplace(values) * grads[s] * grads[t].T
-        block = sp.zeros(n, n)
-        block[s * V:(s + 1) * V, s * V:(s + 1) * V] = dL[s].xreplace(values) * hess_blocks[s]
-        H = H + block
-    return sp.ImmutableMatrix(H)
-
-
 def _embed(block: sp.MatrixBase, t: int, T: int, V: int) -> sp.ImmutableMatrix:
     full = sp.zeros(T * V, 1)
     full[t * V:(t + 1) * V, 0] = block

@@ -122,12 +122,20 @@ def _eta_star_check(factor: float) -> Any:
     return run
 
 
-#: edge cases of the threshold routes for the numeric-twin comparison: J falls at once (eta* = 0) and J constant
-#: along w (eta* = infinity, both correct arms exchange mass)
+#: edge cases of the threshold routes for the numeric-twin comparison, one per branch of the theory's routes:
+#: J falls at once (eta* = 0) and J rises for ever (eta* = infinity) on the polynomial route; J constant along a
+#: w that moves the logits unequally (the polynomial is identically 0); w = 0 (the constant route); a direction
+#: with a 17-digit entry (its slopes' common denominator is 2^52: the ball route), falling at once and rising
+#: for ever; two tokens positions of different logits (a product of two line types: a finite crossing at 0.4)
 _EDGE_THRESHOLD_CASES: Final[tuple[tuple[Instance, tuple[float, ...]], ...]] = (
     (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0})), (-1.0, 1.0, 0.0)),
     (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0, 1})), (0.0, 1.0, -1.0)),
     (SharedTokens((0.2,), ((0.0,), (1.0,), (2.0,)), frozenset({1}), T=4), (1.0,)),
+    (SoftmaxBandit((0.0, 0.0, 0.0, 0.0), frozenset({0, 1})), (1.0, -1.0, 1.0, -1.0)),
+    (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0})), (0.0, 0.0, 0.0)),
+    (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0})), (-1.0, 0.3141592653589793, 0.7)),
+    (SoftmaxBandit((0.3, -0.2, 0.1), frozenset({0})), (1.0, -0.3141592653589793, -0.7)),
+    (TokenSequence(((0.0, 0.5), (0.3, 0.0)), (0, 0)), (1.0, -1.0, -1.0, 1.0)),
 )
 
 
@@ -146,7 +154,7 @@ def _numeric_twin(profile: Profile) -> Evidence:
     cases = tuple((inst, raw) for inst, raw in (*PINNED_THRESHOLD_CASES, *_EDGE_THRESHOLD_CASES)
                   if getattr(inst, "min_correct", None) is None)
     for inst, raw in cases:
-        big = max(abs(Fraction(x)) for x in raw)
+        big = max(abs(Fraction(x)) for x in raw) or Fraction(1)  # w = 0 is kept as it is
         w = tuple(Fraction(x) / big for x in raw)
         star, num = ost.eta_star(inst, w), twin.eta_star(inst, [float(x) for x in w])
         inside = star.lo <= num.value <= star.hi or math.isclose(num.value, star.value, rel_tol=1e-9)
