@@ -38,17 +38,15 @@ def _collapse_proved(factor: float) -> Callable[[Profile], Evidence]:
         law = th.critical_step_law("worked", "gap", False)
         claimed = factor * 3 * (1 - sp.Integer(3) ** (-th.T_SYM)) / th.T_SYM
         diff = sp.simplify(law.eta_crit - claimed)
-        per_T = {T: th.critical_step(th.worked_example(T)).eta_crit for T in (1, 2, 3)}
-        ok_T = all(sp.simplify(v - claimed.subs(th.T_SYM, T)) == 0 for T, v in per_T.items())
+        optima = {T: th.worked_example(T) for T in (1, 2, 3)}
+        steps = {(rule, T): th.critical_step(inst, rule).eta_crit for rule in th.RULES for T, inst in optima.items()}
+        ok_T = all(sp.simplify(steps["gap", T] - claimed.subs(th.T_SYM, T)) == 0 for T in optima)
         # the numeric twin (central-difference Jacobian of the simulator's expected update) at the same optima,
         # for every update rule (the rules other than the Gradient Gap carry a gain c(J*) != 1)
-        for rule in th.RULES:
-            for T in (1, 2, 3):
-                v = per_T[T] if rule == "gap" else th.critical_step(th.worked_example(T), rule).eta_crit
-                twin = numeric_step.critical_step(th.worked_example(T), rule)
-                if not abs(twin - float(v)) <= 1e-6 * float(v):
-                    return Evidence.error(f"eta_c of {rule} at T={T}: theory {float(v)!r}, numerics' Jacobian "
-                                          f"{twin!r}")
+        for (rule, T), v in steps.items():
+            twin = numeric_step.critical_step(optima[T], rule)
+            if not abs(twin - float(v)) <= 1e-6 * float(v):
+                return Evidence.error(f"eta_c of {rule} at T={T}: theory {float(v)!r}, numerics' Jacobian {twin!r}")
         if diff == 0 and ok_T:
             return Evidence.holds(Strength.PROVED, {"law": str(law.eta_crit)}, "local stability, symbolic T")
         return Evidence.fails(Strength.PROVED, {"claimed": str(claimed), "derived": str(law.eta_crit)},
