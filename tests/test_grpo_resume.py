@@ -38,8 +38,8 @@ def _kill_after_checkpoint(cmd: list[str], trl_dir_of, env) -> None:
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             d = trl_dir_of()
-            if d is not None and (d / "checkpoint-2" / "trainer_state.json").is_file():
-                break
+            if d is not None and _parses(d / "checkpoint-2" / "trainer_state.json"):
+                break  # TRL writes it last: checkpoint-2 is complete (an existing file may still be torn)
             time.sleep(0.05)
         assert proc.poll() is None, f"ended before the kill: {proc.stderr.read().decode()[-800:]}"
     finally:
@@ -47,6 +47,14 @@ def _kill_after_checkpoint(cmd: list[str], trl_dir_of, env) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL  # killed, not ended on its own
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _steps(metrics: Path) -> list[int]:
@@ -89,3 +97,22 @@ def test_an_interrupted_run_resumes_inside_a_sweep(tmp_path, cache_dir, env):
     (rec,) = [json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines()]
     assert 2 <= rec["summary"]["resumed_from_step"] < STEPS and rec["summary"]["steps_done"] == STEPS
     assert _steps(trl_dir().parent / "metrics.jsonl") == list(range(1, STEPS + 1))
+
+
+def test_resume_skips_a_checkpoint_killed_while_it_was_saved(tmp_path):
+    """The newest checkpoint whose trainer_state.json parses is taken, by step number (10 after 9): a torn state
+    file or a folder without one (a kill during TRL's save) is skipped."""
+    from gradgap.experiments.grpo.run import _last_complete_checkpoint
+
+    for step, text in [(1, "{}"), (2, '{"global_step": 2}'), (9, '{"global_st'), (10, None), (3, "")]:
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        if text is not None:
+            (d / "trainer_state.json").write_text(text)
+    (tmp_path / "checkpoint-x").mkdir()
+    assert _last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    (tmp_path / "checkpoint-10" / "trainer_state.json").write_text('{"global_step": 10}')
+    assert _last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    for d in tmp_path.iterdir():
+        (d / "trainer_state.json").unlink(missing_ok=True)
+    assert _last_complete_checkpoint(tmp_path) is None

@@ -389,16 +389,29 @@ def _num_processes() -> int:
 PROBE_STATE = "probe_state.json"
 
 
+def _last_complete_checkpoint(trl: Path) -> str | None:
+    """The newest ``checkpoint-<step>`` in ``trl`` whose ``trainer_state.json`` parses. TRL writes that file last,
+    so a run killed while saving leaves a newer folder without it, or with it torn: such a folder is skipped
+    (``transformers``' ``get_last_checkpoint`` would pick it, and resuming from it fails)."""
+    steps = sorted(((int(m.group(1)), d) for d in trl.iterdir()
+                    if d.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", d.name))), reverse=True)
+    for _, d in steps:
+        try:
+            json.loads((d / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(d)
+    return None
+
+
 def _resume_point(cfg: GrpoRunConfig, out: Path) -> tuple[str | None, int | None, list[dict[str, Any]], Any]:
     """``(checkpoint, step, metric records up to it, initial eval)`` of an interrupted run in ``out``, or Nones.
 
-    A run resumes when checkpoints are on, TRL left a ``checkpoint-<step>`` in ``out/trl`` (its own
-    ``get_last_checkpoint``) and the probe's initial evaluation was saved (``probe_state.json``)."""
+    A run resumes when checkpoints are on, TRL left a complete ``checkpoint-<step>`` in ``out/trl``
+    (:func:`_last_complete_checkpoint`) and the probe's initial evaluation was saved (``probe_state.json``)."""
     if not cfg.save_every or not (out / "trl").is_dir():
         return None, None, [], None
-    from transformers.trainer_utils import get_last_checkpoint
-
-    ckpt = get_last_checkpoint(str(out / "trl"))
+    ckpt = _last_complete_checkpoint(out / "trl")
     state = out / PROBE_STATE
     if ckpt is None or not state.is_file():
         return None, None, [], None
