@@ -3,7 +3,8 @@ r"""A fixed battery of observables of ``theory/`` and ``numerics/``: the equival
 ``python -m gradgap.proofs_check.battery [FILE LINE]`` prints JSON ``{"values": {...}, "line_ran": bool}``:
 every numeric quantity of every family (all deterministic routes, and ``mc`` with a fixed seed) and the theory's
 closed forms on fixed instances, the family constants of both sides, Theorem 1's step and the exact one-step
-threshold on the pinned instances, the expected updates of the algorithms and a short sharp-constant search.
+threshold on the pinned instances, the expected updates of the algorithms, a short sharp-constant search, and the
+critical steps and their length and success laws (every rule).
 Each value is written with ``repr`` (17 significant digits), so two runs are equal only when bit-identical.
 With ``FILE LINE`` a line tracer records whether that line of that file ran (installed before any ``gradgap``
 import, so module-level lines count).
@@ -125,6 +126,24 @@ def values() -> dict[str, Any]:
         out[f"pinned[{j}].eta_star.numerics"] = _safe(
             lambda i, v: str(num_ost.eta_star(i, np.asarray(v, float))), inst, w)
     out.update(_algorithm_values())
+    out.update(_critical_step_values())
+    return out
+
+
+def _critical_step_values() -> dict[str, Any]:
+    from gradgap.theory import critical_step as cs
+
+    out: dict[str, Any] = {}
+    for rule in cs.RULES:
+        for T in (1, 2, 3):
+            out[f"critical_step.worked[{T}].{rule}"] = _safe(lambda t, r: cs.critical_step(cs.worked_example(t), r),
+                                                             T, rule)
+        for setting in ("worked", "success", "fixed_success"):
+            for normalized in (False, True):
+                out[f"critical_step_law.{setting}.{rule}.{normalized}"] = _safe(cs.critical_step_law, setting, rule,
+                                                                               normalized)
+        for setting in ("success", "fixed_success"):
+            out[f"success_law.{setting}.{rule}"] = _safe(cs.success_law, rule, setting)
     return out
 
 
