@@ -85,6 +85,8 @@ BUILTIN_IDS: tuple[str, ...] = (
     "autoregressive-eos-angle",
     "autoregressive-eos-normalisation-factor",
     "autoregressive-half-progress-about-1-over-T",
+    "autoregressive-constant-G_o",
+    "autoregressive-constant-L_o",
     "contextual-grad-J-per-prompt",
     "contextual-group-update",
     "contextual-centred-parallel",

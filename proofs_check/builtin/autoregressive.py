@@ -6,7 +6,11 @@ prefix. Each identity is ``PROVED`` by :func:`gradgap.theory.autoregressive.prov
 structures (the scope is stated in the figures) and ``TESTED`` by a Hypothesis search comparing two independent
 numeric routes (a mismatch is re-evaluated at 50 digits with the theory's closed forms before it counts). The
 prefix-tree dynamic programme (the ``structured`` route) is ``TESTED`` against the enumeration, near-deterministic
-logits included.
+logits included. The family constants :math:`G_o=\sqrt{2T}` and :math:`L_o=\tfrac12` of
+:func:`gradgap.theory.autoregressive.constants` are ``TESTED`` as the log-linear families' are in :mod:`.core`: a
+Hypothesis search for a larger norm (numeric score, central-difference Hessian; an excess re-evaluated at 50
+digits from the theory's row probabilities), then near-attaining configurations at 50 digits (ratio at least
+``SHARP_RATIO``, and exactly the constant where it is called a maximum).
 
 Source: reconstruction §2.1 items 1-4 (the identities), DERIVED; the family is this project's (issue text:
 tabular prefix-dependent logits).
@@ -29,14 +33,16 @@ from hypothesis import strategies as st
 from gradgap.experiments import eos_length
 from gradgap.numerics import algorithms as numeric_algorithms
 from gradgap.numerics import autoregressive as numeric
+from gradgap.numerics import loglinear as numeric_loglinear
+from gradgap.numerics._routes import fd_jacobian
 from gradgap.proofs_check import families
 from gradgap.proofs_check.builtin import core
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
-from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT
+from gradgap.proofs_check.tolerances import ANGLE_DEG, EXACT, FD, FD_STEP, HP_ZERO, SHARP_RATIO
 from gradgap.theory import autoregressive as symbolic
 from gradgap.theory.instances import Autoregressive
 
-__all__ = ["IDENTITIES", "claims"]
+__all__ = ["IDENTITIES", "NEAR_ATTAINING", "claims"]
 
 FAMILY: Final[str] = "autoregressive"
 _SOURCE: Final[str] = "reconstruction §2.1 items 1-4, DERIVED (autoregressive family: this project's)"
@@ -406,6 +412,153 @@ def _eos_claims() -> list[Claim]:
     ]
 
 
+# ------------------------------------------------------------------ the constants L_o and G_o
+
+
+def _constant(inst: Autoregressive, name: str) -> sp.Expr:
+    return getattr(symbolic.constants(inst), name).value
+
+
+@lru_cache(maxsize=64)
+def _hp_log_prob_fns(structure: Autoregressive, response: tuple[int, ...]) -> tuple[Callable[..., Any], ...]:
+    r"""Score and Hessian of :math:`\log\pi_\theta(o)=\sum_{t<L(o)}\log\pi_{o_{<t}}(o_t)` from the theory's
+    closed-form row probabilities, differentiated by SymPy, for mpmath."""
+    cf = symbolic.closed_forms(structure)
+    L = structure.ended_length(response)
+    log_pi = sp.Add(*(sp.log(cf.probabilities[structure.row_index(t, response[:t])][response[t]]) for t in range(L)))
+    grad = [sp.diff(log_pi, s) for s in cf.theta]
+    hess = [[sp.diff(g, s) for s in cf.theta] for g in grad]
+    return sp.lambdify(cf.theta, grad, modules="mpmath"), sp.lambdify(cf.theta, hess, modules="mpmath")
+
+
+def _hp_norm(inst: Autoregressive, response: tuple[int, ...], name: str) -> mpmath.mpf:
+    r""":math:`\|\nabla\log\pi_\theta(o)\|` (``G_o``) or :math:`\|\nabla^2\log\pi_\theta(o)\|_{op}` (``L_o``) at
+    60 digits, from the theory."""
+    grad_fn, hess_fn = _hp_log_prob_fns(inst.with_theta((0.0,) * len(inst.theta)), response)
+    with mpmath.workdps(60):
+        theta = [mpmath.mpf(x) for x in inst.theta]
+        if name == "G_o":
+            return mpmath.sqrt(mpmath.fsum(mpmath.mpf(x) ** 2 for x in grad_fn(*theta)))
+        return max(abs(e) for e in mpmath.eigsy(mpmath.matrix(hess_fn(*theta)), eigvals_only=True))
+
+
+def _float_norm(inst: Autoregressive, response: tuple[int, ...], name: str) -> float:
+    """The numerics' norm: the score (autograd), or the central-difference Hessian of the numeric score."""
+    if name == "G_o":
+        return float(np.linalg.norm(_vec(numeric.score(inst, response, method="autograd"))))
+    H = fd_jacobian(lambda th: _vec(numeric.score(inst.with_theta(tuple(th)), response)),
+                    np.asarray(inst.theta, dtype=float), FD_STEP)
+    return numeric_loglinear.operator_norm(0.5 * (H + H.T))
+
+
+def _push(T: int, V: int, on: int, lam: float) -> tuple[tuple[tuple[float, ...], ...], ...]:
+    """Logits with every row putting ``lam`` on token ``on`` (0 elsewhere)."""
+    row = tuple(lam if v == on else 0.0 for v in range(V))
+    return tuple((row,) * V**t for t in range(T))
+
+
+#: configurations approaching each constant (from the proofs of ``theory.autoregressive.constants``):
+#: (instance, response, description, attained exactly)
+NEAR_ATTAINING: Final[dict[str, tuple[tuple[Autoregressive, tuple[int, ...], str, bool], ...]]] = {
+    "G_o": ((Autoregressive(logits=_push(2, 2, 1, 30.0), target=(0, 0)), (0, 0),
+             "T=2, V=2, every row 30 on token 1, o=(0,0)", False),
+            (Autoregressive(logits=_push(2, 3, 2, 30.0), target=(0, 0), eos=1), (0, 0),
+             "T=2, V=3, eos=1, every row 30 on token 2, o=(0,0)", False)),
+    "L_o": ((Autoregressive(logits=_push(2, 2, 0, 0.0), target=(0, 0)), (0, 0), "T=2, V=2, theta=0", True),
+            (Autoregressive(logits=_push(1, 3, 2, -30.0), target=(0,)), (0,),
+             "T=1, V=3, theta=(0,0,-30)", False)),
+}
+
+
+def _approach(name: str) -> list[dict[str, Any]]:
+    r"""Each near-attaining configuration at 50 digits: the ratio :math:`\|\cdot\|/c`, whether it equals the
+    constant (``attained``, within ``HP_ZERO``), and whether the constant's ``attainment`` says "maximum"."""
+    out = []
+    for inst, resp, text, _ in NEAR_ATTAINING[name]:
+        c = getattr(symbolic.constants(inst), name)
+        hp = _hp_norm(inst, resp, name)
+        with mpmath.workdps(60):
+            value = mpmath.mpf(str(sp.N(c.value, 60)))
+            out.append({"config": text, "ratio": float(mpmath.nstr(hp / value, 12)),
+                        "attained": bool(abs(hp - value) <= HP_ZERO * value), "maximum": c.attainment == "maximum",
+                        "norm_50_digits": mpmath.nstr(hp, 20), name: mpmath.nstr(value, 20)})
+    return out
+
+
+def _constant_check(name: str, scale: float = 1.0) -> Any:
+    r"""Hypothesis search (with ``target`` on the ratio) for a norm above the theory's constant (times ``scale``:
+    the mutant), a float excess re-evaluated at 50 digits; then the constant must be approached (ratio
+    :math:`\ge` ``SHARP_RATIO``) and a constant called a maximum attained."""
+
+    def run(profile: Profile) -> Evidence:
+        seen: set[tuple[Autoregressive, tuple[int, ...]]] = set()
+        best = [0.0]
+        found: list[dict[str, Any]] = []
+        rtol, atol = EXACT if name == "G_o" else FD
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> tuple[Autoregressive, tuple[int, ...]]:
+            inst = draw(families.instance_strategy(FAMILY, None, profile.size_cap, 30.0))
+            return inst, draw(st.sampled_from(inst.responses()))
+
+        def body(case: tuple[Autoregressive, tuple[int, ...]]) -> None:
+            inst, resp = case
+            seen.add(case)
+            bound = scale * float(_constant(inst, name))
+            ratio = _float_norm(inst, resp, name) / bound
+            best[0] = max(best[0], ratio)
+            target(ratio, label="norm/constant")
+            if ratio <= 1 + rtol + atol / bound:
+                return
+            hp = _hp_norm(inst, resp, name)
+            with mpmath.workdps(60):
+                exact = mpmath.mpf(scale) * mpmath.mpf(str(sp.N(_constant(inst, name), 60)))
+                if hp > exact * (1 + mpmath.mpf(HP_ZERO)):
+                    found.append({"instance": {"family": FAMILY, **inst.as_dict()}, "response": list(resp),
+                                  "norm_50_digits": mpmath.nstr(hp, 20), name: mpmath.nstr(exact, 20)})
+                    raise _Found(name)
+
+        _search(cases(), body, profile.examples, profile)
+        approach = _approach(name)
+        figures = {"largest_ratio_found": round(best[0], 9), "near_attaining": approach}
+        if found:
+            return Evidence.fails(Strength.TESTED, found[-1], figures,
+                                  detail=f"a norm above {name} survives 50-digit re-evaluation")
+        if any(a["ratio"] > 1 + HP_ZERO for a in approach):
+            bad = next(a for a in approach if a["ratio"] > 1 + HP_ZERO)
+            return Evidence.checked(Status.FAILS, len(approach), "near-attaining configurations", figures, bad,
+                                    detail=f"a near-attaining configuration exceeds {name} at 50 digits")
+        for (_, _, text, exact), a in zip(NEAR_ATTAINING[name], approach, strict=True):
+            if exact and not (a["attained"] and a["maximum"]):
+                return Evidence.checked(Status.FAILS, len(approach), "near-attaining configurations", figures, a,
+                                        detail=f"{name} should be a maximum attained at {text}")
+            if not exact and a["ratio"] < SHARP_RATIO:
+                return Evidence.checked(Status.FAILS, len(approach), "near-attaining configurations", figures, a,
+                                        detail=f"{name} claimed sharp but approached only to ratio "
+                                               f"{a['ratio']:.6g} < {SHARP_RATIO} ({text})")
+        return Evidence.sampled(len(seen), profile, figures,
+                                detail=f"no sampled norm above {name}; approached to ratio "
+                                       f"{min(a['ratio'] for a in approach):.9f} or better",
+                                what="distinct (instance, response) pairs")
+
+    return named_check(f"hypothesis-{name}", run)
+
+
+def _constant_claims() -> list[Claim]:
+    statements = {
+        "G_o": (r"\sup_{\theta,o}\|\nabla_\theta\log\pi_\theta(o)\|=\sqrt{2T}\ (\text{not attained})",
+                "Score bound G_o = sqrt(2T) is valid and sharp (autoregressive)"),
+        "L_o": (r"\sup_{\theta,o}\|\nabla^2_\theta\log\pi_\theta(o)\|_{op}=\tfrac12\ (\text{attained for }V=2)",
+                "Smoothness constant L_o = 1/2 is valid and sharp (autoregressive)"),
+    }
+    return [Claim(id=f"autoregressive-constant-{name}", title=title, family=FAMILY, statement=statement,
+                  source="reconstruction §3 (A1, A2), INFERRED; values DERIVED (theory.autoregressive.constants)",
+                  checks=(_constant_check(name),),
+                  mutants=lambda name=name: [mutant_claim(f"autoregressive-constant-{name}", "half",
+                                                          _constant_check(name, 0.5), family=FAMILY)])
+            for name, (statement, title) in statements.items()]
+
+
 def claims() -> list[Claim]:
     """The built-in claims of this module."""
     out = [_identity_claim(spec) for spec in IDENTITIES]
@@ -422,4 +575,5 @@ def claims() -> list[Claim]:
                                       named_check("dp-vs-enumerate-4", _dp_check(4.0, 1.000001)), family=FAMILY)],
     ))
     out.extend(_eos_claims())
+    out.extend(_constant_claims())
     return out

@@ -89,6 +89,8 @@ REQUIRED: Final[dict[str, Strength]] = {
     "autoregressive-gap-grad-log-odds": Strength.PROVED,
     "autoregressive-gap-unique-correct": Strength.PROVED,
     "autoregressive-prefix-dp": Strength.TESTED,
+    "autoregressive-constant-G_o": Strength.TESTED,
+    "autoregressive-constant-L_o": Strength.TESTED,
     "autoregressive-grpo-length-weighted-gap": Strength.CHECKED,
     "autoregressive-grpo-parallel-to-gap-with-eos": Strength.CHECKED,
     "autoregressive-eos-angle": Strength.CHECKED,
