@@ -432,14 +432,8 @@ def _hp_log_prob_fns(structure: Autoregressive, response: tuple[int, ...]) -> tu
 
 
 def _hp_norm(inst: Autoregressive, response: tuple[int, ...], name: str) -> mpmath.mpf:
-    r""":math:`\|\nabla\log\pi_\theta(o)\|` (``G_o``) or :math:`\|\nabla^2\log\pi_\theta(o)\|_{op}` (``L_o``) at
-    60 digits, from the theory."""
-    grad_fn, hess_fn = _hp_log_prob_fns(inst.with_theta((0.0,) * len(inst.theta)), response)
-    with mpmath.workdps(60):
-        theta = [mpmath.mpf(x) for x in inst.theta]
-        if name == "G_o":
-            return mpmath.sqrt(mpmath.fsum(mpmath.mpf(x) ** 2 for x in grad_fn(*theta)))
-        return max(abs(e) for e in mpmath.eigsy(mpmath.matrix(hess_fn(*theta)), eigvals_only=True))
+    structure = inst.with_theta((0.0,) * len(inst.theta))
+    return core.hp_norm_of(_hp_log_prob_fns(structure, response), inst.theta, name)
 
 
 def _float_norm(inst: Autoregressive, response: tuple[int, ...], name: str) -> float:

@@ -467,15 +467,19 @@ def _hp_logprob_fns(structure: Instance, response: tuple[int, ...]) -> tuple[Cal
     return (sp.lambdify(params, grad, modules="mpmath"), sp.lambdify(params, hess, modules="mpmath"))
 
 
-def _hp_norm(inst: Instance, response: tuple[int, ...], name: str) -> mpmath.mpf:
-    grad_fn, hess_fn = _hp_logprob_fns(_structure(inst), response)
+def hp_norm_of(fns: tuple[Callable[..., Any], Callable[..., Any]], theta: Sequence[float], name: str) -> mpmath.mpf:
+    r""":math:`\|\nabla\log\pi_\theta(o)\|` (``G_o``) or :math:`\|\nabla^2\log\pi_\theta(o)\|_{op}` (``L_o``)
+    at 60 digits, from mpmath functions ``fns = (score, Hessian)`` of the parameters."""
+    grad_fn, hess_fn = fns
     with mpmath.workdps(60):
-        theta = [mpmath.mpf(x) for x in inst.theta]
+        point = [mpmath.mpf(x) for x in theta]
         if name == "G_o":
-            return mpmath.sqrt(mpmath.fsum(mpmath.mpf(x) ** 2 for x in grad_fn(*theta)))
-        H = mpmath.matrix(hess_fn(*theta))
-        evals = mpmath.eigsy(H, eigvals_only=True)
-        return max(abs(e) for e in evals)
+            return mpmath.sqrt(mpmath.fsum(mpmath.mpf(x) ** 2 for x in grad_fn(*point)))
+        return max(abs(e) for e in mpmath.eigsy(mpmath.matrix(hess_fn(*point)), eigvals_only=True))
+
+
+def _hp_norm(inst: Instance, response: tuple[int, ...], name: str) -> mpmath.mpf:
+    return hp_norm_of(_hp_logprob_fns(_structure(inst), response), inst.theta, name)
 
 
 def _responses(inst: Instance) -> st.SearchStrategy[tuple[int, ...]]:
