@@ -74,7 +74,7 @@ def _instances() -> dict[str, list[Any]]:
     from gradgap.proofs_check.consistency import random_instances
     from gradgap.theory.instances import SoftmaxBandit, TokenSequence
 
-    out = {f: random_instances(f, 4, 7) for f in ("softmax", "tokens", "shared_tokens")}
+    out = {f: random_instances(f, 4, 7) for f in ("softmax", "tokens", "shared_tokens", "autoregressive", "contextual")}
     out["softmax"] += [SoftmaxBandit((40.0, -30.0, 0.5), frozenset({1})), SoftmaxBandit((1e-9, 0.0), frozenset({0}))]
     out["tokens"] += [TokenSequence(((30.0, -30.0, 0.0), (0.0, 25.0, -5.0)), (1, 0)),
                       TokenSequence(((0.5, 0.1),) * 3, (0, 1, 0))]
