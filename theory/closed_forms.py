@@ -230,6 +230,24 @@ def evaluate(expr: sp.Basic, digits: int = DIGITS) -> sp.Basic:
     return expr.evalf(digits)
 
 
+def _exact_value_at_a_point(expr: sp.Expr) -> sp.Rational | None:
+    r"""``expr`` at a fixed rational point of its free symbols (the k-th symbol by name gets
+    :math:`\pm\frac{k+2}{k+3}`, positive where the symbol is non-negative), when that value is an exact finite
+    rational -- so a rational function; ``None`` otherwise (transcendental parts, a pole, integer symbols).
+
+    >>> x, y = sp.Symbol("x", positive=True), sp.Symbol("y", real=True)
+    >>> _exact_value_at_a_point(x / (1 + y)), _exact_value_at_a_point(sp.exp(x)) is None
+    (8/3, True)
+    """
+    symbols = sorted(expr.free_symbols, key=str)
+    if any(s.is_integer for s in symbols):
+        return None
+    point = {s: sp.Rational(k + 2, k + 3) * (1 if s.is_nonnegative or k % 2 == 0 else -1)
+             for k, s in enumerate(symbols)}
+    value = expr.xreplace(point)
+    return value if isinstance(value, sp.Rational) else None
+
+
 def prove_zero(diff: sp.Expr, substitution: Mapping[sp.Basic, sp.Basic] | None = None) -> tuple[bool, str]:
     r"""Prove ``diff`` :math:`\equiv 0` exactly; returns ``(proved, strategy)``.
 
@@ -251,6 +269,9 @@ def prove_zero(diff: sp.Expr, substitution: Mapping[sp.Basic, sp.Basic] | None =
         expr = expr.subs(dict(substitution))
     if expr == 0:
         return True, "literal"
+    value = _exact_value_at_a_point(expr)
+    if value is not None and value != 0:  # a rational function that is not 0 somewhere: refuted, no simplify
+        return False, f"difference is {value} (not 0) at a rational point"
     num, _ = sp.fraction(sp.together(expr))
     if sp.expand(num) == 0:
         return True, "together+expand"
