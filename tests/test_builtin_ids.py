@@ -15,6 +15,7 @@ BUILTIN_IDS: tuple[str, ...] = (
     "gap-unique-correct",
     "constant-G_o",
     "constant-L_o",
+    "constant-smoothness_J",
     "mc-standard-errors",
     "gain-reinforce",
     "gain-rloo",

@@ -11,6 +11,7 @@ id                          statement                                           
 ``gap-unique-correct``      :math:`g=\nabla\log\pi(o^\star)/(1-\pi(o^\star))`                        §2.1 item 4
 ``constant-G_o``            :math:`\|\nabla\log\pi_\theta(o)\|\le G_o`, and :math:`G_o` is sharp     §3 (A1)
 ``constant-L_o``            :math:`\|\nabla^2\log\pi_\theta(o)\|_{op}\le L_o`, and sharp             §3 (A2)
+``constant-smoothness_J``   :math:`\|\nabla^2 J(\theta)\|_{op}\le 1/(3\sqrt3)`, and sharp              §3 (L)
 ==========================  =======================================================================  ============
 
 Each identity is ``PROVED`` by the theory side (``prove_identities``: the difference simplifies to exactly 0)
@@ -430,14 +431,6 @@ def _closed_form_examples(spec: IdentitySpec) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------ family constants
 
 
-@dataclass(frozen=True)
-class _ConstantSpec:
-    name: str  # "G_o" or "L_o"
-    title: str
-    statement: str
-    source: str
-
-
 def _constant_value(inst: Instance, name: str) -> tuple[Any, str, str] | None:
     c = getattr(_theory(inst).constants(inst), name)
     if c.value is None:
@@ -457,6 +450,24 @@ def _hessian_float(inst: Instance, response: tuple[int, ...]) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
+def _success_hessian_float(inst: Instance) -> np.ndarray:
+    r"""Hessian of :math:`J(\theta)` by central differences of the numeric :math:`\nabla J` (tolerance ``FD``)."""
+    mod = _numerics(inst)
+    H = fd_jacobian(lambda theta: _vec(mod.grad_success_rate(inst.with_theta(tuple(theta)))),
+                    np.asarray(inst.theta, dtype=float), FD_STEP)
+    return 0.5 * (H + H.T)
+
+
+def _norm_float(inst: Instance, response: tuple[int, ...], name: str) -> float:
+    r"""The numerics' norm the constant ``name`` bounds: :math:`\|s(o)\|` (``G_o``),
+    :math:`\|\nabla^2\log\pi(o)\|_{op}` (``L_o``) or :math:`\|\nabla^2J\|_{op}` (``smoothness_J``, no response)."""
+    if name == "G_o":
+        return _score_norm_float(inst, response)
+    if name == "L_o":
+        return numeric_loglinear.operator_norm(_hessian_float(inst, response))
+    return numeric_loglinear.operator_norm(_success_hessian_float(inst))
+
+
 @lru_cache(maxsize=256)
 def _hp_logprob_fns(structure: Instance, response: tuple[int, ...]) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """Score and Hessian of log pi(o) from the theory (its log-linear form) differentiated, for mpmath."""
@@ -467,9 +478,19 @@ def _hp_logprob_fns(structure: Instance, response: tuple[int, ...]) -> tuple[Cal
     return (sp.lambdify(params, grad, modules="mpmath"), sp.lambdify(params, hess, modules="mpmath"))
 
 
+@lru_cache(maxsize=64)
+def _hp_success_fns(structure: Instance) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    r""":math:`\nabla J` and :math:`\nabla^2 J` from the theory's closed-form :math:`J` differentiated, for mpmath."""
+    cf = _theory(structure).closed_forms(structure)
+    grad = [sp.diff(cf.success_rate, p) for p in cf.theta]
+    hess = [[sp.diff(g, p) for p in cf.theta] for g in grad]
+    return sp.lambdify(cf.theta, grad, modules="mpmath"), sp.lambdify(cf.theta, hess, modules="mpmath")
+
+
 def hp_norm_of(fns: tuple[Callable[..., Any], Callable[..., Any]], theta: Sequence[float], name: str) -> mpmath.mpf:
-    r""":math:`\|\nabla\log\pi_\theta(o)\|` (``G_o``) or :math:`\|\nabla^2\log\pi_\theta(o)\|_{op}` (``L_o``)
-    at 60 digits, from mpmath functions ``fns = (score, Hessian)`` of the parameters."""
+    r"""At 60 digits, from mpmath functions ``fns = (gradient, Hessian)`` of the parameters: the gradient's norm
+    for ``G_o``, the Hessian's operator norm otherwise (``L_o`` of :math:`\log\pi_\theta(o)`, ``smoothness_J``
+    of :math:`J`)."""
     grad_fn, hess_fn = fns
     with mpmath.workdps(60):
         point = [mpmath.mpf(x) for x in theta]
@@ -479,10 +500,13 @@ def hp_norm_of(fns: tuple[Callable[..., Any], Callable[..., Any]], theta: Sequen
 
 
 def _hp_norm(inst: Instance, response: tuple[int, ...], name: str) -> mpmath.mpf:
-    return hp_norm_of(_hp_logprob_fns(_structure(inst), response), inst.theta, name)
+    fns = _hp_success_fns(_structure(inst)) if name == "smoothness_J" else _hp_logprob_fns(_structure(inst), response)
+    return hp_norm_of(fns, inst.theta, name)
 
 
-def _responses(inst: Instance) -> st.SearchStrategy[tuple[int, ...]]:
+def _responses(inst: Instance, name: str = "G_o") -> st.SearchStrategy[tuple[int, ...]]:
+    if name == "smoothness_J":  # a property of J, not of one response
+        return st.just(())
     form = inst.structure()
     if isinstance(form, ContextualForm):  # pairs (x, a) of a mixture over prompts
         return st.sampled_from(form.responses())
@@ -492,6 +516,14 @@ def _responses(inst: Instance) -> st.SearchStrategy[tuple[int, ...]]:
 def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, ...], str]]:
     """Configurations that approach the supremum (from the constants' proofs), with a description."""
     lam = 30.0
+    if name == "smoothness_J":  # |sigma''(z)| is largest at z = log(2 + sqrt3), sigma(z) = 1/2 + 1/(2 sqrt3)
+        peak = math.log(2 + math.sqrt(3))
+        if family == "softmax":
+            return [(SoftmaxBandit((peak, 0.0), frozenset({0})), (), "K=2, theta=(log(2+sqrt3), 0)"),
+                    (SoftmaxBandit((peak, 0.0, -lam), frozenset({0})), (), "K=3, theta=(log(2+sqrt3), 0, -30)")]
+        if family == "tokens":
+            return [(TokenSequence(((peak, 0.0),), (0,)), (), "T=1, V=2, theta=(log(2+sqrt3), 0)")]
+        return []
     if family == "softmax":
         if name == "G_o":
             return [(SoftmaxBandit((0.0, lam, 0.0), frozenset({0})), (0,), "K=3, theta=(0,30,0), a=0")]
@@ -509,8 +541,9 @@ SHARP_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens")
 
 
 def _approach(name: str, fams: Sequence[str]) -> list[dict[str, Any]]:
-    r"""The near-attaining configurations of each family at 50 digits: the ratio :math:`\|\cdot\|/c` and whether
-    the norm equals the constant :math:`c` (``attained``: :math:`|\,\|\cdot\|-c\,|\le` ``HP_ZERO`` :math:`c`)."""
+    r"""The near-attaining configurations of each family at 50 digits: the ratio :math:`\|\cdot\|/c`, whether
+    the norm equals the constant :math:`c` (``attained``: :math:`|\,\|\cdot\|-c\,|\le` ``HP_ZERO`` :math:`c`) or
+    exceeds it (``exceeds``: a counterexample), and whether the theory calls :math:`c` a maximum."""
     out = []
     for fam in fams:
         for inst, resp, text in _near_attaining(fam, name):
@@ -520,15 +553,24 @@ def _approach(name: str, fams: Sequence[str]) -> list[dict[str, Any]]:
             hp = _hp_norm(inst, resp, name)
             with mpmath.workdps(60):
                 c = mpmath.mpf(str(cv[0].evalf(60)))
-                out.append({"family": fam, "config": text, "ratio": float(mpmath.nstr(hp / c, 12)),
-                            "attained": bool(abs(hp - c) <= HP_ZERO * c)})
+                out.append({"family": fam, "structure": _structure(inst).describe(), "config": text,
+                            "ratio": float(mpmath.nstr(hp / c, 12)),
+                            "attained": bool(abs(hp - c) <= HP_ZERO * c), "maximum": cv[1] == "maximum",
+                            "exceeds": bool(hp > c * (1 + mpmath.mpf(HP_ZERO)))})
     return out
 
 
 def _not_sharp(attained: Sequence[dict[str, Any]], families_: Sequence[str] = SHARP_FAMILIES) -> list[dict[str, Any]]:
     r"""The families claimed sharp whose best configuration neither evaluates to the constant at 50 digits nor
-    reaches ``SHARP_RATIO`` of it (each with the reason); empty when every sharpness claim is met."""
+    reaches ``SHARP_RATIO`` of it, and the structures whose constant the theory calls a maximum but none of whose
+    configurations attains it at 50 digits (each with the reason); empty when every such claim is met."""
     bad = []
+    for structure in dict.fromkeys(a["structure"] for a in attained if a["family"] in families_):
+        mine = [a for a in attained if a["structure"] == structure]
+        if mine[0]["maximum"] and not any(a["attained"] for a in mine):
+            best = max(mine, key=lambda a: a["ratio"])
+            bad.append({**best, "reason": f"called a maximum for {structure}, but no configuration checked attains "
+                                          f"it at 50 digits (best ratio {best['ratio']:.12g}, {best['config']})"})
     for fam in families_:
         mine = [a for a in attained if a["family"] == fam]
         if not mine:
@@ -544,7 +586,9 @@ def _not_sharp(attained: Sequence[dict[str, Any]], families_: Sequence[str] = SH
 def _constant_check(name: str) -> Any:
     def run(profile: Profile) -> Evidence:
         fams = list(FAMILY_ORDER)
-        per_family = max(15, profile.examples // (2 * max(1, len(fams))))
+        valued = {fam: [(rep, cv) for rep in _structures(fam, profile)
+                        if (cv := _constant_value(rep, name)) is not None] for fam in fams}
+        per_family = max(15, profile.examples // (2 * max(1, sum(map(bool, valued.values())))))
         stats = {"examples": 0, "hp_reevaluations": 0}
         best = [0.0]
         found: list[dict[str, Any]] = []
@@ -553,8 +597,8 @@ def _constant_check(name: str) -> Any:
 
         @st.composite
         def cases(draw: st.DrawFn, fam: str) -> tuple[Instance, tuple[int, ...]]:
-            inst = draw(_family_strategy(fam, profile, lambda i: True))
-            return inst, draw(_responses(inst))
+            inst = draw(_family_strategy(fam, profile, lambda i: _constant_value(i, name) is not None))
+            return inst, draw(_responses(inst, name))
 
         seen: set[tuple[Instance, tuple[int, ...]]] = set()
 
@@ -566,8 +610,7 @@ def _constant_check(name: str) -> Any:
             bound = float(cv[0])
             stats["examples"] += 1
             seen.add(case)
-            norm = (_score_norm_float(inst, resp) if name == "G_o"
-                    else numeric_loglinear.operator_norm(_hessian_float(inst, resp)))
+            norm = _norm_float(inst, resp, name)
             ratio = norm / bound if bound > 0 else (0.0 if norm <= EXACT[1] else math.inf)
             best[0] = max(best[0], ratio)
             if math.isfinite(ratio):
@@ -585,12 +628,11 @@ def _constant_check(name: str) -> Any:
                     raise _Found(name)
 
         for fam in fams:
-            rep = _structures(fam, profile)[0]
-            cv = _constant_value(rep, name)
-            if cv is None:
+            if not valued[fam]:  # no member of the family has a closed value: nothing to search
                 no_value.append(fam)
-            else:
-                values[fam] = f"{cv[0]} ({cv[1]}) for {rep.describe()}"
+                continue
+            rep, cv = valued[fam][0]
+            values[fam] = f"{cv[0]} ({cv[1]}) for {rep.describe()}"
             try:
                 _run_hypothesis(cases(fam), body, per_family, profile)
             except (_Found, ExceptionGroup):
@@ -606,6 +648,11 @@ def _constant_check(name: str) -> Any:
                                   detail=f"a norm above {name} survives 50-digit re-evaluation")
         if not stats["examples"]:
             return Evidence.undecided(f"no family has a closed value of {name}", figures)
+        above = [a for a in attained if a["exceeds"]]
+        if above:
+            return Evidence.checked(Status.FAILS, len(attained), "near-attaining configurations", figures, above[0],
+                                    detail=f"a near-attaining configuration exceeds {name} at 50 digits: "
+                                           f"{above[0]['family']} {above[0]['config']}, ratio {above[0]['ratio']:.12g}")
         not_sharp = _not_sharp(attained)
         if not_sharp:
             return Evidence.checked(Status.FAILS, len(attained), "near-attaining configurations", figures,
@@ -706,11 +753,17 @@ def _constant_claim(name: str) -> Claim:
                      r"(\text{softmax}),\ \sqrt{2T}\ (\text{tokens})")
         title = "Score bound G_o (assumption A1) is valid and sharp"
         source = "reconstruction §3 (A1), INFERRED; values DERIVED (theory constants)"
-    else:
+    elif name == "L_o":
         statement = (r"\sup_{\theta,o}\big\|\nabla^2_\theta\log\pi_\theta(o)\big\|_{op}=L_o,\quad L_o=\tfrac12\ "
                      r"(\text{softmax, tokens})")
         title = "Smoothness constant L_o (assumption A2) is valid and sharp"
         source = "reconstruction §3 (A2), INFERRED; values DERIVED (theory constants)"
+    else:
+        statement = (r"\sup_\theta\big\|\nabla^2_\theta J(\theta)\big\|_{op}=\tfrac1{3\sqrt3}\ (\text{softmax, every }K"
+                     r"\text{ and }C\text{; tokens }T=1\text{; a maximum for two arms})")
+        title = "Smoothness of J (sup of the Hessian norm of the success rate) is valid and sharp"
+        source = ("reconstruction §3 (the smoothness L of J in the step-size analysis), INFERRED; value DERIVED "
+                  "(theory constants: proved for K=2, a numerical supremum for K>2)")
     checks = (_g_o_proved_check(), _constant_check(name)) if name == "G_o" else (_constant_check(name),)
     return Claim(id=f"constant-{name}", title=title, family="all", statement=statement, source=source,
                  checks=checks, mutants=lambda name=name: _constant_mutants(name),
@@ -733,4 +786,4 @@ PROFILE_FOR_DOCS: Final[Profile] = Profile("docs", examples=0, size_cap=3, seeds
 
 def claims() -> list[Claim]:
     """The core built-in claims (identities and family constants)."""
-    return [*(_identity_claim(s) for s in IDENTITIES), _constant_claim("G_o"), _constant_claim("L_o")]
+    return [*(_identity_claim(s) for s in IDENTITIES), *(_constant_claim(n) for n in ("G_o", "L_o", "smoothness_J"))]

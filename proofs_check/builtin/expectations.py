@@ -31,6 +31,7 @@ REQUIRED: Final[dict[str, Strength]] = {
     "gap-unique-correct": Strength.PROVED,
     "constant-G_o": Strength.PROVED,
     "constant-L_o": Strength.TESTED,
+    "constant-smoothness_J": Strength.TESTED,
     "mc-standard-errors": Strength.CHECKED,
     "gain-reinforce": Strength.PROVED,
     "gain-rloo": Strength.PROVED,
