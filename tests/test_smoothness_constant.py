@@ -20,7 +20,7 @@ import sympy as sp
 
 from gradgap.proofs_check.builtin import builtin_claims, core
 from gradgap.proofs_check.claims import PROFILES, Status, Strength, run_claim
-from gradgap.theory import softmax, tokens
+from gradgap.theory import autoregressive, softmax, tokens
 from gradgap.theory.instances import SoftmaxBandit
 
 CI = PROFILES["ci"]
@@ -31,8 +31,8 @@ def _claim():
 
 
 def _patched(monkeypatch, change) -> None:
-    """``constants`` of softmax and tokens with ``smoothness_J`` replaced by ``change(constant)``."""
-    for module in (softmax, tokens):
+    """``constants`` of softmax, tokens and autoregressive with ``smoothness_J`` replaced by ``change(constant)``."""
+    for module in (softmax, tokens, autoregressive):
         real = module.constants
 
         def wrong(inst, real=real):
@@ -47,7 +47,8 @@ def test_the_claim_holds_at_tested_and_is_approached():
     ev = result.evidence
     assert (ev.status, ev.strength) == (Status.HOLDS, Strength.TESTED), ev.detail
     assert ev.figures["distinct_examples"] >= CI.min_examples
-    assert {a["family"] for a in ev.figures["near_attaining"]} == {"softmax", "tokens"}
+    assert {a["family"] for a in ev.figures["near_attaining"]} == {"softmax", "tokens", "autoregressive"}
+    assert set(ev.figures["values"]) == {"softmax", "tokens", "autoregressive"}
     assert set(ev.figures["no_closed_value"]) == {"shared_tokens", "contextual"}
 
 
@@ -64,6 +65,23 @@ def test_a_supremum_called_a_maximum_fails(monkeypatch):
     result = run_claim(_claim(), CI)
     assert result.evidence.status is Status.FAILS
     assert "maximum for softmax K=3" in result.evidence.detail
+
+
+def test_a_value_too_large_for_more_arms_only_fails(monkeypatch):
+    """Sharpness is judged per structure: a value that is right for two arms and loose (by sqrt2) for three must
+    not pass because the two-arm configuration attains its own value."""
+    real = softmax.constants
+
+    def wrong(inst):
+        c = real(inst)
+        if inst.K == 2:
+            return c
+        return replace(c, smoothness_J=replace(c.smoothness_J, value=sp.sqrt(2) * c.smoothness_J.value))
+
+    monkeypatch.setattr(softmax, "constants", wrong)
+    result = run_claim(_claim(), CI)
+    assert result.evidence.status is Status.FAILS
+    assert "softmax K=3" in result.evidence.detail
 
 
 def test_the_search_alone_finds_a_value_ten_percent_too_small(monkeypatch):

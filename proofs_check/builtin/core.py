@@ -44,7 +44,14 @@ from gradgap.proofs_check import families
 from gradgap.proofs_check.claims import Claim, Evidence, Profile, Status, Strength, mutant_claim, named_check
 from gradgap.proofs_check.tolerances import EXACT, FD, FD_STEP, HP_ZERO, SHARP_RATIO
 from gradgap.theory import loglinear as symbolic_loglinear
-from gradgap.theory.instances import ContextualForm, Instance, SoftmaxBandit, TokenSequence, family_name
+from gradgap.theory.instances import (
+    Autoregressive,
+    ContextualForm,
+    Instance,
+    SoftmaxBandit,
+    TokenSequence,
+    family_name,
+)
 
 __all__ = ["IDENTITIES", "claims"]
 
@@ -523,6 +530,8 @@ def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, .
                     (SoftmaxBandit((peak, 0.0, -lam), frozenset({0})), (), "K=3, theta=(log(2+sqrt3), 0, -30)")]
         if family == "tokens":
             return [(TokenSequence(((peak, 0.0),), (0,)), (), "T=1, V=2, theta=(log(2+sqrt3), 0)")]
+        if family == "autoregressive":
+            return [(Autoregressive(logits=(((peak, 0.0),),), target=(0,)), (), "T=1, V=2, theta=(log(2+sqrt3), 0)")]
         return []
     if family == "softmax":
         if name == "G_o":
@@ -538,6 +547,16 @@ def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, .
 
 #: the families whose constants the claims call sharp (their statements), each with near-attaining configurations
 SHARP_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens")
+
+#: the smoothness of J also has a closed value for the one-token autoregressive table (the softmax bandit)
+_SMOOTHNESS_FAMILIES: Final[tuple[str, ...]] = (*FAMILY_ORDER, "autoregressive")
+
+
+def _constant_families(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The families searched for the constant ``name``, and those it is claimed sharp for."""
+    if name == "smoothness_J":
+        return _SMOOTHNESS_FAMILIES, ("softmax", "tokens", "autoregressive")
+    return FAMILY_ORDER, SHARP_FAMILIES
 
 
 def _approach(name: str, fams: Sequence[str]) -> list[dict[str, Any]]:
@@ -561,31 +580,27 @@ def _approach(name: str, fams: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def _not_sharp(attained: Sequence[dict[str, Any]], families_: Sequence[str] = SHARP_FAMILIES) -> list[dict[str, Any]]:
-    r"""The families claimed sharp whose best configuration neither evaluates to the constant at 50 digits nor
-    reaches ``SHARP_RATIO`` of it, and the structures whose constant the theory calls a maximum but none of whose
-    configurations attains it at 50 digits (each with the reason); empty when every such claim is met."""
-    bad = []
+    r"""Per structure with near-attaining configurations (the constant may differ between structures of one
+    family): its best configuration neither evaluates to the constant at 50 digits nor reaches ``SHARP_RATIO`` of
+    it, or the theory calls the constant a maximum there and no configuration attains it; and the families
+    claimed sharp with no configuration at all. Each with the reason; empty when every such claim is met."""
+    bad = [{"family": fam, "reason": f"no configuration approaching it for {fam}"}
+           for fam in families_ if not any(a["family"] == fam for a in attained)]
     for structure in dict.fromkeys(a["structure"] for a in attained if a["family"] in families_):
         mine = [a for a in attained if a["structure"] == structure]
+        best = max(mine, key=lambda a: a["ratio"])
         if mine[0]["maximum"] and not any(a["attained"] for a in mine):
-            best = max(mine, key=lambda a: a["ratio"])
             bad.append({**best, "reason": f"called a maximum for {structure}, but no configuration checked attains "
                                           f"it at 50 digits (best ratio {best['ratio']:.12g}, {best['config']})"})
-    for fam in families_:
-        mine = [a for a in attained if a["family"] == fam]
-        if not mine:
-            bad.append({"family": fam, "reason": f"no configuration approaching it for {fam}"})
-            continue
-        best = max(mine, key=lambda a: a["ratio"])
-        if not (best["attained"] or best["ratio"] >= SHARP_RATIO):
-            bad.append({**best, "reason": f"best approach ratio {best['ratio']:.6g} < {SHARP_RATIO} for {fam} "
+        elif not (best["attained"] or best["ratio"] >= SHARP_RATIO):
+            bad.append({**best, "reason": f"best approach ratio {best['ratio']:.6g} < {SHARP_RATIO} for {structure} "
                                           f"({best['config']})"})
     return bad
 
 
 def _constant_check(name: str) -> Any:
     def run(profile: Profile) -> Evidence:
-        fams = list(FAMILY_ORDER)
+        fams, sharp = _constant_families(name)
         valued = {fam: [(rep, cv) for rep in _structures(fam, profile)
                         if (cv := _constant_value(rep, name)) is not None] for fam in fams}
         per_family = max(15, profile.examples // (2 * max(1, sum(map(bool, valued.values())))))
@@ -653,7 +668,7 @@ def _constant_check(name: str) -> Any:
             return Evidence.checked(Status.FAILS, len(attained), "near-attaining configurations", figures, above[0],
                                     detail=f"a near-attaining configuration exceeds {name} at 50 digits: "
                                            f"{above[0]['family']} {above[0]['config']}, ratio {above[0]['ratio']:.12g}")
-        not_sharp = _not_sharp(attained)
+        not_sharp = _not_sharp(attained, sharp)
         if not_sharp:
             return Evidence.checked(Status.FAILS, len(attained), "near-attaining configurations", figures,
                                     not_sharp[0], detail=f"{name} is claimed sharp but not approached: "
@@ -727,7 +742,7 @@ def _constant_mutants(name: str) -> list[Claim]:
 
     def run(profile: Profile) -> Evidence:
         checked = 0
-        for fam in FAMILY_ORDER:
+        for fam in _constant_families(name)[0]:
             for inst, resp, text in _near_attaining(fam, name):
                 cv = _constant_value(inst, name)
                 if cv is None:
@@ -760,7 +775,7 @@ def _constant_claim(name: str) -> Claim:
         source = "reconstruction §3 (A2), INFERRED; values DERIVED (theory constants)"
     else:
         statement = (r"\sup_\theta\big\|\nabla^2_\theta J(\theta)\big\|_{op}=\tfrac1{3\sqrt3}\ (\text{softmax, every }K"
-                     r"\text{ and }C\text{; tokens }T=1\text{; a maximum for two arms})")
+                     r"\text{ and }C\text{; tokens and autoregressive }T=1\text{; a maximum for two arms})")
         title = "Smoothness of J (sup of the Hessian norm of the success rate) is valid and sharp"
         source = ("reconstruction §3 (the smoothness L of J in the step-size analysis), INFERRED; value DERIVED "
                   "(theory constants: proved for K=2, a numerical supremum for K>2)")
@@ -772,7 +787,7 @@ def _constant_claim(name: str) -> Claim:
 
 def _constant_forms(name: str) -> list[tuple[str, str]]:
     out = []
-    for fam in FAMILY_ORDER:
+    for fam in _constant_families(name)[0]:
         rep = _structures(fam, PROFILE_FOR_DOCS)[0]
         cv = _constant_value(rep, name)
         if cv is not None:
