@@ -548,14 +548,12 @@ def _near_attaining(family: str, name: str) -> list[tuple[Instance, tuple[int, .
 #: the families whose constants the claims call sharp (their statements), each with near-attaining configurations
 SHARP_FAMILIES: Final[tuple[str, ...]] = ("softmax", "tokens")
 
-#: the smoothness of J also has a closed value for the one-token autoregressive table (the softmax bandit)
-_SMOOTHNESS_FAMILIES: Final[tuple[str, ...]] = (*FAMILY_ORDER, "autoregressive")
-
 
 def _constant_families(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The families searched for the constant ``name``, and those it is claimed sharp for."""
+    """The families searched for the constant ``name``, and those it is claimed sharp for (the smoothness of J
+    also has a closed value, sharp, for the one-token autoregressive table: the softmax bandit)."""
     if name == "smoothness_J":
-        return _SMOOTHNESS_FAMILIES, ("softmax", "tokens", "autoregressive")
+        return (*FAMILY_ORDER, "autoregressive"), (*SHARP_FAMILIES, "autoregressive")
     return FAMILY_ORDER, SHARP_FAMILIES
 
 
@@ -579,7 +577,7 @@ def _approach(name: str, fams: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _not_sharp(attained: Sequence[dict[str, Any]], families_: Sequence[str] = SHARP_FAMILIES) -> list[dict[str, Any]]:
+def _not_sharp(attained: Sequence[dict[str, Any]], families_: Sequence[str]) -> list[dict[str, Any]]:
     r"""Per structure with near-attaining configurations (the constant may differ between structures of one
     family): its best configuration neither evaluates to the constant at 50 digits nor reaches ``SHARP_RATIO`` of
     it, or the theory calls the constant a maximum there and no configuration attains it; and the families
